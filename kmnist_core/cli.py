@@ -1,0 +1,303 @@
+"""``python -m kmnist_core``: the same engine as the app, from a terminal or a script.
+
+Every command validates its arguments before touching the store, and fails with one line
+on stderr and a non-zero exit code.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+from .checks import ParameterError
+from .classes import CLASSES
+from .config import VARIANTS, make_config
+from .data import DATA_DIR_ENV, DataFileError, DataUnavailableError, load_kmnist
+from .preprocess import ImageError
+from .store import HOME_ENV, RunStore, StoreError
+
+EXPECTED_ERRORS = (ParameterError, DataUnavailableError, DataFileError, StoreError, ImageError, ValueError, OSError)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m kmnist_core", description=__doc__.splitlines()[0])
+    parser.add_argument("--home", help=f"run store folder (default: ${HOME_ENV} or ./runs)")
+    parser.add_argument("--data-dir", help=f"folder with the official KMNIST files (default: ${DATA_DIR_ENV}, else tensorflow-datasets)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a variant and store the run")
+    train.add_argument("--variant", default="combined", help=f"one of: {', '.join(VARIANTS)} (default: combined)")
+    train.add_argument("--name", help="a label for the run (default: the variant)")
+    train.add_argument("--family", help="architecture: dense, cnn or bn_cnn")
+    train.add_argument("--hidden-units", type=_units, help="hidden layer sizes, e.g. 512,256")
+    train.add_argument("--dropout", type=float, help="dropout rate in [0, 1)")
+    train.add_argument("--l1", type=float, help="L1 weight penalty in [0, 0.1]")
+    train.add_argument("--l2", type=float, help="L2 weight penalty in [0, 0.1]")
+    train.add_argument("--epochs", type=int, help="passes over the training data, >= 1")
+    train.add_argument("--batch-size", type=int, help="images per step")
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--optimizer", help="adam, adamw, sgd, rmsprop or adadelta")
+    train.add_argument("--schedule", help="constant, cosine or onecycle")
+    train.add_argument("--label-smoothing", type=float)
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    train.add_argument("--full-train", action=argparse.BooleanOptionalAction, default=None,
+                       help="train on train+validation (as the final variant does)")
+    train.add_argument("--val-fraction", type=float, help="share of the training split held out, (0, 0.5]")
+    train.add_argument("--kfold", type=int, help="k-fold cross-validation with k in [2, 20]")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--json", action="store_true", help="print the finished run as JSON")
+
+    evaluate = commands.add_parser("evaluate", help="score a stored model on the test split")
+    evaluate.add_argument("run", help="run id or exact name")
+    evaluate.add_argument("--json", action="store_true")
+
+    runs = commands.add_parser("runs", help="list stored runs")
+    runs.add_argument("--json", action="store_true")
+
+    predict = commands.add_parser("predict", help="read a character from a PNG/JPG")
+    predict.add_argument("run", help="run id or exact name")
+    predict.add_argument("image", help="path to an image of one character, any size")
+    predict.add_argument("--json", action="store_true")
+
+    data = commands.add_parser("data", help="where the data comes from and counts per class")
+    data.add_argument("--json", action="store_true")
+
+    for name, text in (("stop", "stop a running run or cancel a queued one"), ("delete", "delete a run and its files")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("run", help="run id or exact name")
+    rename = commands.add_parser("rename", help="rename a run")
+    rename.add_argument("run", help="run id or exact name")
+    rename.add_argument("name")
+
+    worker = commands.add_parser("worker", help="train queued runs in the background (the app starts this)")
+    worker.add_argument("--idle-exit", type=float, default=30.0, help="seconds to wait for new runs before exiting")
+    return parser
+
+
+def _units(text):
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except EXPECTED_ERRORS as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2 if isinstance(error, ParameterError) else 1
+
+
+def _store(args) -> RunStore:
+    return RunStore(args.home)
+
+
+def cmd_train(args) -> int:
+    overrides = {k: getattr(args, k) for k in (
+        "family", "hidden_units", "dropout", "l1", "l2", "epochs", "batch_size", "learning_rate",
+        "optimizer", "schedule", "label_smoothing", "augment", "full_train", "val_fraction", "kfold", "seed")}
+    config = make_config(args.variant, **overrides)
+    dataset = load_kmnist(args.data_dir)  # fail fast, before anything is stored
+    store = _store(args)
+    run_id = store.create_run(config, name=args.name, data_dir=args.data_dir)
+    print(f"run {run_id}: {config.variant} ({config.family}) on {dataset.source}", file=sys.stderr)
+    _train_until_done(store, run_id, {args.data_dir: dataset})
+    run = store.get(run_id)
+    if args.json:
+        print(json.dumps(_run_summary(run, store), indent=2))
+    else:
+        print(_result_line(run))
+    return 0 if run.status in ("completed", "stopped") else 1
+
+
+def _train_until_done(store, run_id, datasets):
+    """Train in this process if nobody else is training; otherwise follow the run that the
+    background worker will train in queue order. Ctrl-C asks the run to stop cleanly."""
+    from .worker import drain_queue
+
+    bar = _ProgressBar()
+    previous = signal.signal(signal.SIGINT, lambda *_: store.request_stop(run_id))
+    try:
+        while not store.get(run_id).finished:
+            if not drain_queue(store, until_run=run_id, datasets=datasets, on_progress=bar.show,
+                               log=lambda m: print(m, file=sys.stderr)):
+                run = store.get(run_id)
+                bar.show_state(run)
+                time.sleep(0.5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+
+
+class _ProgressBar:
+    def __init__(self):
+        self.last = 0.0
+
+    def show(self, event):
+        self._draw(event.fraction, f"epoch {event.epoch}/{event.epochs} step {event.step}/{event.steps} "
+                                   f"loss {event.loss:.3f} acc {event.accuracy:.3f} ETA {event.eta:.0f}s",
+                   force=event.kind == "epoch")
+
+    def show_state(self, run):
+        if run.status == "queued":
+            self._draw(0.0, "queued: another training is running", force=False)
+        elif run.progress:
+            p = run.progress
+            self._draw(p["fraction"], f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.3f} ETA {p['eta']:.0f}s", force=False)
+
+    def _draw(self, fraction, text, force):
+        now = time.monotonic()
+        if not force and now - self.last < 0.2:
+            return
+        self.last = now
+        filled = int(30 * fraction)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {text}\033[K")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.last:
+            sys.stderr.write("\n")
+
+
+def cmd_evaluate(args) -> int:
+    from .inference import load_model, make_predictor
+    from .metrics import classification_metrics
+
+    store = _store(args)
+    run = store.get(store.resolve(args.run))
+    dataset = load_kmnist(args.data_dir or run.data_dir)
+    predict = make_predictor(load_model(store.model_path(run.id)))
+    metrics = classification_metrics(dataset.y_test, predict(dataset.x_test))
+    if args.json:
+        print(json.dumps({"run": run.id, "data_source": dataset.source, **metrics}, indent=2))
+    else:
+        print(f"run {run.id} ({run.name}) on {len(dataset.y_test)} test images from {dataset.source}")
+        print(f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
+              f"kappa {metrics['kappa']:.4f}  log loss {metrics['log_loss']:.4f}")
+        for row in metrics["per_class"]:
+            print(f"  {row['class']} {row['label']:<9} precision {row['precision']:.3f} "
+                  f"recall {row['recall']:.3f} F1 {row['f1']:.3f}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    store = _store(args)
+    runs = store.list_runs()
+    if args.json:
+        print(json.dumps([_run_summary(r, store) for r in runs], indent=2))
+        return 0
+    if not runs:
+        print("no runs yet: try `python -m kmnist_core train --variant combined`")
+        return 0
+    print(f"{'id':>4}  {'name':<20} {'variant':<9} {'status':<9} {'test acc':>8} {'F1':>6} {'kappa':>6} {'epochs':>6} {'time':>7}")
+    for run in runs:
+        test = (run.metrics or {}).get("test", {})
+        print(f"{run.id:>4}  {run.name[:20]:<20} {run.variant:<9} {run.status:<9} "
+              f"{_fmt(test.get('accuracy')):>8} {_fmt(test.get('macro_f1')):>6} {_fmt(test.get('kappa')):>6} "
+              f"{(run.metrics or {}).get('epochs_done', ''):>6} {_fmt(run.duration, '.0f', 's'):>7}")
+    return 0
+
+
+def _fmt(value, spec=".3f", suffix=""):
+    return "" if value is None else f"{value:{spec}}{suffix}"
+
+
+def cmd_predict(args) -> int:
+    from .inference import load_model, make_predictor, top_k
+    from .preprocess import read_image, to_kmnist
+
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    if not os.path.isfile(args.image):
+        raise ImageError(f"no such image file: {args.image}")
+    with open(args.image, "rb") as handle:
+        sample = to_kmnist(read_image(handle.read()))
+    predict = make_predictor(load_model(store.model_path(run_id)))
+    ranked = top_k(predict(sample[None])[0], 3)
+    if args.json:
+        print(json.dumps({"run": run_id, "top3": ranked}, indent=2, ensure_ascii=False))
+    else:
+        for entry in ranked:
+            print(f"{entry['hiragana']} ({entry['romaji']:<3}) {entry['probability']:6.1%}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    dataset = load_kmnist(args.data_dir)
+    counts = dataset.class_counts()
+    if args.json:
+        print(json.dumps({"source": dataset.source, "counts": counts}, indent=2))
+        return 0
+    print(f"source: {dataset.source}")
+    print(f"train: {len(dataset.y_train)} images, test: {len(dataset.y_test)} images")
+    for c in CLASSES:
+        print(f"  {c.index} {c.hiragana} {c.romaji:<3} {c.codepoint}  train {counts['train'][c.index]:>6}  test {counts['test'][c.index]:>6}")
+    return 0
+
+
+def cmd_stop(args) -> int:
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    print(f"run {run_id}: {store.request_stop(run_id)}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    store.delete(run_id)
+    print(f"run {run_id} deleted")
+    return 0
+
+
+def cmd_rename(args) -> int:
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    store.rename(run_id, args.name)
+    print(f"run {run_id} renamed to {args.name.strip()!r}")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from .worker import run_worker
+
+    run_worker(args.home or str(RunStore(None).home), idle_exit=args.idle_exit)
+    return 0
+
+
+def _run_summary(run, store) -> dict:
+    metrics = run.metrics or {}
+    model_path = store.model_path(run.id)
+    return {
+        "id": run.id, "name": run.name, "variant": run.variant, "status": run.status,
+        "config": run.config, "data_source": run.data_source, "params": run.params,
+        "created_at": run.created_at, "duration_seconds": run.duration, "error": run.error,
+        "test": {k: metrics.get("test", {}).get(k) for k in ("accuracy", "macro_f1", "kappa", "log_loss")},
+        "val": {k: metrics.get("val", {}).get(k) for k in ("accuracy", "macro_f1", "kappa", "log_loss")} if "val" in metrics else None,
+        "fit": metrics.get("fit"), "cv": metrics.get("cv"),
+        "model_path": str(model_path) if model_path.is_file() else None,
+    }
+
+
+def _result_line(run) -> str:
+    if run.status == "failed":
+        return f"run {run.id} failed: {run.error}"
+    test = (run.metrics or {}).get("test", {})
+    return (f"run {run.id} {run.status}: test accuracy {test.get('accuracy', 0):.4f}, "
+            f"macro F1 {test.get('macro_f1', 0):.4f}, kappa {test.get('kappa', 0):.4f}")
+
+
+COMMANDS = {
+    "train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "predict": cmd_predict,
+    "data": cmd_data, "stop": cmd_stop, "delete": cmd_delete, "rename": cmd_rename, "worker": cmd_worker,
+}

@@ -1,0 +1,61 @@
+"""Loading saved models safely and predicting fast enough for a canvas.
+
+Models are loaded with Keras ``safe_mode=True``: a ``.keras`` file that carries code
+(a Lambda layer, a pickled function) is refused instead of executed.
+"""
+
+import os
+import zipfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from .classes import CLASSES, NUM_CLASSES  # noqa: E402
+
+
+class ModelLoadError(RuntimeError):
+    """A model file is missing, damaged, of the wrong kind, or unsafe to load."""
+
+
+def load_model(path) -> keras.Model:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path.name} is missing; the run may have failed before saving")
+    if not zipfile.is_zipfile(path):
+        raise ModelLoadError(f"{path.name} is not a Keras model file (damaged or truncated)")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for bad archives and unsafe content
+        reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        raise ModelLoadError(f"{path.name} cannot be loaded safely: {reason}") from None
+    if tuple(model.input_shape[1:]) != (28, 28) or tuple(model.output_shape[1:]) != (NUM_CLASSES,):
+        raise ModelLoadError(
+            f"{path.name} is not a KMNIST classifier (input {model.input_shape}, output {model.output_shape})"
+        )
+    return model
+
+
+def make_predictor(model: keras.Model):
+    """A compiled forward pass: (N, 28, 28) uint8/float -> (N, 10) probabilities.
+    One traced graph per model instead of ``model.predict``'s per-call setup."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)], reduce_retracing=True)
+    def forward(images):
+        return model(images, training=False)
+
+    def predict(images) -> np.ndarray:
+        batch = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
+        return forward(tf.constant(batch)).numpy()
+
+    predict(np.zeros((1, 28, 28), np.float32))  # trace now, not on the first stroke
+    return predict
+
+
+def top_k(probabilities: np.ndarray, k: int = 3) -> list:
+    order = np.argsort(-probabilities)[:k]
+    return [{"class": int(i), "hiragana": CLASSES[i].hiragana, "romaji": CLASSES[i].romaji,
+             "probability": float(probabilities[i])} for i in order]

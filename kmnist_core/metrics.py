@@ -1,0 +1,83 @@
+"""Scores for a set of predictions, and the fit verdict a learner reads first.
+
+Everything here takes plain arrays (true labels, predicted probabilities), so the app can
+recompute or compare without TensorFlow."""
+
+import numpy as np
+from sklearn import metrics as skm
+
+from .checks import check_int
+from .classes import CLASSES, NUM_CLASSES
+
+LABELS = list(range(NUM_CLASSES))
+
+
+def classification_metrics(y_true, proba) -> dict:
+    y_true, proba = _check(y_true, proba)
+    y_pred = proba.argmax(axis=1)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=LABELS, zero_division=0
+    )
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=LABELS, average="macro", zero_division=0)),
+        "kappa": float(skm.cohen_kappa_score(y_true, y_pred, labels=LABELS)),
+        "log_loss": float(skm.log_loss(y_true, _normalised(proba), labels=LABELS)),
+        "per_class": [
+            {"class": c.index, "label": c.label, "precision": float(p), "recall": float(r),
+             "f1": float(f), "support": int(s)}
+            for c, p, r, f, s in zip(CLASSES, precision, recall, f1, support)
+        ],
+        "confusion": skm.confusion_matrix(y_true, y_pred, labels=LABELS).tolist(),
+    }
+
+
+def fit_verdict(train_accuracy, val_accuracy, train_loss, val_loss) -> tuple:
+    """("underfitting" | "overfitting" | "good fit", the numbers behind it).
+
+    Underfitting: the model cannot even fit its training data (train accuracy < 90%).
+    Overfitting: validation loss exceeds training loss by more than 0.25 nats, or
+    validation accuracy trails training accuracy by more than 5 points.
+    Thresholds are set for KMNIST, where a good dense model reaches ~90%.
+    """
+    gap_loss = val_loss - train_loss
+    gap_acc = train_accuracy - val_accuracy
+    numbers = (f"train acc {train_accuracy:.1%}, val acc {val_accuracy:.1%}, "
+               f"val−train loss {gap_loss:+.3f}")
+    if train_accuracy < 0.90:
+        return "underfitting", numbers
+    if gap_loss > 0.25 or gap_acc > 0.05:
+        return "overfitting", numbers
+    return "good fit", numbers
+
+
+def confident_mistakes(y_true, proba, n=12) -> list:
+    """Indices of the wrong predictions the model was most sure of, most confident first."""
+    y_true, proba = _check(y_true, proba)
+    check_int("n", n, 1, 1000)
+    y_pred = proba.argmax(axis=1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    order = wrong[np.argsort(-proba[wrong, y_pred[wrong]], kind="stable")][:n]
+    return [
+        {"index": int(i), "true": int(y_true[i]), "predicted": int(y_pred[i]),
+         "confidence": float(proba[i, y_pred[i]])}
+        for i in order
+    ]
+
+
+def _normalised(proba):
+    """float32 softmax rows sum to 1 only up to rounding; log loss insists on exactly 1."""
+    clipped = np.clip(proba, 1e-7, 1.0)
+    return clipped / clipped.sum(axis=1, keepdims=True)
+
+
+def _check(y_true, proba):
+    y_true = np.asarray(y_true).astype(np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[1] != NUM_CLASSES or len(proba) != len(y_true) or len(y_true) == 0:
+        raise ValueError(
+            f"proba must have shape (len(y_true), {NUM_CLASSES}) with len(y_true) > 0; "
+            f"got y_true {y_true.shape} and proba {proba.shape}"
+        )
+    return y_true, proba

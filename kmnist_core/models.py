@@ -1,0 +1,62 @@
+"""Model builders for the three architecture families.
+
+Every model takes raw (N, 28, 28) pixel values in [0, 255] and rescales inside the graph,
+so a saved ``.keras`` file is usable by plain Keras with no preprocessing code of ours.
+"""
+
+import keras
+from keras import layers, regularizers
+
+from .classes import NUM_CLASSES
+from .config import TrainConfig
+
+
+def build_model(config: TrainConfig) -> keras.Model:
+    regularizer = regularizers.L1L2(config.l1, config.l2) if (config.l1 or config.l2) else None
+    inputs = keras.Input(shape=(28, 28), name="image")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    if config.family == "dense":
+        x = layers.Flatten()(x)
+    else:
+        x = layers.Reshape((28, 28, 1))(x)
+        if config.augment:
+            x = _augmentation(config.seed)(x)
+        x = _conv_stack(x, config.family, regularizer)
+    for units in config.hidden_units:
+        x = layers.Dense(units, activation="relu", kernel_regularizer=regularizer)(x)
+        if config.dropout:
+            x = layers.Dropout(config.dropout, seed=config.seed)(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"{config.variant}_{config.family}")
+
+
+def _conv_stack(x, family, regularizer):
+    if family == "cnn":  # the KMNIST repository's simple Keras CNN
+        x = layers.Conv2D(32, 3, activation="relu", kernel_regularizer=regularizer)(x)
+        x = layers.Conv2D(64, 3, activation="relu", kernel_regularizer=regularizer)(x)
+        x = layers.MaxPooling2D()(x)
+        return layers.Flatten()(x)
+    for filters in (32, 64, 128):  # bn_cnn: conv-BN-ReLU pairs, pooled after each block
+        for _ in range(2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D()(x) if filters != 128 else layers.GlobalAveragePooling2D()(x)
+    return x
+
+
+def _augmentation(seed):
+    """Small shifts, rotations and zooms: what varies between two hands writing one kana.
+    No flips: a mirrored character is a different (or no) character."""
+    return keras.Sequential(
+        [
+            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+            layers.RandomRotation(0.05, fill_mode="constant", seed=seed),
+            layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def count_parameters(model: keras.Model) -> int:
+    return int(model.count_params())

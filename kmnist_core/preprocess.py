@@ -1,0 +1,138 @@
+"""Turning a drawing or an uploaded picture into what the model was trained on.
+
+KMNIST samples are 28×28, white ink on black, the character filling the frame (median
+ink box: 28 px tall, 22 px wide) with its centre of mass near (13.9, 13.3). A canvas
+drawing is black on white, far larger, anywhere on the canvas. We crop to the ink, scale
+the longer side to the dataset's size, and place the centre of mass where the dataset has
+it. Pure NumPy + Pillow, so the app can preprocess without TensorFlow.
+"""
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .checks import check_float, check_int
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_PIXELS = 25_000_000
+INK_THRESHOLD = 0.15  # ink level (0..1) that counts as part of the character
+TARGET_SIZE = 26  # longer side of the ink box after scaling (KMNIST median is 26-28)
+TARGET_CENTRE = (13.9, 13.3)  # (row, column) centre of mass in KMNIST, from kmnist-mini
+
+
+class ImageError(ValueError):
+    """The picture cannot be used; the message says why in plain words."""
+
+
+class EmptyImageError(ImageError):
+    """No character in the picture (blank canvas, blank upload)."""
+
+
+def read_image(data: bytes) -> np.ndarray:
+    """Decode an uploaded file into a float ink map (H, W) in [0, 1], ink = 1."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise ImageError(f"expected the file's bytes, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ImageError("the file is empty (0 bytes)")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ImageError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageError(f"the image is {image.width}×{image.height} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
+            image.seek(0)  # first frame of an animation
+            image.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("the file is not an image this app can read (PNG, JPEG, GIF, BMP or WebP)") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise ImageError(f"the image is damaged or truncated ({error})") from None
+    return ink_map(_to_rgba_array(image))
+
+
+def _to_rgba_array(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / float greyscale
+        values = np.asarray(image, dtype=np.float64)
+        span = values.max() - values.min()
+        grey = np.zeros_like(values) if span == 0 else (values - values.min()) / span * 255
+        image = Image.fromarray(grey.astype(np.uint8), "L")
+    if image.mode == "CMYK":
+        image = image.convert("RGB")
+    return np.asarray(ImageOps.exif_transpose(image).convert("RGBA"))
+
+
+def ink_map(pixels: np.ndarray) -> np.ndarray:
+    """Any greyscale, RGB or RGBA array -> float ink (H, W) in [0, 1].
+
+    Transparent pixels count as background (the canvas's empty area). The background is
+    whichever of light or dark dominates the border, so black-on-white drawings and
+    white-on-black KMNIST-style images both work.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4) or min(pixels.shape[:2]) < 1:
+        raise ImageError(f"expected an image array (H, W), (H, W, 3) or (H, W, 4), got shape {pixels.shape}")
+    values = pixels.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ImageError("the image contains non-finite values")
+    if pixels.dtype != np.uint8:
+        values = np.clip(values, 0, 255)
+    channels = values.shape[2]
+    grey = values[..., 0] if channels < 3 else values[..., :3] @ np.array([0.299, 0.587, 0.114])
+    if channels == 4:
+        alpha = values[..., 3] / 255.0
+        if _border(alpha).mean() < 0.5:  # transparent paper: composite onto the opposite of the ink
+            strokes = alpha > 0.5
+            dark_ink = not strokes.any() or np.median(grey[strokes]) < 128
+            paper = 255.0 if dark_ink else 0.0
+        else:
+            paper = 255.0
+        grey = grey * alpha + paper * (1 - alpha)
+    light_background = np.median(_border(grey)) >= 128
+    ink = (255 - grey) / 255 if light_background else grey / 255
+    return np.clip(ink, 0, 1).astype(np.float32)
+
+
+def _border(array):
+    return np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
+
+
+def to_kmnist(ink: np.ndarray, size=TARGET_SIZE, centre=TARGET_CENTRE) -> np.ndarray:
+    """Crop, scale and centre an ink map like a KMNIST sample: uint8 (28, 28), ink white."""
+    size = check_int("size", size, 8, 28)
+    check_float("centre[0]", centre[0], 4, 24)
+    check_float("centre[1]", centre[1], 4, 24)
+    ink = np.asarray(ink, dtype=np.float32)
+    if ink.ndim != 2:
+        raise ImageError(f"expected a 2-D ink map, got shape {ink.shape}")
+    mask = ink > INK_THRESHOLD
+    if mask.sum() < 3:
+        raise EmptyImageError("there is no character to read: draw a character (or upload one)")
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    scale = size / max(crop.shape)
+    height, width = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    small = Image.fromarray((crop * 255).astype(np.uint8), "L").resize((width, height), Image.Resampling.LANCZOS)
+    small = np.asarray(small, dtype=np.float32)
+    if small.max() <= 0:
+        raise EmptyImageError("the marks are too faint to read: draw a character with a thicker pen")
+    small = np.clip(small / np.percentile(small[small > 0], 99), 0, 1)  # full-strength ink, like the dataset
+    # Put the centre of mass where the dataset has it, keeping the whole box in frame.
+    r_idx, c_idx = np.indices(small.shape)
+    mass = small.sum()
+    top = int(np.clip(round(centre[0] - (small * r_idx).sum() / mass), 0, 28 - height))
+    left = int(np.clip(round(centre[1] - (small * c_idx).sum() / mass), 0, 28 - width))
+    sample = np.zeros((28, 28), np.float32)
+    sample[top: top + height, left: left + width] = small
+    return (sample * 255).round().astype(np.uint8)
+
+
+def prepare(pixels) -> np.ndarray:
+    """Canvas or image array -> KMNIST-like uint8 (28, 28). Raises EmptyImageError."""
+    return to_kmnist(ink_map(pixels))
