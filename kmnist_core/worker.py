@@ -6,7 +6,6 @@ training on the machine's two cores. The app starts this as a detached process
 server restarts; the CLI's ``train`` runs the same loop in the foreground.
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -63,7 +62,7 @@ def ensure_worker(home, idle_exit=30.0) -> bool:
             [sys.executable, "-m", "kmnist_core", "--home", str(store.home), "worker",
              "--idle-exit", str(idle_exit)],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=dict(os.environ),
+            start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
         )
     return True
 
