@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--family", help="architecture: dense, cnn or bn_cnn")
     train.add_argument("--hidden-units", type=_units, help="hidden layer sizes, e.g. 512,256")
     train.add_argument("--dropout", type=float, help="dropout rate in [0, 1)")
+    train.add_argument("--input-dropout", type=float, help="dropout rate on the pixels in [0, 1)")
     train.add_argument("--l1", type=float, help="L1 weight penalty in [0, 0.1]")
     train.add_argument("--l2", type=float, help="L2 weight penalty in [0, 0.1]")
     train.add_argument("--epochs", type=int, help="passes over the training data, >= 1")
@@ -89,7 +90,10 @@ def _units(text):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_request:  # --help, or a one-line usage error already printed
+        return exit_request.code
     try:
         return COMMANDS[args.command](args)
     except EXPECTED_ERRORS as error:
@@ -104,7 +108,7 @@ def _store(args) -> RunStore:
 
 def cmd_train(args) -> int:
     overrides = {k: getattr(args, k) for k in (
-        "family", "hidden_units", "dropout", "l1", "l2", "epochs", "batch_size", "learning_rate",
+        "family", "hidden_units", "dropout", "input_dropout", "l1", "l2", "epochs", "batch_size", "learning_rate",
         "optimizer", "schedule", "label_smoothing", "augment", "full_train", "val_fraction", "kfold", "seed")}
     config = make_config(args.variant, **overrides)
     dataset = load_kmnist(args.data_dir)  # fail fast, before anything is stored

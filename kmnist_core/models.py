@@ -15,6 +15,8 @@ def build_model(config: TrainConfig) -> keras.Model:
     regularizer = regularizers.L1L2(config.l1, config.l2) if (config.l1 or config.l2) else None
     inputs = keras.Input(shape=(28, 28), name="image")
     x = layers.Rescaling(1.0 / 255)(inputs)
+    if config.input_dropout:
+        x = layers.Dropout(config.input_dropout, seed=config.seed)(x)
     if config.family == "dense":
         x = layers.Flatten()(x)
     else:

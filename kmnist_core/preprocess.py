@@ -1,7 +1,8 @@
 """Turning a drawing or an uploaded picture into what the model was trained on.
 
-KMNIST samples are 28×28, white ink on black, the character filling the frame (median
-ink box: 28 px tall, 22 px wide) with its centre of mass near (13.9, 13.3). A canvas
+KMNIST samples are 28×28, white ink on black, the character filling the frame (98% of
+kmnist-mini samples span 27-28 px along their longer side; median ink box 28×22) with its
+centre of mass near (13.9, 13.3). A canvas
 drawing is black on white, far larger, anywhere on the canvas. We crop to the ink, scale
 the longer side to the dataset's size, and place the centre of mass where the dataset has
 it. Pure NumPy + Pillow, so the app can preprocess without TensorFlow.
@@ -18,7 +19,7 @@ from .checks import check_float, check_int
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 25_000_000
 INK_THRESHOLD = 0.15  # ink level (0..1) that counts as part of the character
-TARGET_SIZE = 26  # longer side of the ink box after scaling (KMNIST median is 26-28)
+TARGET_SIZE = 28  # longer side of the ink box after scaling: the dataset fills the frame
 TARGET_CENTRE = (13.9, 13.3)  # (row, column) centre of mass in KMNIST, from kmnist-mini
 
 

@@ -18,12 +18,13 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
     """Train queued runs while holding the lock. Returns False at once if another process
     holds it. Stops when run ``until_run`` has finished, or when the queue has been empty
     for ``idle_exit`` seconds. ``datasets`` caches loaded data by folder across runs."""
-    from .runner import execute_run  # TensorFlow is imported only by a process that trains
-
     datasets = {} if datasets is None else datasets
     with store.training_lock(blocking=False) as acquired:
         if not acquired:
             return False
+        # TensorFlow only once the lock is ours: a worker started while another trains
+        # exits in a fraction of a second instead of spending seconds importing it.
+        from .runner import execute_run
         for run_id in store.mark_interrupted():
             _log(log, f"run {run_id} was left running by a process that died; marked failed")
         idle_since = time.monotonic()

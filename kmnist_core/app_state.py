@@ -1,0 +1,109 @@
+"""Streamlit caches and session helpers shared by the pages.
+
+Caches hold what is slow to make and safe to share between sessions (the dataset, sample
+tiles, loaded models); ``st.session_state`` holds only what a user is doing in the UI
+(form values, the run being watched, the canvas generation). Run state itself always
+comes from the store, so every tab and every page sees the same truth.
+"""
+
+import streamlit as st
+
+from . import jobs
+from .charts import tile
+from .data import DataFileError, DataUnavailableError, examples_per_class, load_kmnist
+from .store import RunStore, default_home
+
+FORM_KEY = "train_form"  # persistent copy of the form: widget keys vanish on page switches
+VARIANT_KEY = "train_variant"
+FOCUS_KEY = "focus_run"  # the run the Train page (or an empty-state panel) is watching
+
+
+@st.cache_resource(show_spinner=False)
+def _store(home: str) -> RunStore:
+    return RunStore(home)
+
+
+def store() -> RunStore:
+    return _store(str(default_home()))
+
+
+@st.cache_resource(show_spinner="Loading KMNIST…")
+def _dataset(data_dir):
+    """cache_resource, not cache_data: the arrays are shared read-only instead of being
+    copied into every rerun (the full set is ~55 MB)."""
+    dataset = load_kmnist(data_dir)
+    for array in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
+        array.setflags(write=False)
+    return dataset
+
+
+def dataset():
+    """(Dataset, None), or (None, message) when the data cannot be loaded."""
+    try:
+        return _dataset(jobs.data_dir()), None
+    except (DataUnavailableError, DataFileError) as error:
+        return None, str(error)
+
+
+@st.cache_data(show_spinner=False)
+def class_examples(data_dir, per_class=5, seed=0) -> dict:
+    """{class index: (per_class, 28, 28)} real training images of each class."""
+    data = _dataset(data_dir)
+    return examples_per_class(data.x_train, data.y_train, per_class, seed)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def _predictor(path: str, mtime_ns: int):
+    from .inference import load_model, make_predictor  # TensorFlow: only pages that predict
+
+    return make_predictor(load_model(path))
+
+
+def predictor(run_store: RunStore, run_id: int):
+    """A fast predict function for a run's model. Keyed by the file's mtime too, so a
+    retrained or overwritten model file is loaded afresh. Raises ModelLoadError."""
+    path = run_store.model_path(run_id)
+    mtime = path.stat().st_mtime_ns if path.is_file() else 0
+    return _predictor(str(path), mtime)
+
+
+def model_runs(run_store: RunStore) -> list:
+    """Finished runs with a saved model, newest first: the ones Draw can ask."""
+    return [run for run in run_store.list_runs(statuses=("completed", "stopped"))
+            if run_store.model_path(run.id).is_file()]
+
+
+# -- the Train form ---------------------------------------------------------------------------
+def widget_key(field: str) -> str:
+    return f"train_{field}"
+
+
+def init_form(default_variant="combined") -> None:
+    """Widgets start from the remembered form (or the preset), also after a page switch."""
+    state = st.session_state
+    state.setdefault(VARIANT_KEY, default_variant)
+    state.setdefault(FORM_KEY, jobs.form_defaults(state[VARIANT_KEY]))
+    for field, value in state[FORM_KEY].items():
+        state.setdefault(widget_key(field), value)
+
+
+def reset_form() -> None:
+    """Callback (Reset button, variant change): every widget back to the preset's value."""
+    state = st.session_state
+    state[FORM_KEY] = jobs.form_defaults(state[VARIANT_KEY])
+    for field, value in state[FORM_KEY].items():
+        state[widget_key(field)] = value
+
+
+def remember_form() -> dict:
+    """Copy the widgets' values into the persistent form and return it."""
+    form = {field: st.session_state[widget_key(field)] for field in jobs.FORM_FIELDS}
+    st.session_state[FORM_KEY] = form
+    return form
+
+
+def sample_strip(data_dir, per_class=3) -> list:
+    """One tile of real images per class, for the reference strip and the class grid."""
+    examples = class_examples(data_dir, per_class)
+    return [tile(examples[index], columns=per_class) for index in sorted(examples)]
+

@@ -1,0 +1,162 @@
+"""Streamlit pieces more than one page shows: the live run monitor (progress, curves,
+Stop), a finished run's results, the queue, and the empty states that offer a next step.
+
+The monitor is a ``st.fragment`` that re-reads the store every second while anything is
+queued or running, so only it redraws, and it keeps redrawing whichever tab or page the
+user opens: the training itself lives in the background worker.
+"""
+
+import streamlit as st
+
+from . import app_state, charts, compare, jobs
+from .store import RunNotFoundError
+
+ACTIVE = ("queued", "running")
+REFRESH_SECONDS = 1.0
+DATA_FIX = (
+    "Point the app at the official KMNIST files and restart it, e.g. "
+    "`KMNIST_DATA_DIR=/path/to/kmnist streamlit run app.py` with a folder holding "
+    "kmnist-{train,test}-{imgs,labels}.npz (from https://github.com/rois-codh/kmnist)."
+)
+
+
+def data_problem(message: str) -> None:
+    st.error(f"KMNIST data is not available: {message}")
+    st.info(DATA_FIX)
+
+
+def duration(seconds) -> str:
+    seconds = int(round(seconds or 0))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def offer_quick_training(run_store, why: str) -> None:
+    """The empty state: say what is missing and offer the one-click next step."""
+    st.info(why)
+    left, right = st.columns(2)
+    if left.button("Quick-train a small model (about 15 s)", type="primary", key="quick_train"):
+        st.session_state[app_state.FOCUS_KEY] = jobs.submit_quick(run_store)
+    right.page_link("pages/train.py", label="Or choose a variant on the Train page", icon=":material/tune:")
+
+
+def live_monitor(run_store, run_id=None, show_queue=True, compact=False) -> None:
+    """Queue and one run, redrawn every second while anything waits or trains."""
+    active_at_start = bool(run_store.list_runs(statuses=ACTIVE))
+
+    @st.fragment(run_every=REFRESH_SECONDS if active_at_start else None)
+    def monitor():
+        active = run_store.list_runs(statuses=ACTIVE)
+        if active:
+            jobs.wake_worker(run_store)  # revives the queue if its worker died or idled out
+        if show_queue:
+            queue(run_store, active)
+        if run_id is not None:
+            run_view(run_store, run_id, compact)
+        if active_at_start and not active:
+            st.rerun()  # all done: redraw the whole page once (new results, no more polling)
+
+    monitor()
+
+
+def queue(run_store, active) -> None:
+    if not active:
+        return
+    st.markdown("**Queue** — one training at a time, oldest first")
+    for run in sorted(active, key=lambda r: r.id):
+        left, right = st.columns([4, 1])
+        if run.status == "running":
+            progress = run.progress or {}
+            where = f"epoch {progress['epoch']}/{progress['epochs']}" if progress else "starting"
+            left.markdown(f"▶ **#{run.id} {run.name}** — training, {where}")
+        else:
+            left.markdown(f"⏳ #{run.id} {run.name} — queued")
+            if right.button("Cancel", key=f"cancel_{run.id}"):
+                run_store.request_stop(run.id)
+                st.rerun(scope="fragment")
+
+
+def run_view(run_store, run_id, compact=False) -> None:
+    try:
+        run = run_store.get(run_id)
+    except RunNotFoundError:
+        st.info(f"Run #{run_id} no longer exists.")
+        return
+    if not compact:
+        st.subheader(f"Run #{run.id} · {run.name}")
+        st.caption(f"{run.variant} · {run.config['family']} · status: **{run.status}**")
+    if run.status == "queued":
+        waiting = [r.id for r in run_store.list_runs(statuses=ACTIVE) if r.id < run.id]
+        st.info(f"Queued: {len(waiting)} run(s) ahead of it. It starts by itself.")
+    elif run.status == "running":
+        running(run_store, run, compact)
+    elif compact:
+        st.success(f"Run #{run.id} finished ({run.status}).")
+    else:
+        results(run_store, run)
+
+
+def running(run_store, run, compact) -> None:
+    progress = run.progress or {}
+    if progress:
+        fold = f"fold {progress['fold']} · " if progress.get("fold") else ""
+        text = (f"{fold}epoch {progress['epoch']}/{progress['epochs']} · step {progress['step']}/"
+                f"{progress['steps']} · {duration(progress['elapsed'])} elapsed · ETA {duration(progress['eta'])}")
+        st.progress(min(max(progress["fraction"], 0.0), 1.0), text=text)
+    else:
+        st.progress(0.0, text="Starting: loading data and building the model…")
+    if run.stop_requested:
+        st.warning("Stopping after the current batch; the epochs so far and the model are kept.")
+    elif st.button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
+        run_store.request_stop(run.id)
+        st.warning("Stopping after the current batch; the epochs so far and the model are kept.")
+    if not compact and run.history:
+        st.plotly_chart(charts.curves_figure([("", run.history)]), key=f"live_curves_{run.id}")
+    elif not compact:
+        st.caption("The curves appear after the first epoch.")
+
+
+def results(run_store, run) -> None:
+    """A finished run: scores, verdict, curves and confusion matrix."""
+    if run.status == "failed":
+        st.error(f"This run failed: {run.error}")
+    elif run.status == "cancelled":
+        st.info("Cancelled before it started.")
+    elif run.status == "stopped":
+        st.warning("Stopped by request: the scores below are those of the partly trained model.")
+    metrics = run.metrics or {}
+    if compare.scored(run):
+        scores(run)
+    elif run.status == "stopped":
+        st.info("Stopped before the first fold finished, so there are no scores.")
+    if run.history:
+        st.plotly_chart(charts.curves_figure([("", run.history)]), key=f"curves_{run.id}")
+    if compare.scored(run):
+        st.plotly_chart(charts.confusion_figure(metrics["test"]["confusion"], "Confusion matrix (test)"),
+                        key=f"confusion_{run.id}")
+        st.caption(f"{metrics.get('epochs_done')} epochs in {duration(metrics.get('train_seconds'))} · "
+                   f"{run.params:,} parameters · data: {run.data_source}")
+
+
+def scores(run) -> None:
+    metrics = run.metrics
+    test = metrics["test"]
+    if "cv" in metrics:
+        cv = metrics["cv"]
+        st.markdown(f"**{metrics['kfold']}-fold cross-validation** (validation folds, mean ± std)")
+        a, b, c = st.columns(3)
+        a.metric("CV accuracy", compare.cv_text(cv["accuracy"]))
+        b.metric("CV macro F1", compare.cv_text(cv["macro_f1"], percent=False))
+        c.metric("CV kappa", compare.cv_text(cv["kappa"], percent=False))
+        st.caption(f"Test scores below are from the best fold's model (fold {metrics['best_fold']}).")
+    a, b, c, d = st.columns(4)
+    a.metric("Test accuracy", f"{test['accuracy']:.1%}")
+    b.metric("Macro F1", f"{test['macro_f1']:.3f}")
+    c.metric("Cohen's kappa", f"{test['kappa']:.3f}")
+    d.metric("Test loss", f"{test['log_loss']:.3f}")
+    show_verdict(run)
+
+
+def show_verdict(run) -> None:
+    found = compare.verdict(run)
+    box = st.success if found["verdict"] == "good fit" else st.warning
+    box(f"**{found['verdict'].capitalize()}.** {found['explanation']}  \n({found['numbers']})")

@@ -1,0 +1,105 @@
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kmnist_core.cli import main
+from kmnist_core.data import load_local
+from kmnist_core.store import RunStore
+
+from conftest import PROJECT_ROOT
+
+TINY = ["--variant", "overfit", "--hidden-units", "32", "--epochs", "8", "--learning-rate", "0.003"]
+
+
+def _cli(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "kmnist_core", *args], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def trained(home, synthetic_dir, capsys):
+    assert main(["--data-dir", str(synthetic_dir), "train", *TINY, "--name", "tiny", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_train_json_reports_the_finished_run(trained, home):
+    assert trained["status"] == "completed" and trained["name"] == "tiny"
+    assert trained["test"]["accuracy"] > 0.9 and trained["val"]["accuracy"] > 0.9
+    assert trained["config"]["hidden_units"] == [32]
+    assert os.path.isfile(trained["model_path"])
+    assert RunStore(home).get(trained["id"]).history[-1]["epoch"] == 8
+
+
+def test_runs_evaluate_predict_rename_delete(trained, home, synthetic_dir, capsys, tmp_path):
+    listing = _cli("runs", env={**os.environ, "KMNIST_HOME": str(home)})
+    assert listing.returncode == 0 and "tiny" in listing.stdout and "completed" in listing.stdout
+
+    assert main(["--data-dir", str(synthetic_dir), "evaluate", "tiny", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["accuracy"] == pytest.approx(trained["test"]["accuracy"])
+
+    sample = load_local(synthetic_dir).x_test[0]  # white on black, 28x28: upscale and invert it
+    picture = tmp_path / "drawing.png"
+    Image.fromarray(255 - sample).resize((200, 200)).save(picture)
+    assert main(["predict", str(trained["id"]), str(picture), "--json"]) == 0
+    top3 = json.loads(capsys.readouterr().out)["top3"]
+    assert len(top3) == 3 and top3[0]["probability"] >= top3[1]["probability"]
+
+    assert main(["rename", "tiny", "renamed"]) == 0
+    assert main(["delete", "renamed"]) == 0
+    assert RunStore(home).list_runs() == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--dropout", "1.5"], "dropout must be in [0, 1), got 1.5"),
+    (["train", "--l2", "-1"], "l2 must be in [0, 0.1], got -1"),
+    (["train", "--epochs", "0"], "epochs must be in [1, 1000], got 0"),
+    (["train", "--variant", "nope"], "variant must be one of"),
+    (["train", "--epochs", "many"], "argument --epochs: invalid int value"),
+    (["train", "--kfold", "1"], "kfold must be 0"),
+    (["evaluate", "42"], "no run with id 42"),
+    (["predict", "1", "missing.png"], "no run with id 1"),
+    (["rename", "1", "x"], "no run with id 1"),
+])
+def test_bad_input_exits_nonzero_with_one_line_and_stores_nothing(args, message, home, synthetic_dir, capsys):
+    assert main(["--data-dir", str(synthetic_dir), *args]) != 0
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+    assert not (home / "runs.sqlite").exists() or RunStore(home).list_runs() == []
+
+
+def test_missing_data_fails_fast_in_a_new_process_and_stores_nothing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "KMNIST_DATA_DIR"}
+    env.update(KMNIST_HOME=str(tmp_path / "home"), KMNIST_TFDS_DIR=str(tmp_path / "tfds"))
+    start = time.monotonic()
+    result = _cli("train", "--variant", "underfit", env=env)
+    assert time.monotonic() - start < 10
+    assert result.returncode != 0
+    assert "KMNIST_DATA_DIR" in result.stderr and "go online once" in result.stderr
+    assert not (tmp_path / "home" / "runs.sqlite").exists()
+
+
+def test_data_command_counts_per_class(synthetic_dir, capsys):
+    assert main(["--data-dir", str(synthetic_dir), "data", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"]["train"] == [20] * 10 and "npz" in report["source"]
+
+
+def test_every_command_has_help():
+    for command in ("train", "evaluate", "runs", "predict", "data", "stop", "delete", "rename", "worker"):
+        assert main([command, "--help"]) == 0
+
+
+def test_kfold_run_reports_mean_and_std(home, synthetic_dir, capsys):
+    assert main(["--data-dir", str(synthetic_dir), "train", *TINY, "--kfold", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["cv"]) == {"accuracy", "macro_f1", "kappa"}
+    assert 0.5 < result["cv"]["accuracy"]["mean"] <= 1 and result["cv"]["accuracy"]["std"] >= 0
+    run = RunStore(home).get(result["id"])
+    assert len(run.metrics["folds"]) == 3 and len(run.history) == 3 * 8

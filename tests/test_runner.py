@@ -1,0 +1,82 @@
+"""A run's life through the store: queue order, stop, failure, interruption, the
+background worker process."""
+
+import threading
+import time
+
+import pytest
+
+from kmnist_core.config import make_config
+from kmnist_core.inference import load_model
+from kmnist_core.store import RunStore
+from kmnist_core.worker import drain_queue, ensure_worker
+
+
+def _tiny(**overrides):
+    values = dict(hidden_units=(32,), epochs=3, batch_size=50)
+    values.update(overrides)
+    return make_config("overfit", **values)
+
+
+def _wait(predicate, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_queue_runs_one_at_a_time_in_order(home, synthetic_dir):
+    store = RunStore(home)
+    ids = [store.create_run(_tiny(seed=i), data_dir=synthetic_dir) for i in range(3)]
+    assert drain_queue(store) is True
+    runs = [store.get(i) for i in ids]
+    assert [r.status for r in runs] == ["completed"] * 3
+    for earlier, later in zip(runs, runs[1:]):
+        assert earlier.finished_at <= later.started_at  # never two at once
+    assert all(store.model_path(i).is_file() and store.load_array(i, "test_proba").shape == (50, 10) for i in ids)
+    metrics = runs[0].metrics
+    assert {"test", "val", "train", "fit", "train_seconds", "epochs_done"} <= set(metrics)
+    assert metrics["fit"]["verdict"] in ("underfitting", "overfitting", "good fit")
+
+
+def test_stop_keeps_partial_history_and_a_loadable_model(home, synthetic_dir):
+    store = RunStore(home)
+    run_id = store.create_run(_tiny(epochs=400), data_dir=synthetic_dir)
+    worker = threading.Thread(target=drain_queue, args=(store,))
+    worker.start()
+    assert _wait(lambda: len(store.get(run_id).history) >= 2)
+    store.request_stop(run_id)
+    worker.join(timeout=30)
+    run = store.get(run_id)
+    assert run.status == "stopped" and 2 <= len(run.history) < 400
+    assert run.metrics["epochs_done"] == len(run.history)
+    assert load_model(store.model_path(run_id)).output_shape == (None, 10)
+
+
+def test_a_failing_run_is_recorded_and_the_queue_goes_on(home, synthetic_dir, tmp_path):
+    store = RunStore(home)
+    broken = store.create_run(_tiny(), data_dir=tmp_path / "no-such-folder")
+    fine = store.create_run(_tiny(), data_dir=synthetic_dir)
+    drain_queue(store)
+    assert store.get(broken).status == "failed" and "does not exist" in store.get(broken).error
+    assert store.get(fine).status == "completed"
+
+
+def test_runs_left_running_by_a_dead_process_are_marked_failed(home, synthetic_dir):
+    store = RunStore(home)
+    orphan = store.create_run(_tiny(), data_dir=synthetic_dir)
+    store.claim_next()  # "running", but nobody holds the training lock
+    drain_queue(store)
+    assert store.get(orphan).status == "failed" and "interrupted" in store.get(orphan).error
+
+
+def test_background_worker_process_trains_the_queue(home, synthetic_dir):
+    store = RunStore(home)
+    run_id = store.create_run(_tiny(), data_dir=synthetic_dir)
+    assert ensure_worker(home, idle_exit=1.0) is True
+    assert _wait(lambda: store.get(run_id).finished, timeout=120), (home / "worker.log").read_text()
+    assert store.get(run_id).status == "completed"
+    assert _wait(lambda: not store.trainer_active(), timeout=30)  # it exits when idle
+    assert ensure_worker(home) is False  # nothing queued: nothing started

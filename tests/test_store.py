@@ -1,0 +1,176 @@
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from kmnist_core.checks import ParameterError
+from kmnist_core.config import make_config
+from kmnist_core.store import RunNotFoundError, RunStore, StoreError, check_run_id
+
+from conftest import PROJECT_ROOT
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "home")
+
+
+def test_runs_persist_across_store_instances(store):
+    run_id = store.create_run(make_config("dropout", epochs=2), name="my dropout run")
+    store.append_epoch(run_id, {"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4, "elapsed": 1.0})
+    store.finish(run_id, "completed", metrics={"test": {"accuracy": 0.9}})
+    reopened = RunStore(store.home).get(run_id)
+    assert reopened.name == "my dropout run" and reopened.status == "completed"
+    assert reopened.config["epochs"] == 2 and reopened.metrics["test"]["accuracy"] == 0.9
+    assert reopened.history == [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4, "elapsed": 1.0}]
+
+
+def test_queue_is_claimed_oldest_first(store):
+    ids = [store.create_run(make_config(v)) for v in ("underfit", "overfit", "dropout")]
+    store.request_stop(ids[1])  # cancel the middle one
+    assert store.claim_next().id == ids[0]
+    assert store.claim_next().id == ids[2]
+    assert store.claim_next() is None
+    assert [store.get(i).status for i in ids] == ["running", "cancelled", "running"]
+
+
+def test_stop_request_reaches_a_running_run(store):
+    run_id = store.create_run(make_config("overfit"))
+    store.claim_next()
+    assert not store.stop_requested(run_id)
+    assert store.request_stop(run_id) == "stopping"
+    assert store.stop_requested(run_id)
+
+
+def test_rename_and_delete(store):
+    run_id = store.create_run(make_config("l1l2"))
+    store.save_array(run_id, "test_proba", np.ones((2, 10)))
+    store.rename(run_id, "  renamed  ")
+    assert store.get(run_id).name == "renamed"
+    assert store.resolve("renamed") == run_id
+    store.delete(run_id)
+    assert not store.run_dir(run_id).exists()
+    with pytest.raises(RunNotFoundError):
+        store.get(run_id)
+
+
+def test_a_running_run_cannot_be_deleted(store):
+    run_id = store.create_run(make_config("l1l2"))
+    store.claim_next()
+    with pytest.raises(StoreError, match="stop it before deleting"):
+        store.delete(run_id)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b", "x\0y", "tab\there", "é" * 81, "", "   "])
+def test_names_are_labels_never_paths(store, name):
+    run_id = store.create_run(make_config("underfit"))
+    if len(name.strip()) in range(1, 81) and "\0" not in name and "\t" not in name:
+        store.rename(run_id, name)
+        assert store.run_dir(run_id).name == f"run-{run_id:06d}"
+    else:
+        with pytest.raises(ParameterError, match="name"):
+            store.rename(run_id, name)
+
+
+def test_path_like_names_stay_inside_the_store(store, tmp_path):
+    run_id = store.create_run(make_config("underfit"), name="../../escape")
+    store.save_array(run_id, "test_proba", np.zeros((1, 10)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+    assert {p.parent.name for p in store.home.rglob("*.npy")} == {f"run-{run_id:06d}"}
+
+
+@pytest.mark.parametrize("bad", ["../1", "1/..", -1, 0, "abc", 1.5, None, True, "1; DROP TABLE runs"])
+def test_run_ids_must_be_positive_integers(bad):
+    with pytest.raises(ParameterError, match="run_id must be a positive integer"):
+        check_run_id(bad)
+
+
+def test_array_names_are_a_fixed_set(store):
+    with pytest.raises(ParameterError):
+        store.save_array(1, "../../x", np.zeros(1))
+    assert store.load_array(1, "../../x") is None
+
+
+def test_interrupted_write_leaves_the_previous_file(store, monkeypatch):
+    store.save_array(1, "test_proba", np.full((2, 10), 0.1))
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", crash)
+    with pytest.raises(OSError):
+        store.save_array(1, "test_proba", np.zeros((2, 10)))
+    np.testing.assert_array_equal(store.load_array(1, "test_proba"), np.full((2, 10), 0.1))
+
+
+def test_a_garbage_database_gets_a_clear_error(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "runs.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable run database.*Move it aside"):
+        RunStore(home)
+
+
+def test_an_empty_database_file_is_initialised(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "runs.sqlite").write_bytes(b"")
+    assert RunStore(home).list_runs() == []
+
+
+def test_interrupted_runs_are_marked_failed_with_history_kept(store):
+    run_id = store.create_run(make_config("overfit"))
+    store.claim_next()
+    store.append_epoch(run_id, {"epoch": 1, "loss": 0.5})
+    assert store.mark_interrupted() == [run_id]
+    run = store.get(run_id)
+    assert run.status == "failed" and "interrupted" in run.error and len(run.history) == 1
+
+
+def test_training_lock_is_exclusive_across_processes(store):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            sys.path.insert(0, {str(PROJECT_ROOT)!r})
+            from kmnist_core.store import RunStore
+            with RunStore({str(store.home)!r}).training_lock() as got:
+                print(got, flush=True)
+                time.sleep(30)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        assert store.trainer_active()
+        with store.training_lock(blocking=False) as acquired:
+            assert acquired is False
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not store.trainer_active()  # the OS released the dead holder's lock
+
+
+def test_readers_see_consistent_data_while_another_process_writes(store):
+    run_id = store.create_run(make_config("overfit"))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys
+            sys.path.insert(0, {str(PROJECT_ROOT)!r})
+            from kmnist_core.store import RunStore
+            store = RunStore({str(store.home)!r})
+            for epoch in range(1, 201):
+                store.append_epoch({run_id}, {{"epoch": epoch, "loss": 1.0 / epoch}})
+                store.update({run_id}, progress={{"epoch": epoch}})
+        """)],
+    )
+    seen = []
+    while writer.poll() is None:
+        run = store.get(run_id)
+        epochs = [h["epoch"] for h in run.history]
+        assert epochs == list(range(1, len(epochs) + 1))  # never a gap or a half-written row
+        seen.append(len(epochs))
+    assert writer.returncode == 0
+    assert len(store.get(run_id).history) == 200
+    assert seen == sorted(seen)
