@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kmnist_core.data import load_local
+from kmnist_core.fidelity import drawn_versions
 from kmnist_core.store import RunStore
 from kmnist_core.study import enqueue_study, summary_row
 from kmnist_core.worker import drain_queue
@@ -52,3 +53,15 @@ def test_saved_model_loads_in_plain_keras_and_scores_the_same(study, mini_dir):
     predicted = model.predict(dataset.x_test.astype("float32"), verbose=0).argmax(axis=1)
     accuracy = float(np.mean(predicted == dataset.y_test))
     assert accuracy == pytest.approx(run.metrics["test"]["accuracy"], abs=1e-9)
+
+
+def test_drawings_are_read_almost_as_well_as_dataset_images(study, mini_dir):
+    """Real test images re-drawn as canvas input (any place, any size, thin to very thick
+    pens) and preprocessed back: accuracy stays within 3 points of the originals."""
+    store, runs = study
+    model = keras.saving.load_model(store.model_path(runs["combined"].id))
+    dataset = load_local(mini_dir)
+    images, labels = dataset.x_test[:1000], dataset.y_test[:1000]
+    original = np.mean(model.predict(images.astype("float32"), verbose=0).argmax(axis=1) == labels)
+    drawn = np.mean(model.predict(drawn_versions(images).astype("float32"), verbose=0).argmax(axis=1) == labels)
+    assert original - drawn <= 0.03, (original, drawn)
