@@ -102,8 +102,29 @@ def remember_form() -> dict:
     return form
 
 
-def sample_strip(data_dir, per_class=3) -> list:
-    """One tile of real images per class, for the reference strip and the class grid."""
-    examples = class_examples(data_dir, per_class)
-    return [tile(examples[index], columns=per_class) for index in sorted(examples)]
+def sample_strip(per_class=3, columns=None) -> list:
+    """One tile of real images per class (in a row, or ``columns`` wide), for the
+    reference strip and the class grid."""
+    examples = class_examples(jobs.data_dir(), per_class)
+    return [tile(examples[index], columns=columns or per_class) for index in sorted(examples)]
 
+
+
+# -- starting trainings (button callbacks: they run before the page redraws) ---------------------
+VIEW_KEY = "train_view"  # the run picked in the Train page's run selector
+
+
+def watch(run_id: int) -> None:
+    st.session_state[FOCUS_KEY] = run_id
+    st.session_state[VIEW_KEY] = run_id
+
+
+def start_training() -> None:
+    """Queue the form's configuration (the button is disabled while it is invalid)."""
+    config = jobs.config_from_form(st.session_state[VARIANT_KEY], remember_form())
+    watch(jobs.submit(store(), config))
+
+
+def start_study() -> None:
+    """Queue underfit → final with the form's shared settings; watch the first."""
+    watch(jobs.submit_study(store(), remember_form())[0])

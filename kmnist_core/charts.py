@@ -41,14 +41,16 @@ def curves_figure(series, height=340) -> go.Figure:
     return figure
 
 
-def confusion_figure(confusion, title="", height=360) -> go.Figure:
+def confusion_figure(confusion, title="", height=360, compact=False) -> go.Figure:
     """Counts on a colour scale of the row share (recall), so rare and common classes read
-    alike; rows are the true class, columns the prediction, labelled in hiragana."""
+    alike; rows are the true class, columns the prediction, labelled in hiragana (without
+    romaji when ``compact``, for matrices shown three abreast)."""
     counts = np.asarray(confusion, dtype=int)
     totals = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    labels = KANA if compact else KANA_LABELS
     figure = go.Figure(go.Heatmap(
-        z=share, x=KANA_LABELS, y=KANA_LABELS, text=counts, texttemplate="%{text}",
+        z=share, x=labels, y=labels, text=counts, texttemplate="%{text}",
         colorscale="Blues", zmin=0, zmax=1, showscale=False,
         hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images (%{z:.0%} of the row)<extra></extra>",
     ))

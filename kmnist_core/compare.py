@@ -3,7 +3,6 @@ per run, the fit verdict with its numbers, and the most confident mistakes."""
 
 from .classes import CLASSES
 from .config import STUDY_ORDER
-from .metrics import confident_mistakes
 
 MAX_RUNS = 6
 
@@ -28,17 +27,16 @@ def default_selection(runs, limit=MAX_RUNS) -> list:
 
 def verdict(run) -> dict:
     """The fit verdict and the numbers that justify it, worded for a learner."""
-    fit, train = run.metrics["fit"], run.metrics["train"]
-    heldout = run.metrics[fit["heldout"]]
+    fit = run.metrics["fit"]
     name = "validation" if fit["heldout"] == "val" else "test"
     explanation = {
-        "underfitting": f"It reaches only {train['accuracy']:.1%} on its own training images "
-                        f"(below 90%): too little capacity or training to fit them.",
-        "overfitting": f"It fits its training images ({train['accuracy']:.1%}) much better than unseen "
-                       f"{name} images ({heldout['accuracy']:.1%}): the gap is "
-                       f"{fit['accuracy_gap']:+.1%} in accuracy and {fit['loss_gap']:+.3f} in loss.",
-        "good fit": f"It fits its training images ({train['accuracy']:.1%}) and unseen {name} "
-                    f"images ({heldout['accuracy']:.1%}) about equally well.",
+        "underfitting": "It cannot even fit its own training images (train accuracy below 90%): "
+                        "it needs more capacity, more epochs or less regularization.",
+        "overfitting": f"It does much better on its training images than on unseen {name} images "
+                       f"(accuracy gap {fit['accuracy_gap']:+.1%}, loss gap {fit['loss_gap']:+.3f}; "
+                       f"over 5 points or 0.25 counts as overfitting): it memorises.",
+        "good fit": f"It scores about as well on unseen {name} images as on its training images, "
+                    f"and fits those well.",
     }[fit["verdict"]]
     return {"verdict": fit["verdict"], "explanation": explanation, "numbers": fit["reason"]}
 
@@ -50,9 +48,9 @@ def table_rows(runs) -> list:
         metrics, test = run.metrics, run.metrics["test"]
         row = {
             "run": run_label(run), "variant": run.variant, "status": run.status,
-            "test accuracy": test["accuracy"], "macro F1": test["macro_f1"],
+            "test accuracy %": 100 * test["accuracy"], "macro F1": test["macro_f1"],
             "Cohen's kappa": test["kappa"], "test loss": test["log_loss"],
-            "train−held-out accuracy gap": metrics["fit"]["accuracy_gap"],
+            "train−held-out accuracy gap %": 100 * metrics["fit"]["accuracy_gap"],
             "held-out−train loss gap": metrics["fit"]["loss_gap"],
             "epochs": metrics.get("epochs_done"),
             "training time (s)": round(metrics.get("train_seconds", 0.0), 1),
@@ -75,6 +73,8 @@ def cv_text(summary, percent=True) -> str:
 def mistakes(y_test, test_proba, count=8):
     """The most confident wrong test predictions with class names, or None when the stored
     predictions do not belong to this test split (a run trained on other data)."""
+    from .metrics import confident_mistakes  # scikit-learn: not needed to open the Home page
+
     if test_proba is None or len(test_proba) != len(y_test):
         return None
     return [

@@ -39,23 +39,51 @@ def offer_quick_training(run_store, why: str) -> None:
     right.page_link("pages/train.py", label="Or choose a variant on the Train page", icon=":material/tune:")
 
 
-def live_monitor(run_store, run_id=None, show_queue=True, compact=False) -> None:
-    """Queue and one run, redrawn every second while anything waits or trains."""
+def polled(run_store, body) -> None:
+    """Draw ``body(active_runs)`` in a fragment that redraws every second while any run
+    is queued or running, and revives the worker if it is missing."""
     active_at_start = bool(run_store.list_runs(statuses=ACTIVE))
 
     @st.fragment(run_every=REFRESH_SECONDS if active_at_start else None)
-    def monitor():
+    def fragment():
         active = run_store.list_runs(statuses=ACTIVE)
         if active:
             jobs.wake_worker(run_store)  # revives the queue if its worker died or idled out
-        if show_queue:
-            queue(run_store, active)
-        if run_id is not None:
-            run_view(run_store, run_id, compact)
+        body(active)
         if active_at_start and not active:
             st.rerun()  # all done: redraw the whole page once (new results, no more polling)
 
-    monitor()
+    fragment()
+
+
+def live_monitor(run_store, run_id=None, compact=False) -> None:
+    """The queue and one run (an empty state's quick training), kept up to date."""
+    def body(active):
+        queue(run_store, active)
+        if run_id is not None:
+            run_view(run_store, run_id, compact)
+
+    polled(run_store, body)
+
+
+def run_browser(run_store, view_key) -> None:
+    """The Train page's right side: the queue, a run picker and the picked run, all inside
+    the fragment so statuses in the picker stay current too."""
+    def body(active):
+        queue(run_store, active)
+        runs = run_store.list_runs()
+        if not runs:
+            st.info("No runs yet. Adjust the settings and press **Start training**, or **Train all "
+                    "variants** to queue the whole study. Training goes on in the background while "
+                    "you switch pages or close the tab.")
+            return
+        labels = {run.id: f"#{run.id} {run.name} — {run.status}" for run in runs}
+        if st.session_state.get(view_key) not in labels:
+            st.session_state[view_key] = runs[0].id
+        shown = st.selectbox("Show run", list(labels), format_func=labels.get, key=view_key)
+        run_view(run_store, shown)
+
+    polled(run_store, body)
 
 
 def queue(run_store, active) -> None:
@@ -70,9 +98,7 @@ def queue(run_store, active) -> None:
             left.markdown(f"▶ **#{run.id} {run.name}** — training, {where}")
         else:
             left.markdown(f"⏳ #{run.id} {run.name} — queued")
-            if right.button("Cancel", key=f"cancel_{run.id}"):
-                run_store.request_stop(run.id)
-                st.rerun(scope="fragment")
+            right.button("Cancel", key=f"cancel_{run.id}", on_click=run_store.request_stop, args=(run.id,))
 
 
 def run_view(run_store, run_id, compact=False) -> None:
@@ -92,7 +118,7 @@ def run_view(run_store, run_id, compact=False) -> None:
     elif compact:
         st.success(f"Run #{run.id} finished ({run.status}).")
     else:
-        results(run_store, run)
+        results(run)
 
 
 def running(run_store, run, compact) -> None:
@@ -106,16 +132,16 @@ def running(run_store, run, compact) -> None:
         st.progress(0.0, text="Starting: loading data and building the model…")
     if run.stop_requested:
         st.warning("Stopping after the current batch; the epochs so far and the model are kept.")
-    elif st.button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:"):
-        run_store.request_stop(run.id)
-        st.warning("Stopping after the current batch; the epochs so far and the model are kept.")
+    else:
+        st.button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:",
+                  on_click=run_store.request_stop, args=(run.id,))
     if not compact and run.history:
         st.plotly_chart(charts.curves_figure([("", run.history)]), key=f"live_curves_{run.id}")
     elif not compact:
         st.caption("The curves appear after the first epoch.")
 
 
-def results(run_store, run) -> None:
+def results(run) -> None:
     """A finished run: scores, verdict, curves and confusion matrix."""
     if run.status == "failed":
         st.error(f"This run failed: {run.error}")

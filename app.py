@@ -1,0 +1,74 @@
+"""KMNIST Explorer: `streamlit run app.py`.
+
+This file is the Home page (what KMNIST is, its ten classes, where the data comes from)
+and the navigation to the others. It must open fast, so nothing here imports
+TensorFlow; only the Draw page loads models.
+"""
+
+import streamlit as st
+
+from kmnist_core import app_state, charts, ui
+from kmnist_core.classes import CLASSES
+
+ATTRIBUTION = (
+    '"KMNIST Dataset" (created by CODH), adapted from "Kuzushiji Dataset" (created by NIJL '
+    "and others), doi:10.20676/00000341, licensed under "
+    "[CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/). "
+    "Tarin Clanuwat et al., *Deep Learning for Classical Japanese Literature*, 2018, "
+    "[arXiv:1812.01718](https://arxiv.org/abs/1812.01718)."
+)
+
+
+def home():
+    st.title("KMNIST Explorer")
+    st.markdown(
+        "Learn by doing how **regularization** shapes a neural network. **Kuzushiji-MNIST** "
+        "holds 28×28 greyscale images of ten hiragana written in *kuzushiji*, the cursive "
+        "style of pre-modern Japanese books — most readers of modern Japanese cannot read it. "
+        "It is a drop-in replacement for MNIST digits, and harder: the same kana was written "
+        "in many shapes, so models overfit easily."
+    )
+    st.markdown(
+        "**Train** an underfitting, an overfitting and four regularized variants and watch them "
+        "learn · **Compare** their scores, curves and mistakes · **Draw** a character and see "
+        "what each model reads."
+    )
+    data, problem = app_state.dataset()
+    if problem:
+        ui.data_problem(problem)
+        return
+    st.page_link("pages/train.py", label="Start: train the study's variants", icon=":material/arrow_forward:")
+
+    st.header("The ten classes")
+    st.caption("Each column: the modern hiragana, its romaji, and real samples from the training split.")
+    strips = app_state.sample_strip(per_class=4)
+    for row in (CLASSES[:5], CLASSES[5:]):
+        for column, kana in zip(st.columns(5), row):
+            column.markdown(f"<div style='font-size:2.6rem;line-height:1.1'>{kana.hiragana}</div>"
+                            f"<b>{kana.romaji}</b> · class {kana.index} · {kana.codepoint}",
+                            unsafe_allow_html=True)
+            column.image(charts.enlarge(strips[kana.index], 2), width="stretch", output_format="PNG")
+
+    st.header("The data")
+    counts = data.class_counts()
+    st.markdown(f"Loaded from **{data.source}**: {len(data.y_train):,} training and "
+                f"{len(data.y_test):,} test images.")
+    st.dataframe(
+        {"class": [c.label for c in CLASSES], "train": counts["train"], "test": counts["test"]},
+        hide_index=True,
+    )
+    st.caption("KMNIST is published by the ROIS-DS Center for Open Data in the Humanities (CODH) at "
+               "https://github.com/rois-codh/kmnist. The full set has 60,000 training and 10,000 test "
+               "images, 6,000 and 1,000 per class; a smaller set such as kmnist-mini keeps the official "
+               "files' layout. Set KMNIST_DATA_DIR to choose the folder.")
+    st.subheader("License")
+    st.markdown(ATTRIBUTION)
+
+
+st.set_page_config(page_title="KMNIST Explorer", page_icon="📜", layout="wide")
+st.navigation([
+    st.Page(home, title="Home", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
+]).run()

@@ -1,0 +1,79 @@
+"""Screenshots of every page for the README: `python scripts/screenshots.py [out_dir]`.
+
+Trains a few small runs of the study into a temporary store (so the pages have something
+to show), serves the app, and drives Debian's chromium through Home, Train (a finished
+run, then one live with its Stop button), Compare and Draw (a stroke and its reading).
+Writes PNGs to docs/ by default.
+"""
+
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from browser import chromium, data_dir, open_page, serve_app, settle  # noqa: E402
+from test_e2e_browser import draw_stroke  # noqa: E402
+
+from kmnist_core.config import make_config  # noqa: E402
+from kmnist_core.store import RunStore  # noqa: E402
+from kmnist_core.worker import drain_queue  # noqa: E402
+
+RUNS = [("underfit", 10), ("overfit", 15), ("dropout", 15), ("combined", 15)]
+
+
+def train_examples(home) -> RunStore:
+    store = RunStore(home)
+    for variant, epochs in RUNS:
+        store.create_run(make_config(variant, epochs=epochs), data_dir=data_dir())
+    drain_queue(store)
+    return store
+
+
+def shoot(page, path, height):
+    page.set_viewport_size({"width": 1400, "height": height})
+    settle(page)
+    page.wait_for_timeout(1500)  # plotly draws after Streamlit settles
+    page.screenshot(path=str(path))
+    print("wrote", path)
+
+
+def main(out_dir):
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as temporary:
+        home = Path(temporary) / "home"
+        store = train_examples(home)
+        with serve_app(home) as url, chromium() as page:
+            page.goto(url)
+            page.get_by_role("heading", name="KMNIST Explorer").wait_for()
+            shoot(page, out / "home.png", 1500)
+            open_page(page, "Train")
+            shoot(page, out / "train.png", 1700)
+            epochs = page.get_by_role("spinbutton", name="Epochs")
+            epochs.fill("40")
+            epochs.press("Enter")
+            settle(page)
+            page.get_by_role("button", name="Start training").click()
+            page.get_by_text(re.compile(r"epoch [3-9]/40")).first.wait_for(timeout=240_000)
+            shoot(page, out / "train-live.png", 1300)
+            page.get_by_role("button", name="Stop").click()
+            page.get_by_text("Stopped by request").wait_for(timeout=120_000)
+            open_page(page, "Compare")
+            shoot(page, out / "compare.png", 3000)
+            open_page(page, "Draw")
+            page.locator("[data-testid='stMultiSelect']").first.click()  # a second model beside it
+            page.keyboard.type("overfit")
+            page.keyboard.press("Enter")
+            page.keyboard.press("Escape")
+            settle(page)
+            draw_stroke(page)
+            page.get_by_text(re.compile(r"Reads .+ with \d+% confidence")).first.wait_for(timeout=120_000)
+            shoot(page, out / "draw.png", 1300)
+        print(len(store.list_runs()), "runs in the temporary store")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ROOT / "docs")

@@ -1,0 +1,43 @@
+"""Compare page: side-by-side scores, curves, confusion matrices, per-class F1, verdicts
+and the most confident mistakes; an empty store offers a quick training instead."""
+
+import numpy as np
+
+from app_support import app, app_home, app_runs, no_worker, texts, trained_home  # noqa: F401
+from kmnist_core.jobs import QUICK_NAME, QUICK_RUN
+
+
+def test_without_runs_it_offers_a_quick_training(app_home, monkeypatch):
+    no_worker(monkeypatch)
+    page = app("pages/compare.py")
+    assert "at least two trained runs" in page.info[0].value
+    page.button(key="quick_train").click().run()
+    [run] = app_home.list_runs()
+    assert run.name == QUICK_NAME and run.status == "queued"
+    assert run.variant == QUICK_RUN["variant"] and run.config["epochs"] == QUICK_RUN["epochs"]
+    assert not page.exception and "Queued" in texts(page.info)
+
+
+def test_two_runs_side_by_side(app_runs):
+    page = app("pages/compare.py")
+    runs = sorted(app_runs.list_runs(), key=lambda r: r.id)  # underfit, combined
+    assert page.multiselect[0].value == [r.id for r in runs]
+    table = page.dataframe[0].value
+    assert list(table["variant"]) == ["underfit", "combined"]
+    assert np.allclose(table["test accuracy %"], [100 * r.metrics["test"]["accuracy"] for r in runs])
+    assert list(table["parameters"]) == [r.params for r in runs]
+    assert list(table["epochs"]) == [1, 2]
+    verdicts = texts(page.warning) + texts(page.success)
+    assert "Underfitting." in verdicts and runs[0].metrics["fit"]["reason"] in verdicts
+    # curves, two confusion matrices, per-class F1
+    assert len(page.get("plotly_chart")) == 4
+    captions = [caption for block in page.image for caption in block.captions]
+    assert len(captions) == 2 * 8  # the eight most confident mistakes of each run
+    assert all("→" in caption and caption.endswith("%") for caption in captions)
+
+
+def test_fewer_than_two_picked_asks_for_more(app_runs):
+    page = app("pages/compare.py")
+    page.multiselect[0].set_value([app_runs.list_runs()[0].id]).run()
+    assert "Pick at least two runs." in texts(page.info)
+    assert not page.dataframe

@@ -1,0 +1,64 @@
+"""Draw page: an empty canvas invents nothing; an uploaded character is preprocessed,
+shown as the model sees it and read by one or several models; odd uploads get a clear
+message."""
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from app_support import app, app_home, app_runs, texts, trained_home  # noqa: F401
+from kmnist_core.data import load_kmnist
+
+
+def png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload(page, name, data, mime="image/png"):
+    page.button_group(key="draw_source").set_value("Upload").run()
+    page.file_uploader[0].set_value((name, data, mime)).run()
+    assert not page.exception, [e.value for e in page.exception]
+    return page
+
+
+def test_without_a_model_it_offers_a_quick_training(app_home):
+    page = app("pages/draw.py")
+    assert "no trained model" in texts(page.info)
+    assert page.button(key="quick_train")
+    assert len(page.image) == 10  # the reference strip still shows what to draw
+
+
+def test_empty_canvas_asks_for_a_drawing_and_predicts_nothing(app_runs):
+    page = app("pages/draw.py")
+    assert "Draw a character on the canvas" in texts(page.info)
+    assert "Predictions" not in texts(page.subheader)
+    assert not page.get("plotly_chart")
+
+
+def test_uploaded_character_is_read_by_every_selected_model(app_runs):
+    x_test = load_kmnist().x_test
+    page = app("pages/draw.py")
+    page.multiselect[0].set_value([run.id for run in app_runs.list_runs()]).run()
+    # a real test character, drawn dark on light paper and four times larger, like a scan
+    scan = 255 - np.kron(x_test[0], np.ones((4, 4), np.uint8))
+    upload(page, "scan.png", png(scan))
+    preview = page.image[-1]
+    assert len(page.image) == 11  # reference strip + the 28×28 preview
+    assert "Predictions" in texts(page.subheader)
+    charts = page.get("plotly_chart")
+    assert len(charts) == 2
+    readings = [m.value for m in page.markdown if m.value.startswith("Reads")]
+    assert len(readings) == 2 and all("confidence" in r for r in readings)
+    assert preview.proto.imgs[0].url  # the preprocessed sample is shown
+
+
+def test_blank_and_broken_uploads_get_a_clear_message(app_runs):
+    page = app("pages/draw.py")
+    upload(page, "blank.png", png(np.full((64, 64), 255)))
+    assert "Cannot read blank.png: there is no character to read" in page.warning[0].value
+    upload(page, "notes.png", b"these are not image bytes")
+    assert "Cannot read notes.png: the file is not an image" in page.warning[0].value
+    assert "Predictions" not in texts(page.subheader)

@@ -1,0 +1,133 @@
+"""Train page: the form sends what the user set to the core, refuses what the core
+refuses, queues runs that the background worker trains, and Stop stops them."""
+
+from app_support import (app, app_home, app_runs, last_id, newest_run, no_worker, texts, trained_home,  # noqa: F401
+                         training_home, training_store, wait_finished, wait_for)
+from kmnist_core.config import STUDY_ORDER, preset
+
+KEY = "train_{}".format
+
+
+def test_empty_store_shows_preset_and_next_step(app_home):
+    page = app("pages/train.py")
+    assert "No runs yet" in texts(page.info)
+    assert page.selectbox(key="train_variant").value == "combined"
+    values = preset("combined")
+    assert page.number_input(key=KEY("dropout")).value == values["dropout"]
+    assert page.number_input(key=KEY("l2")).value == values["l2"]
+    assert page.text_input(key=KEY("hidden_units")).value == "512, 512"
+    assert "All settings are the preset's." in texts(page.caption)
+
+
+def test_variant_change_and_reset_return_to_the_presets_values(app_home):
+    page = app("pages/train.py")
+    page.selectbox(key="train_variant").select("underfit").run()
+    assert page.text_input(key=KEY("hidden_units")).value == "8"
+    assert page.number_input(key=KEY("epochs")).value == preset("underfit")["epochs"]
+    page.number_input(key=KEY("dropout")).set_value(0.3).run()
+    assert "dropout 0.0 → 0.3" in texts(page.caption)
+    page.button(key="reset_form").click().run()
+    assert page.number_input(key=KEY("dropout")).value == 0.0
+    assert "All settings are the preset's." in texts(page.caption)
+
+
+def test_invalid_settings_are_refused_with_the_cores_message(app_home):
+    page = app("pages/train.py")
+    page.number_input(key=KEY("dropout")).set_value(1.0).run()
+    assert "dropout must be in [0, 1), got 1" in page.error[0].value
+    assert page.button(key="start_training").disabled and page.button(key="train_all").disabled
+    page.number_input(key=KEY("dropout")).set_value(0.5)
+    page.text_input(key=KEY("hidden_units")).input("512, lots").run()
+    assert "hidden_units must be layer sizes separated by commas" in page.error[0].value
+    page.text_input(key=KEY("hidden_units")).input("64").run()
+    assert not page.error and not page.button(key="start_training").disabled
+    assert not app_home.list_runs()
+
+
+def test_start_sends_the_form_to_the_core_and_the_run_completes(training_home):
+    home = training_home
+    before = last_id(home)
+    page = app("pages/train.py")
+    page.selectbox(key="train_variant").select("underfit").run()
+    page.number_input(key=KEY("epochs")).set_value(2)
+    page.number_input(key=KEY("dropout")).set_value(0.1)
+    page.number_input(key=KEY("l2")).set_value(1e-4)
+    page.number_input(key=KEY("batch_size")).set_value(128)
+    page.text_input(key=KEY("hidden_units")).input("16")
+    page.button(key="start_training").click().run()
+    run = newest_run(home, before)
+    assert run.variant == "underfit"
+    assert {k: run.config[k] for k in ("epochs", "dropout", "l2", "batch_size", "hidden_units")} == \
+        {"epochs": 2, "dropout": 0.1, "l2": 1e-4, "batch_size": 128, "hidden_units": [16]}
+    finished = wait_finished(home, run.id)
+    assert finished.status == "completed" and len(finished.history) == 2
+    page.run()
+    assert not page.exception
+    assert page.selectbox(key="train_view").value == run.id
+    metrics = {m.label: m.value for m in page.metric}
+    assert metrics["Test accuracy"] == f"{finished.metrics['test']['accuracy']:.1%}"
+    assert len(page.get("plotly_chart")) == 2  # curves and confusion matrix
+
+
+def test_stop_keeps_partial_history_and_model(training_home):
+    home = training_home
+    before = last_id(home)
+    page = app("pages/train.py")
+    page.selectbox(key="train_variant").select("underfit").run()
+    page.number_input(key=KEY("epochs")).set_value(200)
+    page.button(key="start_training").click().run()
+    run = newest_run(home, before)
+    wait_for(lambda: len(home.get(run.id).history) >= 1, "the first epoch")
+    page.run()
+    assert "epoch" in page.get("progress")[0].proto.text and "ETA" in page.get("progress")[0].proto.text
+    page.button(key=f"stop_{run.id}").click().run()
+    stopped = wait_finished(home, run.id)
+    assert stopped.status == "stopped"
+    assert 1 <= len(stopped.history) < 200
+    assert home.model_path(run.id).is_file() and stopped.metrics["test"]["accuracy"] > 0
+    page.run()
+    assert "Stopped by request" in texts(page.warning)
+
+
+def test_kfold_toggle_sets_kfold_and_results_show_mean_and_std(training_home):
+    home = training_home
+    before = last_id(home)
+    page = app("pages/train.py")
+    page.selectbox(key="train_variant").select("underfit").run()
+    page.number_input(key=KEY("epochs")).set_value(1)
+    page.toggle(key=KEY("use_kfold")).set_value(True).run()
+    page.number_input(key=KEY("k")).set_value(2)
+    page.button(key="start_training").click().run()
+    run = newest_run(home, before)
+    assert run.config["kfold"] == 2
+    finished = wait_finished(home, run.id)
+    assert finished.status == "completed"
+    page.run()
+    metrics = {m.label: m.value for m in page.metric}
+    cv = finished.metrics["cv"]["accuracy"]
+    assert metrics["CV accuracy"] == f"{cv['mean']:.1%} ± {cv['std']:.1%}"
+
+
+def test_train_all_queues_the_study_in_order_and_a_queued_run_can_be_cancelled(app_home, monkeypatch):
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.number_input(key=KEY("epochs")).set_value(3)
+    page.number_input(key=KEY("learning_rate")).set_value(0.002)
+    page.button(key="train_all").click().run()
+    queued = sorted(app_home.list_runs(), key=lambda r: r.id)
+    assert [r.variant for r in queued] == list(STUDY_ORDER)
+    assert all(r.status == "queued" and r.config["epochs"] == 3 and r.config["learning_rate"] == 0.002
+               for r in queued)
+    assert [r.config["hidden_units"] for r in queued][:2] == [[8], [512, 512]]  # each keeps its own
+    assert "Queue" in texts(page.markdown)
+    page.button(key=f"cancel_{queued[-1].id}").click().run()
+    assert app_home.get(queued[-1].id).status == "cancelled"
+    assert f"cancel_{queued[-1].id}" not in [b.key for b in page.button]
+
+
+def test_a_finished_run_from_elsewhere_shows_its_results(app_runs):
+    page = app("pages/train.py")
+    newest = app_runs.list_runs()[0]
+    assert page.selectbox(key="train_view").value == newest.id
+    assert {m.label for m in page.metric} >= {"Test accuracy", "Macro F1", "Cohen's kappa", "Test loss"}
+    assert any(v in texts(page.warning) + texts(page.success) for v in ("Underfitting", "Overfitting", "Good fit"))
