@@ -127,7 +127,7 @@ def cmd_train(args) -> int:
 def _train_until_done(store, run_id, datasets):
     """Train in this process if nobody else is training; otherwise follow the run that the
     background worker will train in queue order. Ctrl-C asks the run to stop cleanly."""
-    from .worker import drain_queue
+    from .worker import drain_queue, ensure_worker
 
     bar = _ProgressBar()
     previous = signal.signal(signal.SIGINT, lambda *_: store.request_stop(run_id))
@@ -141,6 +141,9 @@ def _train_until_done(store, run_id, datasets):
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
+    # A worker started while we held the training lock gave up at once, so runs queued
+    # meanwhile (from the app) would wait for the next page load: hand them on now.
+    ensure_worker(store.home, idle_exit=1.0)
 
 
 class _ProgressBar:

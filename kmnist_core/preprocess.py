@@ -114,6 +114,9 @@ def to_kmnist(ink: np.ndarray, size=TARGET_SIZE, centre=TARGET_CENTRE) -> np.nda
     ink = np.asarray(ink, dtype=np.float32)
     if ink.ndim != 2:
         raise ImageError(f"expected a 2-D ink map, got shape {ink.shape}")
+    if not np.isfinite(ink).all():
+        raise ImageError("the ink map contains non-finite values")
+    ink = np.clip(ink, 0, 1)
     mask = ink > INK_THRESHOLD
     if mask.sum() < 3:
         raise EmptyImageError("there is no character to read: draw a character (or upload one)")

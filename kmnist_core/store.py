@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import time
 import unicodedata
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -27,6 +27,7 @@ HOME_ENV = "KMNIST_HOME"
 STATUSES = ("queued", "running", "completed", "stopped", "failed", "cancelled")
 FINISHED = ("completed", "stopped", "failed", "cancelled")
 MAX_NAME = 80
+INTERRUPTED = "interrupted"  # how a run's error starts when its training process died
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -303,13 +304,36 @@ class RunStore:
         """Runs left 'running' by a process that died. Call only while holding the training
         lock: then no live process can be training them."""
         with self._write() as db:
-            rows = db.execute("SELECT id FROM runs WHERE status = 'running'").fetchall()
-            db.execute(
-                "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE status = 'running'",
-                (time.time(), "interrupted: the training process ended before the run finished; "
-                              "its history up to the last finished epoch is kept"),
-            )
+            rows = db.execute(
+                "SELECT id, (SELECT MAX(epoch) FROM epochs WHERE run_id = runs.id) AS last "
+                "FROM runs WHERE status = 'running'"
+            ).fetchall()
+            for row in rows:
+                kept = f"history kept up to epoch {row['last']}" if row["last"] else "no epoch had finished"
+                db.execute(
+                    "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                    (time.time(), f"{INTERRUPTED}: the training process ended before the run "
+                                  f"finished ({kept}); the queue went on", row["id"]),
+                )
         return [int(r["id"]) for r in rows]
+
+    def remove_leftovers(self) -> list:
+        """Delete what a killed process can leave behind: half-written temporary files
+        (a kill mid-checkpoint) and folders of runs already deleted from the database (a
+        kill between the delete and the folder's removal). Call only while holding the
+        training lock: only the trainer writes run files."""
+        with self._read() as db:
+            known = {self.run_dir(row["id"]) for row in db.execute("SELECT id FROM runs")}
+        removed = []
+        for folder in self.home.glob("run-*"):
+            if folder.is_dir() and folder not in known:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+            elif folder.is_dir():
+                for temporary in folder.glob(".*.tmp.*"):
+                    temporary.unlink(missing_ok=True)
+                    removed.append(temporary)
+        return removed
 
     # -- files -----------------------------------------------------------------------------
     def run_dir(self, run_id) -> Path:
@@ -320,21 +344,14 @@ class RunStore:
 
     def save_model(self, run_id, model) -> Path:
         target = self.model_path(run_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".model-{os.getpid()}.tmp.keras")
-        model.save(temporary)
-        os.replace(temporary, target)
-        return target
+        return _replace_atomically(target, target.with_name(f".model-{os.getpid()}.tmp.keras"), model.save)
 
     def save_array(self, run_id, name, array) -> Path:
         if name not in ("test_proba", "val_proba", "test_index"):
             raise ParameterError(f"name must be test_proba, val_proba or test_index, got {name!r}")
         target = self.run_dir(run_id) / f"{name}.npy"
-        target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{name}-{os.getpid()}.tmp.npy")
-        np.save(temporary, np.asarray(array))
-        os.replace(temporary, target)
-        return target
+        return _replace_atomically(target, temporary, lambda path: np.save(path, np.asarray(array)))
 
     def load_array(self, run_id, name) -> Optional[np.ndarray]:
         path = self.run_dir(run_id) / f"{name}.npy"
@@ -365,6 +382,21 @@ class RunStore:
     def trainer_active(self) -> bool:
         with self.training_lock(blocking=False) as acquired:
             return not acquired
+
+
+def _replace_atomically(target: Path, temporary: Path, write) -> Path:
+    """``write(temporary)`` then rename over ``target``: readers see the old file or the new
+    one, never half of one. A failed write (disk full, read-only folder) removes its
+    temporary file; one left by a killed process is removed by ``remove_leftovers``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        with suppress(OSError):
+            temporary.unlink()
+        raise
+    return target
 
 
 def _to_run(row) -> Run:

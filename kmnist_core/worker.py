@@ -27,6 +27,8 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
         from .runner import execute_run
         for run_id in store.mark_interrupted():
             _log(log, f"run {run_id} was left running by a process that died; marked failed")
+        for path in store.remove_leftovers():
+            _log(log, f"removed {path.name}, left behind by a process that died")
         idle_since = time.monotonic()
         while until_run is None or not store.get(until_run).finished:
             run = store.claim_next()

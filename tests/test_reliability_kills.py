@@ -1,0 +1,226 @@
+"""Killed trainings (SIGKILL at random points and at every write boundary) and server
+restarts: afterwards no run stays "running", the history up to the last finished epoch
+is intact, the database opens without repair, and every other run is untouched."""
+
+import hashlib
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from kmnist_core.config import make_config
+from kmnist_core.inference import load_model
+from kmnist_core.store import FINISHED, INTERRUPTED, RunStore
+from kmnist_core.worker import ensure_worker
+
+from conftest import PROJECT_ROOT
+from killing import Zygote, kill, wait_gone
+
+KILLS = 20
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    zygote = Zygote()
+    yield zygote
+    zygote.close()
+
+
+def _tiny(epochs=10, **overrides):
+    return make_config("overfit", hidden_units=(32,), epochs=epochs, batch_size=50, **overrides)
+
+
+def _wait(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def snapshot(store, exclude=()):
+    """Everything a user could see of the runs: rows, history, files (by content)."""
+    state = {}
+    for run in store.list_runs():
+        if run.id in exclude:
+            continue
+        full = store.get(run.id)
+        folder = store.run_dir(run.id)
+        files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                 for p in sorted(folder.iterdir())} if folder.is_dir() else {}
+        state[run.id] = (full.name, full.status, full.error, full.metrics, full.history,
+                         full.started_at, full.finished_at, files)
+    return state
+
+
+def temporaries(store):
+    return sorted(p.name for p in store.home.glob("run-*/.*.tmp.*"))
+
+
+def assert_recovered(store, run_id, epochs_seen, others_before, trained_since=()):
+    """The guarantees after a kill and the next start (``trained_since``: runs the next
+    start trained, which are checked separately)."""
+    with sqlite3.connect(store.db_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    run = RunStore(store.home).get(run_id)
+    assert run.status in FINISHED, run.status
+    if run.status == "failed":
+        assert run.error.startswith(INTERRUPTED), run.error
+    epochs = [h["epoch"] for h in run.history]
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= epochs_seen
+    assert all(h["loss"] is not None and h["val_accuracy"] is not None for h in run.history)
+    if run.status == "completed":
+        assert run.metrics["epochs_done"] == len(epochs) and store.load_array(run_id, "test_proba") is not None
+    if store.model_path(run_id).exists():
+        assert load_model(store.model_path(run_id)).output_shape == (None, 10)
+    assert temporaries(store) == []
+    assert snapshot(store, exclude={run_id, *trained_since}) == others_before
+
+
+def _recover(zygote, store):
+    """'The next start': a fresh worker on the same store, with nothing else queued."""
+    assert wait_gone(zygote.worker(store.home, idle_exit=0.0))
+
+
+def test_sigkill_at_random_points_never_loses_a_run(zygote, home, synthetic_dir):
+    store = RunStore(home)
+    bystander = store.create_run(_tiny(), name="bystander", data_dir=synthetic_dir)
+    start = time.monotonic()
+    assert wait_gone(zygote.worker(home, checkpoint_every=0.0))  # checkpoint after every epoch
+    duration = time.monotonic() - start
+    assert store.get(bystander).status == "completed"
+
+    rng = random.Random(20)
+    outcomes = []
+    for kill_number in range(KILLS):
+        run_id = store.create_run(_tiny(seed=kill_number), data_dir=synthetic_dir)
+        others = snapshot(store, exclude={run_id})
+        pid = zygote.worker(home, checkpoint_every=0.0)
+        time.sleep(rng.uniform(0.0, 1.1 * duration))
+        epochs_seen = len(store.get(run_id).history)
+        kill(pid)
+        outcomes.append((store.get(run_id).status, epochs_seen, bool(temporaries(store))))
+        _recover(zygote, store)
+        assert_recovered(store, run_id, epochs_seen, others)
+    mid_checkpoint = sum(temporary for _, _, temporary in outcomes)
+    mid_run = sum(status == "running" for status, _, _ in outcomes) - mid_checkpoint
+    print(f"\n{KILLS}/{KILLS} random SIGKILLs recovered: {mid_run} mid-epoch or mid-write of the "
+          f"database, {mid_checkpoint} mid-checkpoint, {KILLS - mid_run - mid_checkpoint} after "
+          f"the run had finished; epochs done at the kill: {[epochs for _, epochs, _ in outcomes]}")
+    assert sum(status == "running" for status, _, _ in outcomes) >= KILLS // 2  # most land mid-run
+
+
+# Every write a run makes, and a kill just before or just after it.
+BOUNDARIES = [
+    pytest.param({"method": "append_epoch", "call": 3}, id="before-epoch-3-is-recorded"),
+    pytest.param({"method": "keras_save", "call": 2}, id="mid-write-of-a-checkpoint"),
+    pytest.param({"method": "save_model", "call": 2, "after": True}, id="after-a-checkpoint"),
+    pytest.param({"method": "save_array", "call": 1}, id="after-final-model-before-predictions"),
+    pytest.param({"method": "finish", "call": 1}, id="files-written-before-finish"),
+    pytest.param({"method": "finish", "call": 1, "after": True}, id="right-after-finish"),
+]
+
+
+@pytest.mark.parametrize("kill_at", BOUNDARIES)
+def test_sigkill_at_each_write_boundary(zygote, home, synthetic_dir, kill_at):
+    store = RunStore(home)
+    earlier = store.create_run(_tiny(), name="earlier", data_dir=synthetic_dir)
+    store.claim_next()
+    store.append_epoch(earlier, {"epoch": 1, "loss": 0.5, "val_accuracy": 0.5})
+    store.save_array(earlier, "test_proba", [[0.1] * 10])
+    store.finish(earlier, "completed", metrics={"test": {"accuracy": 0.5}})
+    run_id = store.create_run(_tiny(epochs=4), data_dir=synthetic_dir)
+    queued = store.create_run(_tiny(epochs=1), name="queued behind", data_dir=synthetic_dir)
+    others = snapshot(store, exclude={run_id, queued})
+    assert wait_gone(zygote.worker(home, checkpoint_every=0.0, kill_at=kill_at))
+    assert store.get(run_id).status in ("running", "completed")  # what the crash left
+    assert store.get(queued).status == "queued"
+    if kill_at["method"] == "keras_save":
+        assert [name.startswith(".model-") for name in temporaries(store)] == [True]
+
+    assert wait_gone(zygote.worker(home, idle_exit=0.0))  # the next start trains the queue on
+    assert store.get(queued).status == "completed"
+    assert_recovered(store, run_id, 0, others, trained_since={queued})
+    run = store.get(run_id)
+    if kill_at["method"] == "append_epoch":
+        assert len(run.history) == 2 and "history kept up to epoch 2" in run.error
+    if kill_at["method"] in ("keras_save", "save_model"):
+        assert run.status == "failed" and store.model_path(run_id).is_file()  # the checkpoint before
+    if kill_at["method"] == "finish" and not kill_at.get("after"):
+        assert run.status == "failed" and "history kept up to epoch 4" in run.error
+
+
+def _worker_pids(home):
+    """Live `python -m kmnist_core ... worker` processes serving ``home``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in argv and str(home).encode() in argv:
+            pids.append(int(entry))
+    return pids
+
+
+def _assert_one_at_a_time_in_id_order(runs):
+    trained = sorted((r for r in runs if r.started_at), key=lambda r: r.started_at)
+    assert [r.id for r in trained] == sorted(r.id for r in trained)
+    for earlier, later in zip(trained, trained[1:]):
+        assert earlier.finished_at <= later.started_at
+
+
+def test_server_restart_neither_kills_nor_wedges_the_queue(home, synthetic_dir):
+    """A server killed with its whole process group leaves the detached worker training;
+    a worker killed too is replaced by the next ensure_worker, which fails the orphan and
+    resumes the queue in order."""
+    store = RunStore(home)
+    first = [store.create_run(_tiny(epochs=3, seed=i), data_dir=synthetic_dir) for i in range(2)]
+    server = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(PROJECT_ROOT)!r})
+        from kmnist_core.worker import ensure_worker
+        assert ensure_worker({str(home)!r}, idle_exit=60.0)
+        time.sleep(600)
+    """)], start_new_session=True)
+    assert _wait(lambda: store.get(first[0]).status == "running")
+    os.killpg(server.pid, signal.SIGKILL)  # the server and everything in its session
+    server.wait()
+    assert _wait(lambda: all(store.get(i).finished for i in first)), (home / "worker.log").read_text()
+    assert [store.get(i).status for i in first] == ["completed", "completed"]
+
+    second = [store.create_run(_tiny(epochs=40 if i == 0 else 2, seed=i), data_dir=synthetic_dir)
+              for i in range(3)]  # the surviving worker (idle, 60 s) picks these up
+    assert _wait(lambda: len(store.get(second[0]).history) >= 1)
+    for pid in _worker_pids(home):
+        os.kill(pid, signal.SIGKILL)  # the machine or the worker dies too
+    assert _wait(lambda: not _worker_pids(home) and not store.trainer_active())
+    assert store.get(second[0]).status == "running"  # until someone starts again
+    assert ensure_worker(home, idle_exit=0.5) is True  # what the restarted app does on its first page
+    assert _wait(lambda: all(store.get(i).finished for i in second)), (home / "worker.log").read_text()
+    runs = [store.get(i) for i in first + second]
+    assert [r.status for r in runs] == ["completed"] * 2 + ["failed", "completed", "completed"]
+    assert runs[2].error.startswith(INTERRUPTED) and "the queue went on" in runs[2].error
+    _assert_one_at_a_time_in_id_order(runs)
+    assert "was left running by a process that died" in (home / "worker.log").read_text()
+    assert _wait(lambda: not store.trainer_active())
+
+
+def test_after_a_crash_the_queue_can_be_cancelled_instead(zygote, home, synthetic_dir):
+    store = RunStore(home)
+    running = store.create_run(_tiny(epochs=40), data_dir=synthetic_dir)
+    waiting = [store.create_run(_tiny(), data_dir=synthetic_dir) for _ in range(2)]
+    pid = zygote.worker(home)
+    assert _wait(lambda: len(store.get(running).history) >= 1)
+    kill(pid)
+    assert [store.request_stop(i) for i in waiting] == ["cancelled", "cancelled"]
+    _recover(zygote, store)
+    assert [store.get(i).status for i in [running, *waiting]] == ["failed", "cancelled", "cancelled"]
+    assert all(store.get(i).started_at is None for i in waiting)  # never trained
