@@ -25,22 +25,6 @@ def default_selection(runs, limit=MAX_RUNS) -> list:
     return [newest[v].id for v in order][:limit]
 
 
-def verdict(run) -> dict:
-    """The fit verdict and the numbers that justify it, worded for a learner."""
-    fit = run.metrics["fit"]
-    name = "validation" if fit["heldout"] == "val" else "test"
-    explanation = {
-        "underfitting": "It cannot even fit its own training images (train accuracy below 90%): "
-                        "it needs more capacity, more epochs or less regularization.",
-        "overfitting": f"It does much better on its training images than on unseen {name} images "
-                       f"(accuracy gap {fit['accuracy_gap']:+.1%}, loss gap {fit['loss_gap']:+.3f}; "
-                       f"over 5 points or 0.25 counts as overfitting): it memorises.",
-        "good fit": f"It scores about as well on unseen {name} images as on its training images, "
-                    f"and fits those well.",
-    }[fit["verdict"]]
-    return {"verdict": fit["verdict"], "explanation": explanation, "numbers": fit["reason"]}
-
-
 def table_rows(runs) -> list:
     """One row per run for the side-by-side metrics table."""
     rows = []

@@ -59,7 +59,7 @@ def _train_once(store, run_id, config, dataset, on_progress, fold=None):
                          should_stop=reporter.should_stop, on_epoch_model=reporter.checkpoint)
     store.save_model(run_id, result.model)
     store.update(run_id, params=int(result.model.count_params()))
-    metrics = score(result.model, dataset, x_fit, y_fit, x_val, y_val)
+    metrics = score(result.model, dataset, x_fit, y_fit, x_val, y_val, result.history)
     metrics["train_seconds"] = result.elapsed
     metrics["epochs_done"] = len(result.history)
     store.save_array(run_id, "test_proba", metrics.pop("_test_proba"))
@@ -68,7 +68,7 @@ def _train_once(store, run_id, config, dataset, on_progress, fold=None):
     return result.status, metrics
 
 
-def score(model, dataset, x_fit, y_fit, x_val=None, y_val=None) -> dict:
+def score(model, dataset, x_fit, y_fit, x_val=None, y_val=None, history=()) -> dict:
     """Metrics on test (and validation), plus train scores for the fit verdict.
     Without a validation split (full-train runs) the test split is the held-out set."""
     test_proba = predict_proba(model, dataset.x_test)
@@ -80,7 +80,9 @@ def score(model, dataset, x_fit, y_fit, x_val=None, y_val=None) -> dict:
         metrics["val"] = heldout = classification_metrics(y_val, val_proba)
         metrics["_val_proba"] = val_proba
         heldout_name = "val"
-    verdict, reason = fit_verdict(train["accuracy"], heldout["accuracy"], train["log_loss"], heldout["log_loss"])
+    verdict, reason = fit_verdict(train["accuracy"], heldout["accuracy"], train["log_loss"], heldout["log_loss"],
+                                  [epoch["val_loss"] for epoch in history],
+                                  "validation" if heldout_name == "val" else "test")
     metrics["train"] = {"accuracy": train["accuracy"], "log_loss": train["log_loss"], "n": train["n"]}
     metrics["fit"] = {
         "verdict": verdict, "reason": reason, "heldout": heldout_name,
@@ -102,7 +104,7 @@ def _cross_validate(store, run_id, config, dataset, on_progress):
                              on_progress=reporter.progress, should_stop=reporter.should_stop)
         if result.status == "stopped":
             return "stopped", {"folds": results, "kfold": config.kfold}
-        metrics = score(result.model, dataset, x[train_idx], y[train_idx], x[val_idx], y[val_idx])
+        metrics = score(result.model, dataset, x[train_idx], y[train_idx], x[val_idx], y[val_idx], result.history)
         fold = {"fold": number, "val": _headline(metrics["val"]), "test": _headline(metrics["test"]),
                 "history": result.history, "train_seconds": result.elapsed}
         results.append(fold)

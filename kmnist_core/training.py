@@ -69,15 +69,15 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
     rate = config.learning_rate
     if config.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
-    elif config.schedule == "onecycle":  # warm up for 30% of the steps, then cosine down
-        warmup = max(1, int(0.3 * total))
+    elif config.schedule == "onecycle":  # warm up for 20% of the steps, then cosine down
+        warmup = max(1, int(0.2 * total))
         rate = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate / 25, max(1, total - warmup),
+            config.learning_rate / 25, max(1, total - warmup), alpha=1e-3,
             warmup_target=config.learning_rate, warmup_steps=warmup,
         )
     optimizers = {
         "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
+        "adamw": lambda learning_rate: keras.optimizers.AdamW(learning_rate, weight_decay=1e-4),
         "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
         "rmsprop": keras.optimizers.RMSprop,
         "adadelta": keras.optimizers.Adadelta,
@@ -159,7 +159,11 @@ def train_model(
         _check_arrays("x_val", x_val, "y_val", y_val)
     configure_threads()
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if config.mixed_precision else "float32")
+    try:
+        model = build_model(config)  # layers take the policy when they are built
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     steps = math.ceil(len(x_train) / config.batch_size)
     model.compile(
         optimizer=make_optimizer(config, steps),

@@ -183,6 +183,6 @@ def scores(run) -> None:
 
 
 def show_verdict(run) -> None:
-    found = compare.verdict(run)
-    box = st.success if found["verdict"] == "good fit" else st.warning
-    box(f"**{found['verdict'].capitalize()}.** {found['explanation']}  \n({found['numbers']})")
+    fit = run.metrics["fit"]
+    box = st.success if fit["verdict"] == "good fit" else st.warning
+    box(f"**{fit['verdict'].capitalize()}.** {fit['reason']}")

@@ -37,16 +37,17 @@ def test_bad_shapes_are_refused():
         classification_metrics([], np.ones((0, 10)))
 
 
-@pytest.mark.parametrize("numbers, verdict", [
-    ((0.75, 0.72, 0.80, 0.90), "underfitting"),
-    ((1.00, 0.89, 0.01, 0.60), "overfitting"),
-    ((0.99, 0.90, 0.05, 0.25), "overfitting"),  # accuracy gap 9 points
-    ((0.95, 0.92, 0.20, 0.30), "good fit"),
+@pytest.mark.parametrize("numbers, curve, verdict, phrase", [
+    ((0.75, 0.72, 0.80, 0.90), [1.2, 1.0, 0.9], "underfitting", "cannot fit even"),
+    ((1.00, 0.89, 0.01, 0.60), [0.5, 0.45, 0.7], "overfitting", "climbed from 0.450 at epoch 2 to 0.700"),
+    ((1.00, 0.89, 0.05, 0.40), [0.6, 0.42, 0.44], "good fit", "stays near its best"),
+    ((1.00, 0.89, 0.01, 0.60), [], "overfitting", "more than 0.5 above"),  # no curves: the gap decides
+    ((0.99, 0.90, 0.10, 0.40), [], "good fit", "stays near its best"),
 ])
-def test_fit_verdict(numbers, verdict):
-    result, reason = fit_verdict(*numbers)
+def test_fit_verdict(numbers, curve, verdict, phrase):
+    result, reason = fit_verdict(*numbers, val_losses=curve)
     assert result == verdict
-    assert f"{numbers[0]:.1%}" in reason
+    assert phrase in reason and f"train acc {numbers[0]:.1%}" in reason
 
 
 def test_confident_mistakes_are_sorted_by_confidence():
