@@ -114,7 +114,7 @@ def cpu_flags():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="comma-separated subset: reference, cnn, best, or preset names")
+    parser.add_argument("--only", help="comma-separated subset: reference, cnn, best, best-float32 or preset names")
     args = parser.parse_args()
     configure_threads()
     dataset = load_kmnist()
@@ -122,7 +122,7 @@ def main():
     print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, flags: {cpu_flags()}")
     print(f"date: {time.strftime('%Y-%m-%d')}, TensorFlow {__import__('tensorflow').__version__}, Keras {keras.__version__}\n")
 
-    wanted = args.only.split(",") if args.only else ["reference", "cnn", *STUDY_ORDER, "best"]
+    wanted = args.only.split(",") if args.only else ["reference", "cnn", *STUDY_ORDER, "best", "best-float32"]
     rows, models = [], {}
     if "reference" in wanted:
         proba, seconds, epochs, curve = reference_script(dataset)
@@ -131,6 +131,7 @@ def main():
     configs = {"cnn": make_config("overfit", family="cnn", hidden_units=(128,), dropout=0.5, input_dropout=0.0,
                                   optimizer="adadelta", learning_rate=1.0, batch_size=128, epochs=12, full_train=True)}
     configs.update({name: make_config(name, full_train=True) for name in (*STUDY_ORDER, "best")})
+    configs["best-float32"] = make_config("best", mixed_precision=False)  # what bfloat16 buys
     for name, config in configs.items():
         if name in wanted:
             print(f"training {name} …", file=sys.stderr, flush=True)
@@ -152,6 +153,10 @@ def main():
               f"{seconds:.0f} s | {throughput:.0f} | {reach_text} | {ratio} |")
     if reference_accuracy is not None:
         print(f"\nreference final test accuracy: {reference_accuracy:.4f} after {base_seconds:.0f} s")
+        for label, proba, seconds, epochs, curve in rows[1:]:
+            reach = time_to_reach(curve, reference_accuracy)
+            if reach is not None:
+                print(f"  {label}: reaches it after {reach:.0f} s = {reach / base_seconds:.2f}× the reference's time")
 
     if "best" in models:
         model = models["best"]

@@ -21,8 +21,6 @@ def build_model(config: TrainConfig) -> keras.Model:
         x = layers.Flatten()(x)
     else:
         x = layers.Reshape((28, 28, 1))(x)
-        if config.augment:
-            x = _augmentation(config.seed)(x)
         x = _conv_stack(x, config.family, regularizer)
     for units in config.hidden_units:
         x = layers.Dense(units, activation="relu", kernel_regularizer=regularizer)(x)
@@ -50,19 +48,6 @@ def _conv_stack(x, family, regularizer):
             x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D()(x) if filters != 128 else layers.GlobalAveragePooling2D()(x)
     return x
-
-
-def _augmentation(seed):
-    """Small shifts, rotations and zooms: what varies between two hands writing one kana.
-    No flips: a mirrored character is a different (or no) character."""
-    return keras.Sequential(
-        [
-            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-            layers.RandomRotation(0.03, fill_mode="constant", seed=seed),  # ±11°
-            layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
-        ],
-        name="augmentation",
-    )
 
 
 def count_parameters(model: keras.Model) -> int:
