@@ -100,7 +100,8 @@ def test_offline_without_folder_fails_fast_with_both_fixes(tmp_path, monkeypatch
     monkeypatch.delenv("KMNIST_DATA_DIR", raising=False)
 
     def hang(*args, **kwargs):
-        time.sleep(30)
+        time.sleep(15)
+        raise OSError("timed out")  # as a real connect would, long after we stopped waiting
 
     monkeypatch.setattr(socket, "create_connection", hang)
     start = time.monotonic()
