@@ -6,12 +6,14 @@ tiles, loaded models); ``st.session_state`` holds only what a user is doing in t
 comes from the store, so every tab and every page sees the same truth.
 """
 
+import time
+
 import streamlit as st
 
 from . import jobs
 from .charts import tile
 from .data import DataFileError, DataUnavailableError, examples_per_class, load_kmnist
-from .store import RunStore, default_home
+from .store import RunStore, StoreError, default_home
 
 FORM_KEY = "train_form"  # persistent copy of the form: widget keys vanish on page switches
 VARIANT_KEY = "train_variant"
@@ -23,8 +25,42 @@ def _store(home: str) -> RunStore:
     return RunStore(home)
 
 
+STORE_FIX = (
+    "To start afresh, move the folder `{home}` aside (or set KMNIST_HOME to a new folder) and "
+    "reload this page. Move the whole folder, not only runs.sqlite: its run folders belong to "
+    "that database, and a new database would reuse their run numbers."
+)
+
+
 def store() -> RunStore:
-    return _store(str(default_home()))
+    """The run store. When it cannot be used (a damaged runs.sqlite, an unusable
+    KMNIST_HOME) the page says why and what to do, then stops: no traceback, and nothing
+    broken stays cached, so the next page load after the fix works."""
+    home = str(default_home())
+    try:
+        return _checked_store(home)
+    except StoreError as error:
+        store_problem(error, home)
+        st.stop()
+
+
+def _checked_store(home: str) -> RunStore:
+    """The cached store if its database still reads, else one opened afresh (the file may
+    have been moved aside or replaced since); StoreError when that fails too."""
+    try:
+        run_store = _store(home)
+        run_store.check()
+        return run_store
+    except StoreError:
+        _store.clear()
+        run_store = _store(home)
+        run_store.check()
+        return run_store
+
+
+def store_problem(error: StoreError, home) -> None:
+    st.error(f"The run store cannot be used: {error}")
+    st.info(STORE_FIX.format(home=home))
 
 
 @st.cache_resource(show_spinner="Loading KMNIST…")
@@ -53,24 +89,47 @@ def class_examples(data_dir, per_class=5, seed=0) -> dict:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
-def _predictor(path: str, mtime_ns: int):
+def _predictor(path: str, signature: tuple):
+    """Streamlit caches only a value that was returned: a ModelLoadError is raised again
+    on the next call, so a damaged file is retried, not remembered."""
     from .inference import load_model, make_predictor  # TensorFlow: only pages that predict
 
     return make_predictor(load_model(path))
 
 
 def predictor(run_store: RunStore, run_id: int):
-    """A fast predict function for a run's model. Keyed by the file's mtime too, so a
-    retrained or overwritten model file is loaded afresh. Raises ModelLoadError."""
+    """A fast predict function for a run's model. Keyed by the file's inode, size and
+    mtime too, so a retrained, replaced, truncated or repaired model file is loaded
+    afresh. Raises ModelLoadError."""
     path = run_store.model_path(run_id)
-    mtime = path.stat().st_mtime_ns if path.is_file() else 0
-    return _predictor(str(path), mtime)
+    try:
+        info = path.stat()
+        signature = (info.st_ino, info.st_size, info.st_mtime_ns)
+    except OSError:
+        signature = None  # missing: load_model says so
+    return _predictor(str(path), signature)
 
 
 def model_runs(run_store: RunStore) -> list:
     """Finished runs with a saved model, newest first: the ones Draw can ask."""
     return [run for run in run_store.list_runs(statuses=("completed", "stopped"))
             if run_store.model_path(run.id).is_file()]
+
+
+_orphan_seen = {}  # (store home, run id) -> time.monotonic() this process first saw it trainerless
+
+
+def recovering(run_store: RunStore, run) -> bool:
+    """True when a 'running' run has had no trainer holding the training lock for longer
+    than ``jobs.SPAWN_GRACE``: its worker died, and ``wake_worker`` is starting one that
+    will mark it interrupted. A shorter gap is only a worker starting up. The first
+    sighting is remembered per server process, so every session and page agrees."""
+    key = (str(run_store.home), run.id)
+    if run.status != "running" or run_store.trainer_active():
+        _orphan_seen.pop(key, None)
+        return False
+    first_seen = _orphan_seen.setdefault(key, time.monotonic())
+    return time.monotonic() - first_seen >= jobs.SPAWN_GRACE
 
 
 # -- the Train form ---------------------------------------------------------------------------

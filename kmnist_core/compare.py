@@ -1,7 +1,7 @@
 """What the Compare page shows, as plain data: which runs can be compared, one table row
 per run, the fit verdict with its numbers, and the most confident mistakes."""
 
-from .classes import CLASSES
+from .classes import CLASSES, NUM_CLASSES
 from .config import STUDY_ORDER
 
 MAX_RUNS = 6
@@ -56,10 +56,11 @@ def cv_text(summary, percent=True) -> str:
 
 def mistakes(y_test, test_proba, count=8):
     """The most confident wrong test predictions with class names, or None when the stored
-    predictions do not belong to this test split (a run trained on other data)."""
+    predictions do not belong to this test split (a run trained on other data) or are not
+    a probability table at all (a damaged file that still parses)."""
     from .metrics import confident_mistakes  # scikit-learn: not needed to open the Home page
 
-    if test_proba is None or len(test_proba) != len(y_test):
+    if test_proba is None or test_proba.shape != (len(y_test), NUM_CLASSES):
         return None
     return [
         dict(m, true_label=CLASSES[m["true"]].label, predicted_label=CLASSES[m["predicted"]].label)

@@ -9,7 +9,7 @@ user opens: the training itself lives in the background worker.
 import streamlit as st
 
 from . import app_state, charts, compare, jobs
-from .store import RunNotFoundError
+from .store import INTERRUPTED, RunNotFoundError, StoreError
 
 ACTIVE = ("queued", "running")
 REFRESH_SECONDS = 1.0
@@ -18,6 +18,10 @@ DATA_FIX = (
     "`KMNIST_DATA_DIR=/path/to/kmnist streamlit run app.py` with a folder holding "
     "kmnist-{train,test}-{imgs,labels}.npz (from https://github.com/rois-codh/kmnist)."
 )
+
+RECOVERING = "recovering — restarting the background worker…"
+RECOVERING_DETAIL = ("Its training process stopped; the new worker marks this run interrupted, keeps its "
+                     "finished epochs and goes on with the queue.")
 
 
 def data_problem(message: str) -> None:
@@ -46,6 +50,11 @@ def polled(run_store, body) -> None:
 
     @st.fragment(run_every=REFRESH_SECONDS if active_at_start else None)
     def fragment():
+        try:
+            run_store.check()  # the page checked it once; a poll can outlive that by hours
+        except StoreError as error:
+            app_state.store_problem(error, run_store.home)
+            return
         active = run_store.list_runs(statuses=ACTIVE)
         if active:
             jobs.wake_worker(run_store)  # revives the queue if its worker died or idled out
@@ -77,7 +86,7 @@ def run_browser(run_store, view_key) -> None:
                     "variants** to queue the whole study. Training goes on in the background while "
                     "you switch pages or close the tab.")
             return
-        labels = {run.id: f"#{run.id} {run.name} — {run.status}" for run in runs}
+        labels = {run.id: f"#{run.id} {run.name} — {status_text(run)}" for run in runs}
         if st.session_state.get(view_key) not in labels:
             st.session_state[view_key] = runs[0].id
         shown = st.selectbox("Show run", list(labels), format_func=labels.get, key=view_key)
@@ -90,15 +99,77 @@ def queue(run_store, active) -> None:
     if not active:
         return
     st.markdown("**Queue** — one training at a time, oldest first")
+    queue_interruption(run_store, active)
     for run in sorted(active, key=lambda r: r.id):
         left, right = st.columns([4, 1])
         if run.status == "running":
-            progress = run.progress or {}
-            where = f"epoch {progress['epoch']}/{progress['epochs']}" if progress else "starting"
-            left.markdown(f"▶ **#{run.id} {run.name}** — training, {where}")
+            left.markdown(f"▶ **#{run.id} {run.name}** — {training_state(run_store, run)}")
         else:
             left.markdown(f"⏳ #{run.id} {run.name} — queued")
             right.button("Cancel", key=f"cancel_{run.id}", on_click=run_store.request_stop, args=(run.id,))
+    queued = [run.id for run in active if run.status == "queued"]
+    if len(queued) > 1:
+        st.button("Cancel the rest of the queue", key="cancel_queue", icon=":material/cancel:",
+                  on_click=cancel_runs, args=(run_store, queued),
+                  help="Cancels every queued run shown above; a run already training goes on (Stop it below).")
+
+
+def training_state(run_store, run) -> str:
+    if app_state.recovering(run_store, run):
+        return RECOVERING
+    progress = run.progress or {}
+    return f"training, epoch {progress['epoch']}/{progress['epochs']}" if progress else "training, starting"
+
+
+def cancel_runs(run_store, run_ids) -> None:
+    """Button callback: cancel the queued runs the user saw (one already started is left alone)."""
+    for run_id in run_ids:
+        try:
+            run_store.request_stop(run_id)
+        except RunNotFoundError:
+            pass  # deleted meanwhile: nothing left to cancel
+
+
+def interrupted(run) -> bool:
+    """A run whose training process died (server restart, crash, kill): the next worker
+    marks it failed with an error starting with INTERRUPTED. The app names it for what it is."""
+    return run.status == "failed" and (run.error or "").startswith(INTERRUPTED)
+
+
+def status_text(run) -> str:
+    return "interrupted" if interrupted(run) else run.status
+
+
+def interruption_text(run) -> str:
+    """What was lost, from the kept history (``run`` as ``store.get`` returns it)."""
+    last = max((h["epoch"] for h in run.history), default=0)
+    kept = f"History kept up to epoch {last}." if last else "No epoch had finished, so no history was kept."
+    return f"Interrupted: the training process stopped (server restart or crash). {kept}"
+
+
+def queue_after(run, runs) -> str:
+    """What became of the runs that were waiting when the new worker found ``run``
+    orphaned (``finished_at`` is that moment): resumed, cancelled, or nothing waited."""
+    waiting = sorted((r for r in runs if r.id != run.id and not interrupted(r)
+                      and r.created_at <= run.finished_at
+                      and (r.finished_at is None or r.finished_at >= run.finished_at)),
+                     key=lambda r: (r.started_at or float("inf"), r.id))
+    resumed = [r.id for r in waiting if r.status != "cancelled"]
+    cancelled = [f"#{r.id}" for r in waiting if r.status == "cancelled"]
+    said = ([f"The queue resumed with run #{resumed[0]}."] if resumed else []) + \
+           ([f"The rest of the queue was cancelled: {', '.join(cancelled)}."] if cancelled else [])
+    return " ".join(said) or "Nothing else was waiting in the queue."
+
+
+def queue_interruption(run_store, active) -> None:
+    """Above a queue that goes on after a crash: which run was lost and how much of it,
+    since the run picker may be showing another run."""
+    runs = run_store.list_runs()
+    oldest = min(run.created_at for run in active)
+    found = next((run for run in runs if interrupted(run) and run.finished_at >= oldest), None)
+    if found:
+        run = run_store.get(found.id)
+        st.warning(f"Run #{run.id} {run.name} — {interruption_text(run)} {queue_after(run, runs)}")
 
 
 def run_view(run_store, run_id, compact=False) -> None:
@@ -109,19 +180,31 @@ def run_view(run_store, run_id, compact=False) -> None:
         return
     if not compact:
         st.subheader(f"Run #{run.id} · {run.name}")
-        st.caption(f"{run.variant} · {run.config['family']} · status: **{run.status}**")
+        st.caption(f"{run.variant} · {run.config['family']} · status: **{status_text(run)}**")
     if run.status == "queued":
         waiting = [r.id for r in run_store.list_runs(statuses=ACTIVE) if r.id < run.id]
         st.info(f"Queued: {len(waiting)} run(s) ahead of it. It starts by itself.")
     elif run.status == "running":
         running(run_store, run, compact)
     elif compact:
-        st.success(f"Run #{run.id} finished ({run.status}).")
+        st.success(f"Run #{run.id} finished ({status_text(run)}).")
     else:
-        results(run)
+        results(run_store, run)
 
 
 def running(run_store, run, compact) -> None:
+    if app_state.recovering(run_store, run):
+        st.warning(f"Run #{run.id} is {RECOVERING} {RECOVERING_DETAIL}")
+    else:
+        progress_bar(run)
+        stop_control(run_store, run)
+    if not compact and run.history:
+        st.plotly_chart(charts.curves_figure([("", run.history)]), key=f"live_curves_{run.id}")
+    elif not compact:
+        st.caption("The curves appear after the first epoch.")
+
+
+def progress_bar(run) -> None:
     progress = run.progress or {}
     if progress:
         fold = f"fold {progress['fold']} · " if progress.get("fold") else ""
@@ -130,20 +213,21 @@ def running(run_store, run, compact) -> None:
         st.progress(min(max(progress["fraction"], 0.0), 1.0), text=text)
     else:
         st.progress(0.0, text="Starting: loading data and building the model…")
+
+
+def stop_control(run_store, run) -> None:
     if run.stop_requested:
         st.warning("Stopping after the current batch; the epochs so far and the model are kept.")
     else:
         st.button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:",
                   on_click=run_store.request_stop, args=(run.id,))
-    if not compact and run.history:
-        st.plotly_chart(charts.curves_figure([("", run.history)]), key=f"live_curves_{run.id}")
-    elif not compact:
-        st.caption("The curves appear after the first epoch.")
 
 
-def results(run) -> None:
+def results(run_store, run) -> None:
     """A finished run: scores, verdict, curves and confusion matrix."""
-    if run.status == "failed":
+    if interrupted(run):
+        st.warning(f"{interruption_text(run)} {queue_after(run, run_store.list_runs())}")
+    elif run.status == "failed":
         st.error(f"This run failed: {run.error}")
     elif run.status == "cancelled":
         st.info("Cancelled before it started.")
@@ -180,6 +264,25 @@ def scores(run) -> None:
     c.metric("Cohen's kappa", f"{test['kappa']:.3f}")
     d.metric("Test loss", f"{test['log_loss']:.3f}")
     show_verdict(run)
+
+
+def mistakes_gallery(run_store, data, run) -> None:
+    """One run's most confident test mistakes, or why they cannot be shown. The run's
+    scores live in the database, so a lost prediction file only costs this gallery."""
+    proba = run_store.load_array(run.id, "test_proba")
+    found = compare.mistakes(data.y_test, proba)
+    if proba is None:
+        st.caption("This run's stored test predictions (test_proba.npy) are missing or damaged, so its "
+                   "mistakes cannot be shown; its scores above are unaffected.")
+    elif found is None:
+        st.caption("No stored test predictions for the currently loaded test split "
+                   "(the run was trained on other data).")
+    elif not found:
+        st.caption("No mistakes on the test split.")
+    else:
+        st.image([charts.enlarge(data.x_test[m["index"]], 3) for m in found],
+                 caption=[f"{m['true_label']} → {m['predicted_label']} {m['confidence']:.0%}" for m in found],
+                 output_format="PNG")
 
 
 def show_verdict(run) -> None:

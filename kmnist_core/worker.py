@@ -22,13 +22,15 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
     with store.training_lock(blocking=False) as acquired:
         if not acquired:
             return False
-        # TensorFlow only once the lock is ours: a worker started while another trains
-        # exits in a fraction of a second instead of spending seconds importing it.
-        from .runner import execute_run
+        # Orphans first: the app shows a dead worker's run as interrupted within moments
+        # of the new worker taking the lock, not after TensorFlow's import.
         for run_id in store.mark_interrupted():
             _log(log, f"run {run_id} was left running by a process that died; marked failed")
         for path in store.remove_leftovers():
             _log(log, f"removed {path.name}, left behind by a process that died")
+        # TensorFlow only once the lock is ours: a worker started while another trains
+        # exits in a fraction of a second instead of spending seconds importing it.
+        from .runner import execute_run
         idle_since = time.monotonic()
         while until_run is None or not store.get(until_run).finished:
             run = store.claim_next()

@@ -66,15 +66,6 @@ if problem:
     st.stop()
 for run, label in zip(chosen, labels):
     st.markdown(f"**{label}**")
-    found = compare.mistakes(data.y_test, run_store.load_array(run.id, "test_proba"))
-    if found is None:
-        st.caption("No stored test predictions for the currently loaded test split "
-                   "(the run was trained on other data).")
-    elif not found:
-        st.caption("No mistakes on the test split.")
-    else:
-        st.image([charts.enlarge(data.x_test[m["index"]], 3) for m in found],
-                 caption=[f"{m['true_label']} → {m['predicted_label']} {m['confidence']:.0%}" for m in found],
-                 output_format="PNG")
+    ui.mistakes_gallery(run_store, data, run)
 st.caption("Each image: true class → predicted class, with the model's confidence. "
            f"Classes: {' · '.join(c.label for c in CLASSES)}")
