@@ -18,6 +18,15 @@ from kmnist_core.study import enqueue_study, summary_row  # noqa: E402
 from kmnist_core.worker import drain_queue  # noqa: E402
 
 
+def val_loss_rise(history) -> str:
+    """The overfitting signal the verdict reads: how far validation loss ended above its best."""
+    losses = [h["val_loss"] for h in history if h.get("val_loss") is not None]
+    if not losses:
+        return "— (no validation split)"
+    best = min(range(len(losses)), key=losses.__getitem__)
+    return f"{losses[-1] / losses[best] - 1:+.0%} (best at epoch {best + 1} of {len(losses)})"
+
+
 def main():
     home = os.environ.get("KMNIST_HOME") or tempfile.mkdtemp(prefix="kmnist-study-")
     store = RunStore(home)
@@ -25,14 +34,16 @@ def main():
     drain_queue(store, log=lambda message: print(message, file=sys.stderr))
     runs = [store.get(i) for i in ids]
     print(f"data: {runs[0].data_source}\n")
-    print("| variant | train acc | val acc | test acc | macro F1 | kappa | held-out − train loss | verdict | time |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| variant | train acc | val acc | test acc | macro F1 | kappa | held-out − train loss "
+          "| val loss: end vs best epoch | verdict | time |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         row = summary_row(run)
         val = "—" if row["val_acc"] is None else f"{row['val_acc']:.3f}"
         gap = f"{row['loss_gap']:+.3f}" + (" (test)" if row["heldout"] == "test" else "")
         print(f"| {row['variant']} | {row['train_acc']:.3f} | {val} | {row['test_acc']:.3f} | "
-              f"{row['macro_f1']:.3f} | {row['kappa']:.3f} | {gap} | {row['verdict']} | {row['seconds']:.0f} s |")
+              f"{row['macro_f1']:.3f} | {row['kappa']:.3f} | {gap} | {val_loss_rise(run.history)} | "
+              f"{row['verdict']} | {row['seconds']:.0f} s |")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import time
 from .checks import ParameterError
 from .classes import CLASSES
 from .config import VARIANTS, make_config
-from .data import DATA_DIR_ENV, DataFileError, DataUnavailableError, load_kmnist
+from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, load_kmnist, load_tfds
 from .preprocess import ImageError
 from .store import HOME_ENV, RunStore, StoreError
 
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="score a stored model on the test split")
     evaluate.add_argument("run", help="run id or exact name")
+    evaluate.add_argument("--tfds", action="store_true",
+                          help="score on tensorflow-datasets' KMNIST test split (all 10,000 images) instead "
+                               "of the data the run was trained on")
     evaluate.add_argument("--json", action="store_true")
 
     runs = commands.add_parser("runs", help="list stored runs")
@@ -184,7 +187,10 @@ def cmd_evaluate(args) -> int:
 
     store = _store(args)
     run = store.get(store.resolve(args.run))
-    dataset = load_kmnist(args.data_dir or run.data_dir)
+    if args.tfds and args.data_dir:
+        raise ValueError("give either --data-dir or --tfds, not both")
+    # The run's own data by default, so a re-score is comparable with its stored metrics.
+    dataset = load_tfds(os.environ.get(TFDS_DIR_ENV)) if args.tfds else load_kmnist(args.data_dir or run.data_dir)
     predict = make_predictor(load_model(store.model_path(run.id)))
     metrics = classification_metrics(dataset.y_test, predict(dataset.x_test))
     if args.json:

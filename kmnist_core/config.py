@@ -68,7 +68,7 @@ VARIANTS = {
                 dict(_STUDY, dropout=0.5, input_dropout=0.2, l1=1e-5, l2=1e-3, full_train=True)),
         Variant("best", "Beyond the study: a batch-normalized CNN with handwriting augmentation "
                         "and a one-cycle learning-rate schedule.",
-                dict(family="bn_cnn", hidden_units=(), dropout=0.2, epochs=15, batch_size=64,
+                dict(family="bn_cnn", hidden_units=(), dropout=0.2, epochs=20, batch_size=64,
                      learning_rate=3e-3, optimizer="adamw", schedule="onecycle",
                      label_smoothing=0.1, augment=True, mixed_precision=True, full_train=True)),
     )

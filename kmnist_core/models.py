@@ -42,7 +42,7 @@ def _conv_stack(x, family, regularizer):
     for filters in (32, 64, 128):  # bn_cnn: conv-BN-ReLU pairs, pooled after each block
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer)(x)
-            # momentum 0.9, not 0.99: in a 15-epoch run the default's running statistics lag
+            # momentum 0.9, not 0.99: in a 20-epoch run the default's running statistics lag
             # so far behind that test accuracy sat at 10% after 3 epochs.
             x = layers.BatchNormalization(momentum=0.9)(x)
             x = layers.Activation("relu")(x)

@@ -36,6 +36,18 @@ def test_train_json_reports_the_finished_run(trained, home):
     assert RunStore(home).get(trained["id"]).history[-1]["epoch"] == 8
 
 
+def test_evaluate_on_tfds_offline_says_what_to_do(trained, home, synthetic_dir, capsys, tmp_path, monkeypatch):
+    from kmnist_core import data
+
+    monkeypatch.setenv("KMNIST_TFDS_DIR", str(tmp_path / "empty-tfds"))
+    monkeypatch.setattr(data, "_host_reachable", lambda *args: False)
+    assert main(["evaluate", "tiny", "--tfds"]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "KMNIST is not available" in error and "KMNIST_DATA_DIR" in error and len(error.splitlines()) == 1
+    assert main(["--data-dir", str(synthetic_dir), "evaluate", "tiny", "--tfds"]) != 0
+    assert "either --data-dir or --tfds" in capsys.readouterr().err
+
+
 def test_runs_evaluate_predict_rename_delete(trained, home, synthetic_dir, capsys, tmp_path):
     listing = _cli("runs", env={**os.environ, "KMNIST_HOME": str(home)})
     assert listing.returncode == 0 and "tiny" in listing.stdout and "completed" in listing.stdout

@@ -40,9 +40,9 @@ def test_bad_shapes_are_refused():
 @pytest.mark.parametrize("numbers, curve, verdict, phrase", [
     ((0.75, 0.72, 0.80, 0.90), [1.2, 1.0, 0.9], "underfitting", "cannot fit even"),
     ((1.00, 0.89, 0.01, 0.60), [0.5, 0.45, 0.7], "overfitting", "climbed from 0.450 at epoch 2 to 0.700"),
-    ((1.00, 0.89, 0.05, 0.40), [0.6, 0.42, 0.44], "good fit", "stays near its best"),
+    ((1.00, 0.89, 0.05, 0.40), [0.6, 0.42, 0.44], "good fit", "ends +5% from its best (0.420 at epoch 2)"),
     ((1.00, 0.89, 0.01, 0.60), [], "overfitting", "more than 0.5 above"),  # no curves: the gap decides
-    ((0.99, 0.90, 0.10, 0.40), [], "good fit", "stays near its best"),
+    ((0.99, 0.90, 0.10, 0.40), [], "good fit", "stays within 0.5 of its training loss"),
 ])
 def test_fit_verdict(numbers, curve, verdict, phrase):
     result, reason = fit_verdict(*numbers, val_losses=curve)
