@@ -103,15 +103,20 @@ def queue(run_store, active) -> None:
     for run in sorted(active, key=lambda r: r.id):
         left, right = st.columns([4, 1])
         if run.status == "running":
-            left.markdown(f"▶ **#{run.id} {run.name}** — {training_state(run_store, run)}")
+            state = training_state(run_store, run)
+            left.markdown(f":material/play_arrow: **#{run.id} {run.name}** — {state}")
+            if run.stop_requested:
+                right.caption("stopping…")
+            elif state != RECOVERING:  # the run picker may show another run: stop it from here too
+                right.button("Stop", key=f"queue_stop_{run.id}", on_click=run_store.request_stop, args=(run.id,))
         else:
-            left.markdown(f"⏳ #{run.id} {run.name} — queued")
+            left.markdown(f":material/schedule: #{run.id} {run.name} — queued")
             right.button("Cancel", key=f"cancel_{run.id}", on_click=run_store.request_stop, args=(run.id,))
     queued = [run.id for run in active if run.status == "queued"]
     if len(queued) > 1:
         st.button("Cancel the rest of the queue", key="cancel_queue", icon=":material/cancel:",
                   on_click=cancel_runs, args=(run_store, queued),
-                  help="Cancels every queued run shown above; a run already training goes on (Stop it below).")
+                  help="Cancels every queued run shown above; the run already training goes on (its Stop button stops it).")
 
 
 def training_state(run_store, run) -> str:
