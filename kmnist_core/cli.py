@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _units(text):
+    if not text.strip():
+        return ()  # no hidden layer (CNN families only: the core says so for dense)
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:

@@ -48,7 +48,10 @@ def form_defaults(variant: str) -> dict:
 
 
 def parse_units(text) -> tuple:
-    """'512, 256' -> (512, 256); the core checks the sizes themselves."""
+    """'512, 256' -> (512, 256); '' -> () (no hidden layer: the CNN families may go straight
+    from their pooled features to the classes). The core checks the sizes and their count."""
+    if not str(text).strip():
+        return ()
     parts = [part.strip() for part in str(text).split(",")]
     if not all(part.isdigit() for part in parts):
         raise ParameterError(f"hidden_units must be layer sizes separated by commas, e.g. 512, 256; got {text!r}")

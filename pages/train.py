@@ -29,7 +29,7 @@ with form_column:
     st.selectbox("Architecture", FAMILIES, key=key("family"), help=hint("family") +
                  " · dense: fully connected; cnn: two conv layers; bn_cnn: batch-normalized CNN")
     st.text_input("Hidden layer sizes", key=key("hidden_units"), help=hint("hidden_units") +
-                  " · comma-separated, e.g. 512, 512")
+                  " · comma-separated, e.g. 512, 512; empty for none (CNN families)")
     left, right = st.columns(2)
     left.number_input("Dropout (hidden layers)", min_value=0.0, max_value=1.0, step=0.05,
                       key=key("dropout"), help=hint("dropout"))

@@ -1,9 +1,11 @@
 """Train page: the form sends what the user set to the core, refuses what the core
 refuses, queues runs that the background worker trains, and Stop stops them."""
 
+import pytest
+
 from app_support import (app, app_home, app_runs, last_id, newest_run, no_worker, texts, trained_home,  # noqa: F401
                          training_home, training_store, wait_finished, wait_for)
-from kmnist_core.config import STUDY_ORDER, preset
+from kmnist_core.config import STUDY_ORDER, VARIANTS, config_from_dict, make_config, preset
 
 KEY = "train_{}".format
 
@@ -29,6 +31,25 @@ def test_variant_change_and_reset_return_to_the_presets_values(app_home):
     page.button(key="reset_form").click().run()
     assert page.number_input(key=KEY("dropout")).value == 0.0
     assert "All settings are the preset's." in texts(page.caption)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_preset_starts_from_the_form_as_the_core_defines_it(app_home, monkeypatch, variant):
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.selectbox(key="train_variant").select(variant).run()
+    assert not page.error and not page.button(key="start_training").disabled
+    page.button(key="start_training").click().run()
+    [run] = app_home.list_runs()
+    assert config_from_dict(run.config) == make_config(variant)
+
+
+def test_no_hidden_layer_is_refused_for_dense_only(app_home):
+    page = app("pages/train.py")
+    page.text_input(key=KEY("hidden_units")).input("").run()
+    assert "hidden_units must be 1 to 8 layer sizes for family 'dense'" in page.error[0].value
+    page.selectbox(key=KEY("family")).select("cnn").run()
+    assert not page.error and not page.button(key="start_training").disabled
 
 
 def test_invalid_settings_are_refused_with_the_cores_message(app_home):
