@@ -68,6 +68,7 @@ def polled(run_store, body) -> None:
 def live_monitor(run_store, run_id=None, compact=False) -> None:
     """The queue and one run (an empty state's quick training), kept up to date."""
     def body(active):
+        interruption_notice(run_store, active, shown=run_id)
         queue(run_store, active)
         if run_id is not None:
             run_view(run_store, run_id, compact)
@@ -79,7 +80,6 @@ def run_browser(run_store, view_key) -> None:
     """The Train page's right side: the queue, a run picker and the picked run, all inside
     the fragment so statuses in the picker stay current too."""
     def body(active):
-        queue(run_store, active)
         runs = run_store.list_runs()
         if not runs:
             st.info("No runs yet. Adjust the settings and press **Start training**, or **Train all "
@@ -89,6 +89,8 @@ def run_browser(run_store, view_key) -> None:
         labels = {run.id: f"#{run.id} {run.name} — {status_text(run)}" for run in runs}
         if st.session_state.get(view_key) not in labels:
             st.session_state[view_key] = runs[0].id
+        interruption_notice(run_store, active, shown=st.session_state[view_key])
+        queue(run_store, active)
         shown = st.selectbox("Show run", list(labels), format_func=labels.get, key=view_key)
         run_view(run_store, shown)
 
@@ -99,7 +101,6 @@ def queue(run_store, active) -> None:
     if not active:
         return
     st.markdown("**Queue** — one training at a time, oldest first")
-    queue_interruption(run_store, active)
     for run in sorted(active, key=lambda r: r.id):
         left, right = st.columns([4, 1])
         if run.status == "running":
@@ -166,13 +167,17 @@ def queue_after(run, runs) -> str:
     return " ".join(said) or "Nothing else was waiting in the queue."
 
 
-def queue_interruption(run_store, active) -> None:
-    """Above a queue that goes on after a crash: which run was lost and how much of it,
-    since the run picker may be showing another run."""
+def interruption_notice(run_store, active, shown=None) -> None:
+    """Which run a crash cut short, how much of it was kept and what became of the queue,
+    until the user queues something new: the run picker may be showing another run, and
+    the queue may have drained before anyone looked. Not repeated for the run ``shown``,
+    whose own view says the same."""
     runs = run_store.list_runs()
-    oldest = min(run.created_at for run in active)
-    found = next((run for run in runs if interrupted(run) and run.finished_at >= oldest), None)
-    if found:
+    if not runs:
+        return
+    since = min(run.created_at for run in active) if active else runs[0].created_at
+    found = next((run for run in runs if interrupted(run) and run.finished_at >= since), None)
+    if found and found.id != shown:
         run = run_store.get(found.id)
         st.warning(f"Run #{run.id} {run.name} — {interruption_text(run)} {queue_after(run, runs)}")
 

@@ -82,6 +82,24 @@ def test_interrupted_run_without_a_queue_says_nothing_was_waiting(app_home, monk
     assert "Queue" not in texts(page.markdown)
 
 
+def test_the_notice_outlives_the_queue_until_something_new_is_queued(app_home, monkeypatch):
+    no_worker(monkeypatch)
+    orphan = orphan_with_history(app_home, epochs_done=3)
+    waiting = app_home.create_run(make_config("underfit", epochs=1))
+    with app_home.training_lock():  # the new worker marks the orphan and trains what waited
+        app_home.mark_interrupted()
+        app_home.claim_next()
+        app_home.finish(waiting, "stopped")
+    page = app("pages/train.py")
+    assert not page.exception
+    assert page.selectbox(key="train_view").value == waiting  # the newest run, not the lost one
+    assert f"Run #{orphan} underfit — {INTERRUPTED_TEXT} History kept up to epoch 3. " \
+           f"The queue resumed with run #{waiting}." in texts(page.warning)
+    app_home.create_run(make_config("underfit", epochs=1))  # the user moves on
+    page.run()
+    assert not page.exception and INTERRUPTED_TEXT not in texts(page.warning)
+
+
 def test_a_running_run_with_no_trainer_shows_recovery_not_a_frozen_progress_bar(app_home, monkeypatch):
     no_worker(monkeypatch)
     run_id = orphan_with_history(app_home, epochs_done=1)
