@@ -16,6 +16,12 @@ def run_label(run) -> str:
     return f"#{run.id} {run.name}"
 
 
+def most_accurate(runs):
+    """The run a newcomer should ask first on Draw: the best test accuracy (newest on a tie),
+    not simply the newest, which may be an underfit or a stopped run."""
+    return max(runs, key=lambda run: ((run.metrics or {}).get("test", {}).get("accuracy", -1.0), run.id))
+
+
 def default_selection(runs, limit=MAX_RUNS) -> list:
     """The newest scored run of each study variant (underfit → final, then the rest)."""
     newest = {}

@@ -35,7 +35,7 @@ if not models:
     st.stop()
 
 picked = st.multiselect("Models to ask (one, or several side by side)", list(models),
-                        default=[next(iter(models))], max_selections=compare.MAX_RUNS,
+                        default=[compare.most_accurate(models.values()).id], max_selections=compare.MAX_RUNS,
                         format_func=lambda run_id: f"{compare.run_label(models[run_id])} ({models[run_id].variant})")
 
 drawing_column, preview_column = st.columns([3, 2])

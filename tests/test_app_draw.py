@@ -62,3 +62,16 @@ def test_blank_and_broken_uploads_get_a_clear_message(app_runs):
     upload(page, "notes.png", b"these are not image bytes")
     assert "Cannot read notes.png: the file is not an image" in page.warning[0].value
     assert "Predictions" not in texts(page.subheader)
+
+
+def test_draw_asks_the_most_accurate_model_first_not_the_newest():
+    from types import SimpleNamespace
+
+    from kmnist_core.compare import most_accurate
+
+    def run(run_id, accuracy):
+        return SimpleNamespace(id=run_id, metrics=None if accuracy is None else {"test": {"accuracy": accuracy}})
+
+    assert most_accurate([run(3, 0.70), run(2, 0.98), run(1, 0.90)]).id == 2
+    assert most_accurate([run(4, None), run(3, 0.5)]).id == 3  # an unscored checkpoint comes last
+    assert most_accurate([run(1, 0.9), run(2, 0.9)]).id == 2  # a tie goes to the newer run
