@@ -90,14 +90,14 @@ def run_browser(run_store, view_key) -> None:
         if st.session_state.get(view_key) not in labels:
             st.session_state[view_key] = runs[0].id
         interruption_notice(run_store, active, shown=st.session_state[view_key])
-        queue(run_store, active)
+        queue(run_store, active, shown=st.session_state[view_key])
         shown = st.selectbox("Show run", list(labels), format_func=labels.get, key=view_key)
         run_view(run_store, shown)
 
     polled(run_store, body)
 
 
-def queue(run_store, active) -> None:
+def queue(run_store, active, shown=None) -> None:
     if not active:
         return
     st.markdown("**Queue** — one training at a time, oldest first")
@@ -108,7 +108,7 @@ def queue(run_store, active) -> None:
             left.markdown(f":material/play_arrow: **#{run.id} {run.name}** — {state}")
             if run.stop_requested:
                 right.caption("stopping…")
-            elif state != RECOVERING:  # the run picker may show another run: stop it from here too
+            elif state != RECOVERING and run.id != shown:  # the picked run has its own Stop below
                 right.button("Stop", key=f"queue_stop_{run.id}", on_click=run_store.request_stop, args=(run.id,))
         else:
             left.markdown(f":material/schedule: #{run.id} {run.name} — queued")

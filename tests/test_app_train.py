@@ -147,6 +147,9 @@ def test_train_all_queues_the_study_in_order_and_a_queued_run_can_be_cancelled(a
 
     with app_home.training_lock():  # a worker takes the first run; the picker shows another
         assert app_home.claim_next().id == queued[0].id
+        page.selectbox(key="train_view").set_value(queued[0].id).run()
+        assert f"queue_stop_{queued[0].id}" not in [b.key for b in page.button]  # one Stop, beside its curves
+        assert f"stop_{queued[0].id}" in [b.key for b in page.button]
         page.selectbox(key="train_view").set_value(queued[-1].id).run()
         page.button(key=f"queue_stop_{queued[0].id}").click().run()  # stopped from the queue itself
         assert app_home.get(queued[0].id).stop_requested
