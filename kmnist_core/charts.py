@@ -13,7 +13,7 @@ KANA = [c.hiragana for c in CLASSES]
 KANA_LABELS = [f"{c.hiragana} {c.romaji}" for c in CLASSES]
 
 
-def max_epoch(series) -> int:
+def _last_epoch(series) -> int:
     return max((h["epoch"] for _, history in series for h in history), default=0)
 
 
@@ -38,7 +38,7 @@ def curves_figure(series, height=340) -> go.Figure:
                     showlegend=column == 1, line=dict(color=colour, dash=dash), marker=dict(size=5),
                 ), row=1, col=column)
     figure.update_xaxes(title_text="epoch", rangemode="tozero", tickformat="d",
-                        dtick=None if max_epoch(series) > 10 else 1)  # no "epoch 1.5" on a new run
+                        dtick=None if _last_epoch(series) > 10 else 1)  # no "epoch 1.5" on a new run
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
     figure.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
     figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),

@@ -64,14 +64,11 @@ def test_blank_and_broken_uploads_get_a_clear_message(app_runs):
     assert "Predictions" not in texts(page.subheader)
 
 
-def test_draw_asks_the_most_accurate_model_first_not_the_newest():
-    from types import SimpleNamespace
 
-    from kmnist_core.compare import most_accurate
 
-    def run(run_id, accuracy):
-        return SimpleNamespace(id=run_id, metrics=None if accuracy is None else {"test": {"accuracy": accuracy}})
-
-    assert most_accurate([run(3, 0.70), run(2, 0.98), run(1, 0.90)]).id == 2
-    assert most_accurate([run(4, None), run(3, 0.5)]).id == 3  # an unscored checkpoint comes last
-    assert most_accurate([run(1, 0.9), run(2, 0.9)]).id == 2  # a tie goes to the newer run
+def test_draw_asks_the_most_accurate_model_first_not_the_newest(app_runs):
+    newest, older = app_runs.list_runs()[:2]
+    app_runs.update(older.id, metrics={**older.metrics, "test": {**older.metrics["test"], "accuracy": 0.99}})
+    app_runs.update(newest.id, metrics={**newest.metrics, "test": {**newest.metrics["test"], "accuracy": 0.50}})
+    page = app("pages/draw.py")
+    assert page.multiselect[0].value == [older.id]
