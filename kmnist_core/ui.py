@@ -69,7 +69,7 @@ def live_monitor(run_store, run_id=None, compact=False) -> None:
     """The queue and one run (an empty state's quick training), kept up to date."""
     def body(active):
         interruption_notice(run_store, active, shown=run_id)
-        queue(run_store, active)
+        queue(run_store, active, shown=run_id)
         if run_id is not None:
             run_view(run_store, run_id, compact)
 
@@ -97,7 +97,7 @@ def run_browser(run_store, view_key) -> None:
     polled(run_store, body)
 
 
-def queue(run_store, active, shown=None) -> None:
+def queue(run_store, active, shown) -> None:
     if not active:
         return
     st.markdown("**Queue** — one training at a time, oldest first")

@@ -16,6 +16,10 @@ def test_without_runs_it_offers_a_quick_training(app_home, monkeypatch):
     assert run.name == QUICK_NAME and run.status == "queued"
     assert run.variant == QUICK_RUN["variant"] and run.config["epochs"] == QUICK_RUN["epochs"]
     assert not page.exception and "Queued" in texts(page.info)
+    with app_home.training_lock():  # a worker takes it: one Stop, beside its progress bar
+        assert app_home.claim_next().id == run.id
+        page.run()
+        assert [b.key for b in page.button if "stop" in b.key] == [f"stop_{run.id}"]
 
 
 def test_two_runs_side_by_side(app_runs):
