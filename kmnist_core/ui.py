@@ -193,7 +193,8 @@ def run_view(run_store, run_id, compact=False) -> None:
         st.caption(f"{run.variant} · {run.config['family']} · status: **{status_text(run)}**")
     if run.status == "queued":
         waiting = [r.id for r in run_store.list_runs(statuses=ACTIVE) if r.id < run.id]
-        st.info(f"Queued: {len(waiting)} run(s) ahead of it. It starts by itself.")
+        ahead = {0: "next in line", 1: "1 run ahead of it"}.get(len(waiting), f"{len(waiting)} runs ahead of it")
+        st.info(f"Queued, {ahead}: it starts by itself; you can leave this page.")
     elif run.status == "running":
         running(run_store, run, compact)
     elif compact:

@@ -15,7 +15,7 @@ def test_without_runs_it_offers_a_quick_training(app_home, monkeypatch):
     [run] = app_home.list_runs()
     assert run.name == QUICK_NAME and run.status == "queued"
     assert run.variant == QUICK_RUN["variant"] and run.config["epochs"] == QUICK_RUN["epochs"]
-    assert not page.exception and "Queued" in texts(page.info)
+    assert not page.exception and "Queued, next in line" in texts(page.info)
     with app_home.training_lock():  # a worker takes it: one Stop, beside its progress bar
         assert app_home.claim_next().id == run.id
         page.run()
