@@ -7,7 +7,7 @@ TensorFlow; only the Draw page loads models.
 
 import streamlit as st
 
-from kmnist_core import app_state, charts, ui
+from explorer import charts, monitor, state
 from kmnist_core.classes import CLASSES
 
 ATTRIBUTION = (
@@ -33,15 +33,15 @@ def home():
         "learn · **Compare** their scores, curves and mistakes · **Draw** a character and see "
         "what each model reads."
     )
-    data, problem = app_state.dataset()
+    data, problem = state.dataset()
     if problem:
-        ui.data_problem(problem)
+        monitor.data_problem(problem)
         return
     st.page_link("pages/train.py", label="Start: train the study's variants", icon=":material/arrow_forward:")
 
     st.header("The ten classes")
     st.caption("Each column: the modern hiragana, its romaji, and real samples from the training split.")
-    strips = app_state.sample_strip(per_class=4)
+    strips = state.sample_strip(per_class=4)
     for row in (CLASSES[:5], CLASSES[5:]):
         for column, kana in zip(st.columns(5), row):
             column.markdown(f"<div style='font-size:2.6rem;line-height:1.1'>{kana.hiragana}</div>"

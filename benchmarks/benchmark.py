@@ -24,13 +24,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from kmnist_core import hardware  # noqa: E402
 from kmnist_core.config import STUDY_ORDER, make_config  # noqa: E402
 from kmnist_core.data import load_kmnist  # noqa: E402
 from kmnist_core.fidelity import drawn_versions  # noqa: E402
 from kmnist_core.inference import make_predictor  # noqa: E402
 from kmnist_core.metrics import classification_metrics  # noqa: E402
 from kmnist_core.preprocess import prepare  # noqa: E402
-from kmnist_core.training import configure_threads, predict_proba, train_model  # noqa: E402
+from kmnist_core.training import train_model  # noqa: E402
 
 
 class _TestEveryEpoch(keras.callbacks.Callback):
@@ -47,7 +48,7 @@ class _TestEveryEpoch(keras.callbacks.Callback):
     def record(self, model):
         trained_for = time.perf_counter() - self.start - self.eval_seconds
         began = time.perf_counter()
-        accuracy = float(np.mean(predict_proba(model, self.x_test).argmax(axis=1) == self.y_test))
+        accuracy = float(np.mean(make_predictor(model)(self.x_test).argmax(axis=1) == self.y_test))
         self.eval_seconds += time.perf_counter() - began
         self.curve.append((trained_for, accuracy))
 
@@ -75,14 +76,14 @@ def reference_script(dataset):
     start = time.perf_counter()
     model.fit(x, y, batch_size=128, epochs=12, verbose=0, callbacks=[tracker])
     seconds = time.perf_counter() - start - tracker.eval_seconds
-    return predict_proba(model, x_test), seconds, 12, tracker.curve
+    return make_predictor(model)(x_test), seconds, 12, tracker.curve
 
 
 def ours(config, dataset):
     tracker = _TestEveryEpoch(dataset.x_test, dataset.y_test)
-    result = train_model(config, dataset.x_train, dataset.y_train, on_epoch_model=tracker.record)
+    result = train_model(config, dataset.x_train, dataset.y_train, on_epoch=lambda record, model: tracker.record(model))
     seconds = result.elapsed - tracker.eval_seconds
-    return result.model, predict_proba(result.model, dataset.x_test), seconds, len(result.history), tracker.curve
+    return result.model, make_predictor(result.model)(dataset.x_test), seconds, len(result.history), tracker.curve
 
 
 def time_to_reach(curve, target):
@@ -105,18 +106,15 @@ def canvas_latency(model, dataset, repeats=200):
 
 
 def cpu_flags():
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags)
+    flags = hardware.cpu_flags()
+    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags) or "unknown"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated subset: reference, cnn, best, best-float32 or preset names")
     args = parser.parse_args()
-    configure_threads()
+    hardware.configure_threads()
     dataset = load_kmnist()
     print(f"data: {dataset.source}; {len(dataset.y_train)} train / {len(dataset.y_test)} test images")
     print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, flags: {cpu_flags()}")
@@ -153,15 +151,15 @@ def main():
               f"{seconds:.0f} s | {throughput:.0f} | {reach_text} | {ratio} |")
     if reference_accuracy is not None:
         print(f"\nreference final test accuracy: {reference_accuracy:.4f} after {base_seconds:.0f} s")
-        for label, proba, seconds, epochs, curve in rows[1:]:
+        for label, _proba, _seconds, _epochs, curve in rows[1:]:
             reach = time_to_reach(curve, reference_accuracy)
             if reach is not None:
                 print(f"  {label}: reaches it after {reach:.0f} s = {reach / base_seconds:.2f}× the reference's time")
 
     if "best" in models:
         model = models["best"]
-        original = float(np.mean(predict_proba(model, dataset.x_test).argmax(axis=1) == dataset.y_test))
-        drawn = float(np.mean(predict_proba(model, drawn_versions(dataset.x_test)).argmax(axis=1) == dataset.y_test))
+        original = float(np.mean(make_predictor(model)(dataset.x_test).argmax(axis=1) == dataset.y_test))
+        drawn = float(np.mean(make_predictor(model)(drawn_versions(dataset.x_test)).argmax(axis=1) == dataset.y_test))
         print(f"\ndrawing fidelity (best): dataset images {original:.4f}, re-drawn on a canvas {drawn:.4f}, "
               f"gap {100 * (original - drawn):.1f} points")
         p50, p95 = canvas_latency(model, dataset)

@@ -51,7 +51,7 @@ def main(loads=5):
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
             timings = []
-            for attempt in range(loads):
+            for _ in range(loads):
                 page = browser.new_page()
                 began = time.monotonic()
                 page.goto(f"http://127.0.0.1:{port}/")

@@ -12,15 +12,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kmnist_core.config import STUDY_ORDER  # noqa: E402
 from kmnist_core.store import RunStore  # noqa: E402
-from kmnist_core.study import enqueue_study, summary_row  # noqa: E402
+from kmnist_core.study import enqueue, study_configs, summary_row  # noqa: E402
 from kmnist_core.worker import drain_queue  # noqa: E402
 
 
 def val_loss_rise(history) -> str:
     """The overfitting signal the verdict reads: how far validation loss ended above its best."""
-    losses = [h["val_loss"] for h in history if h.get("val_loss") is not None]
+    losses = [record.val_loss for record in history if record.val_loss is not None]
     if not losses:
         return "— (no validation split)"
     best = min(range(len(losses)), key=losses.__getitem__)
@@ -30,7 +29,7 @@ def val_loss_rise(history) -> str:
 def main():
     home = os.environ.get("KMNIST_HOME") or tempfile.mkdtemp(prefix="kmnist-study-")
     store = RunStore(home)
-    ids = enqueue_study(store, STUDY_ORDER, data_dir=os.environ.get("KMNIST_DATA_DIR"))
+    ids = enqueue(store, study_configs(), data_dir=os.environ.get("KMNIST_DATA_DIR"))
     drain_queue(store, log=lambda message: print(message, file=sys.stderr))
     runs = [store.get(i) for i in ids]
     print(f"data: {runs[0].data_source}\n")

@@ -1,41 +1,59 @@
-"""Parameter validation in the scikit-learn style: one message that names the parameter
-and the allowed range, raised before anything is written anywhere."""
+"""Parameter validation in the scikit-learn style: a message that names the parameter
+and the allowed range, raised before anything is written anywhere.
+
+A ``ParameterError`` may carry several problems at once (a form with three bad fields
+gets all three named in one message); each problem is (parameter name, what is wrong).
+"""
 
 import math
 from numbers import Integral, Real
 
 
 class ParameterError(ValueError):
-    """A public function got a parameter outside its allowed range."""
+    """One or more parameters are outside their allowed range."""
+
+    def __init__(self, problems):
+        if isinstance(problems, str):  # a whole sentence with no single parameter to name
+            problems = [("", problems)]
+        self.problems = [(name, text) for name, text in problems]
+        super().__init__("; ".join(f"{name} {text}".strip() for name, text in self.problems))
+
+    def describe(self, labels: dict) -> str:
+        """The same problems named by the labels a user sees (a form's field labels)."""
+        return "; ".join(f"{labels.get(name, name)} {text}".strip() for name, text in self.problems)
 
 
 def check_int(name, value, low=None, high=None):
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ParameterError(f"{name} must be an integer, got {value!r}")
+        raise ParameterError([(name, f"must be an integer, got {value!r}")])
     _check_range(name, int(value), low, high, low_inclusive=True, high_inclusive=True)
     return int(value)
 
 
 def check_float(name, value, low=None, high=None, low_inclusive=True, high_inclusive=True):
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ParameterError(f"{name} must be a finite number, got {value!r}")
+        raise ParameterError([(name, f"must be a finite number, got {value!r}")])
     _check_range(name, float(value), low, high, low_inclusive, high_inclusive)
     return float(value)
 
 
 def check_choice(name, value, choices):
-    if value not in choices:
+    # True == 1 in Python: a bool matches only a bool choice, a number only a number.
+    if not any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in choices):
         allowed = ", ".join(repr(c) for c in choices)
-        raise ParameterError(f"{name} must be one of {allowed}; got {value!r}")
+        raise ParameterError([(name, f"must be one of {allowed}; got {value!r}")])
     return value
+
+
+def range_text(low, high, low_inclusive=True, high_inclusive=True) -> str:
+    left, right = "[" if low_inclusive else "(", "]" if high_inclusive else ")"
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    return f"{left}{lo}, {hi}{right}"
 
 
 def _check_range(name, value, low, high, low_inclusive, high_inclusive):
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value > high if high_inclusive else value >= high)
     if too_low or too_high:
-        left = "[" if low_inclusive else "("
-        right = "]" if high_inclusive else ")"
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        raise ParameterError(f"{name} must be in {left}{lo}, {hi}{right}, got {value:g}")
+        raise ParameterError([(name, f"must be in {range_text(low, high, low_inclusive, high_inclusive)}, got {value:g}")])

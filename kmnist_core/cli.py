@@ -13,9 +13,10 @@ import time
 
 from .checks import ParameterError
 from .classes import CLASSES
-from .config import VARIANTS, make_config
+from .config import PARAMETERS, VARIANTS, make_config, parse_units
 from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, load_kmnist, load_tfds
 from .preprocess import ImageError
+from .status import WITH_MODEL, Status
 from .store import HOME_ENV, RunStore, StoreError
 
 EXPECTED_ERRORS = (ParameterError, DataUnavailableError, DataFileError, StoreError, ImageError, ValueError, OSError)
@@ -34,27 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a variant and store the run")
     train.add_argument("--variant", default="combined", help=f"one of: {', '.join(VARIANTS)} (default: combined)")
-    train.add_argument("--name", help="a label for the run (default: the variant)")
-    train.add_argument("--family", help="architecture: dense, cnn or bn_cnn")
-    train.add_argument("--hidden-units", type=_units, help="hidden layer sizes, e.g. 512,256")
-    train.add_argument("--dropout", type=float, help="dropout rate in [0, 1)")
-    train.add_argument("--input-dropout", type=float, help="dropout rate on the pixels in [0, 1)")
-    train.add_argument("--l1", type=float, help="L1 weight penalty in [0, 0.1]")
-    train.add_argument("--l2", type=float, help="L2 weight penalty in [0, 0.1]")
-    train.add_argument("--epochs", type=int, help="passes over the training data, >= 1")
-    train.add_argument("--batch-size", type=int, help="images per step")
-    train.add_argument("--learning-rate", type=float)
-    train.add_argument("--optimizer", help="adam, adamw, sgd, rmsprop or adadelta")
-    train.add_argument("--schedule", help="constant, cosine or onecycle")
-    train.add_argument("--label-smoothing", type=float)
-    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
-    train.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
-                       help="bfloat16 compute (faster on AVX-512 CPUs)")
-    train.add_argument("--full-train", action=argparse.BooleanOptionalAction, default=None,
-                       help="train on train+validation (as the final variant does)")
-    train.add_argument("--val-fraction", type=float, help="share of the training split held out, (0, 0.5]")
-    train.add_argument("--kfold", type=int, help="k-fold cross-validation with k in [2, 20]")
-    train.add_argument("--seed", type=int)
+    train.add_argument("--name", help="a label for the run (default: named from its settings)")
+    _add_config_arguments(train)
     train.add_argument("--json", action="store_true", help="print the finished run as JSON")
 
     evaluate = commands.add_parser("evaluate", help="score a stored model on the test split")
@@ -87,13 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _units(text):
-    if not text.strip():
-        return ()  # no hidden layer (CNN families only: the core says so for dense)
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+def _add_config_arguments(parser) -> None:
+    """One option per ``TrainConfig`` field, typed and explained from ``PARAMETERS`` (the
+    same constraints validation and the app's form read). Unset options keep the preset's."""
+    types = {"int": int, "float": float, "choice": str, "units": str}
+    for name, parameter in PARAMETERS.items():
+        if name == "variant":
+            continue
+        flag = "--" + name.replace("_", "-")
+        text = f"{parameter.help} Allowed: {parameter.allowed()}.".replace("%", "%%")
+        if parameter.kind == "bool" or name == "mixed_precision":  # precision: auto unless forced
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            parser.add_argument(flag, type=types[parameter.kind], help=text)
 
 
 def main(argv=None) -> int:
@@ -114,9 +102,9 @@ def _store(args) -> RunStore:
 
 
 def cmd_train(args) -> int:
-    overrides = {k: getattr(args, k) for k in (
-        "family", "hidden_units", "dropout", "input_dropout", "l1", "l2", "epochs", "batch_size", "learning_rate",
-        "optimizer", "schedule", "label_smoothing", "augment", "mixed_precision", "full_train", "val_fraction", "kfold", "seed")}
+    overrides = {name: getattr(args, name) for name in PARAMETERS if name != "variant"}
+    if overrides["hidden_units"] is not None:
+        overrides["hidden_units"] = parse_units(overrides["hidden_units"])
     config = make_config(args.variant, **overrides)
     dataset = load_kmnist(args.data_dir)  # fail fast, before anything is stored
     store = _store(args)
@@ -128,7 +116,7 @@ def cmd_train(args) -> int:
         print(json.dumps(_run_summary(run, store), indent=2))
     else:
         print(_result_line(run))
-    return 0 if run.status in ("completed", "stopped") else 1
+    return 0 if run.status in WITH_MODEL else 1
 
 
 def _train_until_done(store, run_id, datasets):
@@ -157,17 +145,18 @@ class _ProgressBar:
     def __init__(self):
         self.last = 0.0
 
-    def show(self, event):
-        self._draw(event.fraction, f"epoch {event.epoch}/{event.epochs} step {event.step}/{event.steps} "
-                                   f"loss {event.loss:.3f} acc {event.accuracy:.3f} ETA {event.eta:.0f}s",
-                   force=event.kind == "epoch")
+    def show(self, progress):
+        """A ``Progress`` from this process's training or from the store (another's)."""
+        loss = "" if progress.fit_loss is None else f" loss {progress.fit_loss:.3f}"
+        self._draw(progress.fraction, f"epoch {progress.epoch}/{progress.epochs} step {progress.step}/"
+                                      f"{progress.steps}{loss} ETA {_eta(progress.eta)}",
+                   force=progress.step == progress.steps)
 
     def show_state(self, run):
-        if run.status == "queued":
+        if run.status == Status.QUEUED:
             self._draw(0.0, "queued: another training is running", force=False)
         elif run.progress:
-            p = run.progress
-            self._draw(p["fraction"], f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.3f} ETA {p['eta']:.0f}s", force=False)
+            self.show(run.progress)
 
     def _draw(self, fraction, text, force):
         now = time.monotonic()
@@ -181,6 +170,10 @@ class _ProgressBar:
     def close(self):
         if self.last:
             sys.stderr.write("\n")
+
+
+def _eta(seconds) -> str:
+    return "…" if seconds is None else f"{seconds:.0f}s"
 
 
 def cmd_evaluate(args) -> int:
@@ -216,10 +209,10 @@ def cmd_runs(args) -> int:
     if not runs:
         print("no runs yet: try `python -m kmnist_core train --variant combined`")
         return 0
-    print(f"{'id':>4}  {'name':<20} {'variant':<9} {'status':<9} {'test acc':>8} {'F1':>6} {'kappa':>6} {'epochs':>6} {'time':>7}")
+    print(f"{'id':>4}  {'name':<20} {'variant':<9} {'status':<11} {'test acc':>8} {'F1':>6} {'kappa':>6} {'epochs':>6} {'time':>7}")
     for run in runs:
         test = (run.metrics or {}).get("test", {})
-        print(f"{run.id:>4}  {run.name[:20]:<20} {run.variant:<9} {run.status:<9} "
+        print(f"{run.id:>4}  {run.name[:20]:<20} {run.variant:<9} {run.status:<11} "
               f"{_fmt(test.get('accuracy')):>8} {_fmt(test.get('macro_f1')):>6} {_fmt(test.get('kappa')):>6} "
               f"{(run.metrics or {}).get('epochs_done', ''):>6} {_fmt(run.duration, '.0f', 's'):>7}")
     return 0
@@ -258,7 +251,8 @@ def cmd_data(args) -> int:
     print(f"source: {dataset.source}")
     print(f"train: {len(dataset.y_train)} images, test: {len(dataset.y_test)} images")
     for c in CLASSES:
-        print(f"  {c.index} {c.hiragana} {c.romaji:<3} {c.codepoint}  train {counts['train'][c.index]:>6}  test {counts['test'][c.index]:>6}")
+        print(f"  {c.index} {c.hiragana} {c.romaji:<3} {c.codepoint}  "
+              f"train {counts['train'][c.index]:>6}  test {counts['test'][c.index]:>6}")
     return 0
 
 
@@ -296,8 +290,8 @@ def _run_summary(run, store) -> dict:
     metrics = run.metrics or {}
     model_path = store.model_path(run.id)
     return {
-        "id": run.id, "name": run.name, "variant": run.variant, "status": run.status,
-        "config": run.config, "data_source": run.data_source, "params": run.params,
+        "id": run.id, "name": run.name, "variant": run.variant, "status": str(run.status),
+        "config": run.config, "data_source": run.data_source, "params": run.params, "runtime": run.runtime,
         "created_at": run.created_at, "duration_seconds": run.duration, "error": run.error,
         "test": {k: metrics.get("test", {}).get(k) for k in ("accuracy", "macro_f1", "kappa", "log_loss")},
         "val": {k: metrics.get("val", {}).get(k) for k in ("accuracy", "macro_f1", "kappa", "log_loss")} if "val" in metrics else None,
@@ -307,8 +301,8 @@ def _run_summary(run, store) -> dict:
 
 
 def _result_line(run) -> str:
-    if run.status == "failed":
-        return f"run {run.id} failed: {run.error}"
+    if run.status not in WITH_MODEL:
+        return f"run {run.id} {run.status}: {run.error or 'no model was trained'}"
     test = (run.metrics or {}).get("test", {})
     return (f"run {run.id} {run.status}: test accuracy {test.get('accuracy', 0):.4f}, "
             f"macro F1 {test.get('macro_f1', 0):.4f}, kappa {test.get('kappa', 0):.4f}")

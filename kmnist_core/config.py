@@ -1,17 +1,21 @@
-"""Training configurations and the variant presets of the regularization study.
+"""Training configurations, their parameters' constraints, and the study's presets.
 
-A preset is just a dict of defaults; every field can be overridden per run, and
-``make_config`` validates the result before anything is trained or stored.
+Every parameter is declared once, in ``PARAMETERS``: its type and range (validation,
+the CLI's help and the form's widget limits all read it), the label the form shows and
+one sentence on what it does. A preset is a dict of overrides; ``make_config`` applies a
+learner's changes and validates the whole, reporting every problem at once.
 """
 
 import dataclasses
 from dataclasses import dataclass, field
 
-from .checks import ParameterError, check_choice, check_float, check_int
+from .checks import ParameterError, check_choice, check_float, check_int, range_text
 
 FAMILIES = ("dense", "cnn", "bn_cnn")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta")
 SCHEDULES = ("constant", "cosine", "onecycle")
+PRECISIONS = ("auto", True, False)
+MAX_LAYERS, MAX_UNITS = 8, 4096
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,9 @@ class TrainConfig:
     schedule: str = "constant"
     label_smoothing: float = 0.0
     augment: bool = False
-    mixed_precision: bool = False  # bfloat16 compute, float32 weights: faster convolutions on AVX-512 CPUs
+    patience: int = 0  # early stopping: epochs without a better validation loss; 0 = off
+    train_size: int = 0  # training images used (stratified sample); 0 = all
+    mixed_precision: str | bool = False  # "auto": bfloat16 where the hardware has it natively
     full_train: bool = False  # train on train+validation (the `final` variant)
     val_fraction: float = 0.1
     kfold: int = 0  # 0: one hold-out split; k >= 2: k-fold cross-validation
@@ -41,10 +47,124 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class Parameter:
+    """One field's constraint and how a learner meets it. ``off`` is a value allowed
+    outside the range that switches the feature off (0 = no early stopping)."""
+
+    kind: str  # "int", "float", "bool", "choice" or "units"
+    label: str
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+    choices: tuple = ()
+    off: int | None = None
+
+    def check(self, name, value):
+        """The value, normalised; raises ParameterError naming ``name`` and the range."""
+        if self.kind == "choice":
+            return check_choice(name, value, self.choices)
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise ParameterError([(name, f"must be True or False, got {value!r}")])
+            return value
+        if self.kind == "units":
+            return check_units(name, value)
+        if self.off is not None and value == self.off and not isinstance(value, bool):
+            return value
+        check = check_int if self.kind == "int" else check_float
+        extra = {} if self.kind == "int" else dict(low_inclusive=self.low_inclusive, high_inclusive=self.high_inclusive)
+        try:
+            return check(name, value, self.low, self.high, **extra)
+        except ParameterError as error:
+            if self.off is None or "must be in" not in str(error):
+                raise
+            raise ParameterError([(name, f"must be {self.allowed()}, got {value:g}")]) from None
+
+    def allowed(self) -> str:
+        """The allowed values in words, for --help and error hints."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        if self.kind == "bool":
+            return "on or off"
+        if self.kind == "units":
+            return f"up to {MAX_LAYERS} comma-separated layer sizes in [1, {MAX_UNITS}]"
+        text = range_text(self.low, self.high, self.low_inclusive, self.high_inclusive)
+        return text if self.off is None else f"{self.off} (off) or {text}"
+
+
+PARAMETERS = {
+    "variant": Parameter("choice", "Variant preset", "The study's starting points; every setting below can be changed.",
+                         choices=()),  # filled in below, once VARIANTS exists
+    "family": Parameter("choice", "Architecture", "dense: fully connected layers on the 784 pixels; cnn: two "
+                        "convolutions; bn_cnn: a batch-normalized six-convolution network.", choices=FAMILIES),
+    "hidden_units": Parameter("units", "Hidden layer sizes", "Units per fully connected hidden layer, e.g. 512, 512 "
+                              "(empty: none, for the CNN families). More units, more capacity to memorise."),
+    "dropout": Parameter("float", "Dropout (hidden layers)", "Share of hidden units switched off at random on every "
+                         "training step, so no unit can rely on another; all are on when the model is scored.",
+                         0.0, 1.0, high_inclusive=False),
+    "input_dropout": Parameter("float", "Input dropout (pixels)", "Share of pixels blanked at random on every training "
+                               "step: the network must read partly erased characters.", 0.0, 1.0, high_inclusive=False),
+    "l1": Parameter("float", "L1 penalty", "Adds L1 × Σ|w| to the loss: pushes many weights to exactly zero "
+                    "(sparse weights).", 0.0, 0.1),
+    "l2": Parameter("float", "L2 penalty", "Adds L2 × Σw² to the loss: keeps every weight small (smooth weights).",
+                    0.0, 0.1),
+    "epochs": Parameter("int", "Epochs", "Passes over the training images: too few and the model underfits, many "
+                        "without regularization and it memorises.", 1, 1000),
+    "batch_size": Parameter("int", "Batch size", "Images per weight update: small batches give noisier steps (a mild "
+                            "regularizer) and slower epochs.", 1, 8192),
+    "learning_rate": Parameter("float", "Learning rate", "Size of each weight update: too large and the loss jumps "
+                               "about, too small and training crawls.", 0.0, 1.0, low_inclusive=False),
+    "optimizer": Parameter("choice", "Optimizer", "How gradients become weight updates (Adam adapts the step per "
+                           "weight; AdamW adds weight decay).", choices=OPTIMIZERS),
+    "schedule": Parameter("choice", "Learning-rate schedule", "constant; cosine: decays to ~0; onecycle: warms up "
+                          "for 20% of the steps, then decays.", choices=SCHEDULES),
+    "label_smoothing": Parameter("float", "Label smoothing", "Trains towards e.g. 90% on the true class instead of "
+                                 "100% (at 0.1): discourages over-confident predictions.", 0.0, 0.5,
+                                 high_inclusive=False),
+    "augment": Parameter("bool", "Data augmentation", "Every epoch each training image is shifted, rotated and zoomed "
+                         "a little at random: more varied data, less memorising."),
+    "patience": Parameter("int", "Early stopping patience", "Stop once validation loss has not improved for this "
+                          "many epochs and keep the best epoch's weights (0: off).", 1, 1000, off=0),
+    "train_size": Parameter("int", "Training images", "How many training images to use, a stratified sample "
+                            "(0: all). Less data, more overfitting, faster epochs.", 100, 10_000_000, off=0),
+    "mixed_precision": Parameter("choice", "Precision", "auto: bfloat16 where the CPU or GPU computes it natively, "
+                                 "float32 elsewhere; True/False force it.", choices=PRECISIONS),
+    "full_train": Parameter("bool", "Train on all training images", "No validation split: the final model learns "
+                            "from every training image and is judged on test."),
+    "val_fraction": Parameter("float", "Validation share", "Share of the training images held out to draw the "
+                              "validation curve.", 0.0, 0.5, low_inclusive=False),
+    "kfold": Parameter("int", "k (folds)", "k-fold cross-validation: k models on k splits, mean ± std of their "
+                       "scores (k times slower; 0: off).", 2, 20, off=0),
+    "seed": Parameter("int", "Seed", "Fixes the random start, shuffling and dropout masks: the same seed gives the "
+                      "same run; other seeds show how much of a difference is chance.", 0, 2**32 - 1),
+}
+
+
+def check_units(name, value) -> tuple:
+    if not isinstance(value, (list, tuple)) or len(value) > MAX_LAYERS:
+        raise ParameterError([(name, f"must be a list of at most {MAX_LAYERS} layer sizes, got {value!r}")])
+    return tuple(check_int(name, units, 1, MAX_UNITS) for units in value)
+
+
+def parse_units(text) -> tuple:
+    """'512, 256' -> (512, 256); '' -> () (no hidden layer: the CNN families may go straight
+    from their pooled features to the classes). One parser for the CLI and the form."""
+    if not str(text).strip():
+        return ()
+    parts = [part.strip() for part in str(text).split(",")]
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise ParameterError([("hidden_units", f"must be layer sizes separated by commas, e.g. 512, 256; got {text!r}")])
+    return tuple(int(part) for part in parts)
+
+
+@dataclass(frozen=True)
 class Variant:
     name: str
     summary: str  # one sentence a learner reads next to the preset
     overrides: dict = field(default_factory=dict)
+    shows_after: int = 0  # epochs before its lesson shows on the curves (measured; 0: any)
 
 
 _STUDY = dict(family="dense", hidden_units=(512, 512), epochs=50, batch_size=64, learning_rate=1e-3)
@@ -55,7 +175,7 @@ VARIANTS = {
         Variant("underfit", "Too little capacity: one layer of 8 units cannot fit even the training set.",
                 dict(_STUDY, hidden_units=(8,), epochs=10)),
         Variant("overfit", "A large unregularized network trained long: it memorises the training set "
-                           "and its validation loss climbs.", dict(_STUDY)),
+                           "and its validation loss climbs.", dict(_STUDY), shows_after=20),
         Variant("dropout", "The overfit network with dropout: 20% of the pixels and 50% of "
                            "the hidden units dropped at random on every step.",
                 dict(_STUDY, dropout=0.5, input_dropout=0.2)),
@@ -70,10 +190,23 @@ VARIANTS = {
                         "and a one-cycle learning-rate schedule.",
                 dict(family="bn_cnn", hidden_units=(), dropout=0.2, epochs=20, batch_size=64,
                      learning_rate=3e-3, optimizer="adamw", schedule="onecycle",
-                     label_smoothing=0.1, augment=True, mixed_precision=True, full_train=True)),
+                     label_smoothing=0.1, augment=True, mixed_precision="auto", full_train=True)),
     )
 }
 STUDY_ORDER = ("underfit", "overfit", "dropout", "l1l2", "combined", "final")
+PARAMETERS["variant"] = dataclasses.replace(PARAMETERS["variant"], choices=tuple(VARIANTS))
+LABELS = {name: parameter.label for name, parameter in PARAMETERS.items()}
+
+
+def too_short(config: TrainConfig) -> str | None:
+    """A warning when ``config.epochs`` are too few for the overfitting the study is about
+    to show (measured on kmnist-mini with benchmarks/study_spread.py); None otherwise."""
+    needed = VARIANTS["overfit"].shows_after
+    if config.variant in ("underfit", "final", "best") or config.epochs >= needed or config.patience:
+        return None
+    return (f"{config.epochs} epochs are too few for this lesson: the unregularized network's validation loss "
+            f"turns up only after ~{needed} epochs on these images, so at {config.epochs} overfit and its "
+            f"regularized versions all look like a good fit. Use {needed} or more to see what regularization prevents.")
 
 
 def preset(variant: str) -> dict:
@@ -83,55 +216,68 @@ def preset(variant: str) -> dict:
 
 
 def make_config(variant: str = "combined", **overrides) -> TrainConfig:
-    """The preset for ``variant`` with ``overrides`` applied, validated as a whole."""
+    """The preset for ``variant`` with ``overrides`` (None = keep the preset's) applied,
+    validated as a whole."""
     check_choice("variant", variant, tuple(VARIANTS))
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"variant"}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ParameterError(f"unknown parameter {unknown[0]!r}; allowed: {', '.join(sorted(known))}")
+        raise ParameterError([(unknown[0], f"is not a parameter; allowed: {', '.join(sorted(known))}")])
     values = dict(VARIANTS[variant].overrides)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    if not isinstance(values.get("hidden_units", ()), (list, tuple)):
-        raise ParameterError(f"hidden_units must be a list of 1 to 8 layer sizes, got {values['hidden_units']!r}")
-    if "hidden_units" in values:
-        values["hidden_units"] = tuple(values["hidden_units"])
-    config = TrainConfig(variant=variant, **values)
-    validate(config)
-    return config
+    return validate(TrainConfig(variant=variant, **values))
 
 
 def validate(config: TrainConfig) -> TrainConfig:
-    check_choice("variant", config.variant, tuple(VARIANTS))
-    check_choice("family", config.family, FAMILIES)
-    check_choice("optimizer", config.optimizer, OPTIMIZERS)
-    check_choice("schedule", config.schedule, SCHEDULES)
-    fewest = 1 if config.family == "dense" else 0  # a CNN may go straight from features to classes
-    if not isinstance(config.hidden_units, tuple) or not fewest <= len(config.hidden_units) <= 8:
-        raise ParameterError(f"hidden_units must be {fewest} to 8 layer sizes for family "
-                             f"{config.family!r}, got {config.hidden_units!r}")
-    for units in config.hidden_units:
-        check_int("hidden_units", units, 1, 4096)
-    check_float("dropout", config.dropout, 0.0, 1.0, high_inclusive=False)
-    check_float("input_dropout", config.input_dropout, 0.0, 1.0, high_inclusive=False)
-    check_float("l1", config.l1, 0.0, 0.1)
-    check_float("l2", config.l2, 0.0, 0.1)
-    check_int("epochs", config.epochs, 1, 1000)
-    check_int("batch_size", config.batch_size, 1, 8192)
-    check_float("learning_rate", config.learning_rate, 0.0, 10.0, low_inclusive=False)
-    check_float("label_smoothing", config.label_smoothing, 0.0, 0.5, high_inclusive=False)
-    check_float("val_fraction", config.val_fraction, 0.0, 0.5, low_inclusive=False)
-    check_int("seed", config.seed, 0, 2**32 - 1)
-    kfold = check_int("kfold", config.kfold, 0, 20)
-    if kfold == 1:
-        raise ParameterError("kfold must be 0 (one hold-out split) or in [2, 20], got 1")
-    for flag in ("augment", "full_train", "mixed_precision"):
-        if not isinstance(getattr(config, flag), bool):
-            raise ParameterError(f"{flag} must be True or False, got {getattr(config, flag)!r}")
-    return config
+    """The config with every field checked against ``PARAMETERS`` (and the rules that tie
+    fields together); raises one ParameterError listing every problem."""
+    problems, values = [], {}
+    for name, parameter in PARAMETERS.items():
+        try:
+            values[name] = parameter.check(name, getattr(config, name))
+        except ParameterError as error:
+            problems += error.problems
+    if "family" in values and "hidden_units" in values and values["family"] == "dense" and not values["hidden_units"]:
+        problems.append(("hidden_units", "must hold at least one layer size for family 'dense' "
+                                         "(the CNN families may have none)"))
+    if values.get("patience") and values.get("full_train"):
+        problems.append(("patience", "needs a validation split: turn off full_train or set patience to 0"))
+    if problems:
+        raise ParameterError(problems)
+    return dataclasses.replace(config, **values)
 
 
 def config_from_dict(values: dict) -> TrainConfig:
-    """Rebuild a stored configuration (JSON turns tuples into lists)."""
-    values = dict(values)
+    """Rebuild a stored configuration (JSON turns tuples into lists; configs stored before
+    a field existed get its default)."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in values.items() if k in known}
     values["hidden_units"] = tuple(values.get("hidden_units", ()))
     return validate(TrainConfig(**values))
+
+
+NAMING_SKIPS = ("variant", "mixed_precision")  # precision changes speed, not what is learnt
+
+
+def differences(config: TrainConfig) -> list:
+    """[(field, preset value, value)] where ``config`` departs from its variant's preset."""
+    base = preset(config.variant)
+    return [(name, base[name], value) for name, value in config.to_dict().items()
+            if name not in NAMING_SKIPS and value != base[name]]
+
+
+def describe(config: TrainConfig) -> str:
+    """A run name that cannot disagree with its settings: the variant, then what differs
+    from its preset ("overfit · dropout 0.3 · epochs 8")."""
+    parts = [config.variant] + [f"{name.replace('_', ' ')} {_short(value)}" for name, _, value in differences(config)]
+    return " · ".join(parts)
+
+
+def _short(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return "-".join(str(v) for v in value) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -61,6 +61,11 @@ class Dataset:
         }
 
 
+def default_data_dir():
+    """The local folder to read, or None for tensorflow-datasets."""
+    return os.environ.get(DATA_DIR_ENV) or None
+
+
 def load_kmnist(data_dir=None, tfds_dir=None, probe_timeout=3.0) -> Dataset:
     """Load KMNIST from ``data_dir`` (or ``$KMNIST_DATA_DIR``), else from tensorflow-datasets."""
     check_float("probe_timeout", probe_timeout, 0.1, 60)
@@ -212,6 +217,19 @@ def stratified_split(labels, val_fraction=0.1, seed=0):
     indices = np.arange(len(labels))
     train_idx, val_idx = train_test_split(indices, test_size=n_val, stratify=labels, random_state=seed)
     return np.sort(train_idx), np.sort(val_idx)
+
+
+def stratified_sample(labels, size, seed=0):
+    """Sorted indices of ``size`` images keeping every class's share (the training-set-size
+    knob: fewer images, same class balance)."""
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(labels)
+    check_int("size", size, NUM_CLASSES, len(labels))
+    if size == len(labels):
+        return np.arange(len(labels))
+    chosen, _ = train_test_split(np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed)
+    return np.sort(chosen)
 
 
 def stratified_kfold(labels, k=5, seed=0):

@@ -39,17 +39,21 @@ def load_model(path) -> keras.Model:
     return model
 
 
-def make_predictor(model: keras.Model):
-    """A compiled forward pass: (N, 28, 28) uint8/float -> (N, 10) probabilities.
-    One traced graph per model instead of ``model.predict``'s per-call setup."""
+def make_predictor(model: keras.Model, batch_size: int = 512):
+    """A compiled forward pass: (N, 28, 28) uint8/float -> (N, 10) probabilities, in
+    batches of ``batch_size``. One traced graph per model instead of ``model.predict``'s
+    per-call setup; it reads the model's variables, so it follows a model in training.
+    The one forward pass of the project: training's per-epoch scores, the run's final
+    scores, the CLI and the Draw page all call it."""
 
     @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)], reduce_retracing=True)
     def forward(images):
-        return model(images, training=False)
+        return tf.cast(model(images, training=False), tf.float32)
 
     def predict(images) -> np.ndarray:
-        batch = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
-        return forward(tf.constant(batch)).numpy()
+        images = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
+        outputs = [forward(tf.constant(images[i:i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+        return np.concatenate(outputs) if outputs else np.zeros((0, NUM_CLASSES), np.float32)
 
     predict(np.zeros((1, 28, 28), np.float32))  # trace now, not on the first stroke
     return predict

@@ -48,7 +48,3 @@ def _conv_stack(x, family, regularizer):
             x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D()(x) if filters != 128 else layers.GlobalAveragePooling2D()(x)
     return x
-
-
-def count_parameters(model: keras.Model) -> int:
-    return int(model.count_params())

@@ -1,29 +1,33 @@
 """Executing one stored run end to end: data, split, train, score, save.
 
-This is where a run's life is written to the store: progress while it trains, a model
-checkpoint now and then, and at the end its status, metrics and prediction arrays. Both
-the CLI and the app's background worker call ``execute_run``.
+This is where a run's life is written to the store: progress while it trains, an epoch
+record per epoch, a model checkpoint now and then, and at the end its status, metrics and
+prediction arrays. Both the CLI and the app's background worker call ``execute_run``.
 """
 
 import time
 
 import numpy as np
 
+from .checks import ParameterError
 from .config import config_from_dict
-from .data import load_kmnist, stratified_kfold, stratified_split
+from .data import load_kmnist, stratified_kfold, stratified_sample, stratified_split
+from .hardware import cpu_name
+from .inference import make_predictor
 from .metrics import classification_metrics, fit_verdict
+from .status import Status
 from .store import RunStore
-from .training import predict_proba, train_model
+from .training import train_model
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes and stop-flag polls
 CHECKPOINT_EVERY = 15.0  # seconds between partial-model checkpoints
 
 
-def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None) -> str:
+def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None) -> Status:
     """Train and score run ``run_id`` (already marked running); returns its final status.
 
     Any exception marks the run failed with the message and is re-raised; a stop request
-    ends it as "stopped" with the partial model and history kept. ``datasets`` is a cache
+    ends it as stopped with the partial model and history kept. ``datasets`` is a cache
     {data folder: Dataset} shared across the runs of one process.
     """
     run = store.get(run_id)
@@ -34,54 +38,73 @@ def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None) -
             datasets[run.data_dir] = load_kmnist(run.data_dir)
         dataset = datasets[run.data_dir]
         store.update(run_id, data_source=dataset.source)
-        if config.kfold:
-            status, metrics = _cross_validate(store, run_id, config, dataset, on_progress)
-        else:
-            status, metrics = _train_once(store, run_id, config, dataset, on_progress)
+        train = _cross_validate if config.kfold else _train_once
+        status, metrics = train(store, run_id, config, dataset, on_progress)
     except BaseException as error:
         message = "stopped by keyboard interrupt" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
-        store.finish(run_id, "failed", error=message)
+        store.finish(run_id, Status.FAILED, error=message)
         raise
     store.finish(run_id, status, metrics=metrics)
     return status
 
 
-def _train_once(store, run_id, config, dataset, on_progress, fold=None):
-    x, y = dataset.x_train, dataset.y_train
+def fit_indices(labels, config):
+    """(indices trained on, validation indices or None). The validation split is taken from
+    all training images first, so runs with different ``train_size`` are judged on the same
+    images; ``train_size`` then draws a stratified sample of the rest."""
     if config.full_train:
-        x_fit, y_fit, x_val, y_val = x, y, None, None
+        fit, val = np.arange(len(labels)), None
     else:
-        train_idx, val_idx = fold or stratified_split(y, config.val_fraction, config.seed)
-        x_fit, y_fit, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+        fit, val = stratified_split(labels, config.val_fraction, config.seed)
+    if config.train_size:
+        if config.train_size > len(fit):
+            raise ParameterError([("train_size", f"must be at most {len(fit)} for this data "
+                                                 f"(the training images left after the validation split), "
+                                                 f"got {config.train_size}")])
+        fit = fit[stratified_sample(labels[fit], config.train_size, config.seed)]
+    return fit, val
 
-    reporter = _StoreReporter(store, run_id, on_progress, fold_label=None)
-    result = train_model(config, x_fit, y_fit, x_val, y_val, on_progress=reporter.progress,
-                         should_stop=reporter.should_stop, on_epoch_model=reporter.checkpoint)
-    store.save_model(run_id, result.model)
-    store.update(run_id, params=int(result.model.count_params()))
-    metrics = score(result.model, dataset, x_fit, y_fit, x_val, y_val, result.history)
-    metrics["train_seconds"] = result.elapsed
-    metrics["epochs_done"] = len(result.history)
-    store.save_array(run_id, "test_proba", metrics.pop("_test_proba"))
-    if x_val is not None:
-        store.save_array(run_id, "val_proba", metrics.pop("_val_proba"))
+
+def _train_once(store, run_id, config, dataset, on_progress):
+    fit, val = fit_indices(dataset.y_train, config)
+    x, y = dataset.x_train, dataset.y_train
+    x_val, y_val = (None, None) if val is None else (x[val], y[val])
+    reporter = _StoreReporter(store, run_id, on_progress)
+    result = train_model(config, x[fit], y[fit], x_val, y_val, on_progress=reporter.progress,
+                         should_stop=reporter.should_stop, on_epoch=reporter.epoch)
+    metrics = score(result.model, dataset, x[fit], y[fit], x_val, y_val, result.history)
+    _save_outputs(store, run_id, result, metrics)
+    metrics.update(train_seconds=result.elapsed, epochs_done=len(result.history),
+                   train_images=len(fit), best_epoch=result.best_epoch, stopped_early=result.stopped_early)
     return result.status, metrics
+
+
+def _save_outputs(store, run_id, result, metrics) -> None:
+    """The model, its size, how it was trained and its prediction arrays (popped from
+    ``metrics``, which keeps only what goes in the database)."""
+    store.save_model(run_id, result.model)
+    store.update(run_id, params=int(result.model.count_params()),
+                 runtime={"precision": result.precision, "threads": result.threads, "cpu": cpu_name()})
+    store.save_array(run_id, "test_proba", metrics.pop("_test_proba"))
+    if "_val_proba" in metrics:
+        store.save_array(run_id, "val_proba", metrics.pop("_val_proba"))
 
 
 def score(model, dataset, x_fit, y_fit, x_val=None, y_val=None, history=()) -> dict:
     """Metrics on test (and validation), plus train scores for the fit verdict.
     Without a validation split (full-train runs) the test split is the held-out set."""
-    test_proba = predict_proba(model, dataset.x_test)
-    train = classification_metrics(y_fit, predict_proba(model, x_fit))
+    predict = make_predictor(model)
+    test_proba = predict(dataset.x_test)
+    train = classification_metrics(y_fit, predict(x_fit))
     metrics = {"test": classification_metrics(dataset.y_test, test_proba), "_test_proba": test_proba}
     heldout_name, heldout = "test", metrics["test"]
     if x_val is not None:
-        val_proba = predict_proba(model, x_val)
+        val_proba = predict(x_val)
         metrics["val"] = heldout = classification_metrics(y_val, val_proba)
         metrics["_val_proba"] = val_proba
         heldout_name = "val"
     verdict, reason = fit_verdict(train["accuracy"], heldout["accuracy"], train["log_loss"], heldout["log_loss"],
-                                  [epoch["val_loss"] for epoch in history],
+                                  [record.val_loss for record in history],
                                   "validation" if heldout_name == "val" else "test")
     metrics["train"] = {"accuracy": train["accuracy"], "log_loss": train["log_loss"], "n": train["n"]}
     metrics["fit"] = {
@@ -96,25 +119,21 @@ def _cross_validate(store, run_id, config, dataset, on_progress):
     """k-fold CV stored as one run: per-fold scores, mean ± std, and the best fold's model."""
     folds = stratified_kfold(dataset.y_train, config.kfold, config.seed)
     results, best = [], None
+    x, y = dataset.x_train, dataset.y_train
     for number, (train_idx, val_idx) in enumerate(folds, start=1):
-        reporter = _StoreReporter(store, run_id, on_progress, fold_label=f"{number}/{len(folds)}")
-        reporter.epoch_offset = (number - 1) * config.epochs
-        x, y = dataset.x_train, dataset.y_train
+        reporter = _StoreReporter(store, run_id, on_progress, fold=(number, len(folds)), epoch_offset=(number - 1) * config.epochs)
         result = train_model(config, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
-                             on_progress=reporter.progress, should_stop=reporter.should_stop)
-        if result.status == "stopped":
-            return "stopped", {"folds": results, "kfold": config.kfold}
+                             on_progress=reporter.progress, should_stop=reporter.should_stop, on_epoch=reporter.epoch)
+        if result.status == Status.STOPPED:
+            return Status.STOPPED, {"folds": results, "kfold": config.kfold}
         metrics = score(result.model, dataset, x[train_idx], y[train_idx], x[val_idx], y[val_idx], result.history)
         fold = {"fold": number, "val": _headline(metrics["val"]), "test": _headline(metrics["test"]),
-                "history": result.history, "train_seconds": result.elapsed}
+                "epochs": len(result.history), "train_seconds": result.elapsed}
         results.append(fold)
         if best is None or fold["val"]["accuracy"] > best[0]["val"]["accuracy"]:
-            best = (fold, result.model, metrics)
-    fold, model, metrics = best
-    store.save_model(run_id, model)
-    store.update(run_id, params=int(model.count_params()))
-    store.save_array(run_id, "test_proba", metrics.pop("_test_proba"))
-    store.save_array(run_id, "val_proba", metrics.pop("_val_proba"))
+            best = (fold, result, metrics)
+    fold, result, metrics = best
+    _save_outputs(store, run_id, result, metrics)
     summary = {
         name: {"mean": float(np.mean([f["val"][name] for f in results])),
                "std": float(np.std([f["val"][name] for f in results]))}
@@ -122,8 +141,8 @@ def _cross_validate(store, run_id, config, dataset, on_progress):
     }
     metrics.update(folds=results, kfold=config.kfold, cv=summary, best_fold=fold["fold"],
                    train_seconds=sum(f["train_seconds"] for f in results),
-                   epochs_done=sum(len(f["history"]) for f in results))
-    return "completed", metrics
+                   epochs_done=sum(f["epochs"] for f in results), train_images=len(folds[0][0]))
+    return Status.COMPLETED, metrics
 
 
 def _headline(metrics):
@@ -131,33 +150,32 @@ def _headline(metrics):
 
 
 class _StoreReporter:
-    """Writes progress to the store (throttled), checkpoints the model now and then,
-    and turns the store's stop flag into ``should_stop``."""
+    """Writes progress (throttled) and epoch records to the store, checkpoints the model
+    now and then, and turns the store's stop flag into ``should_stop``."""
 
-    def __init__(self, store, run_id, on_progress, fold_label):
+    def __init__(self, store, run_id, on_progress, fold=None, epoch_offset=0):
         self.store, self.run_id, self.on_progress = store, run_id, on_progress
-        self.fold_label, self.epoch_offset = fold_label, 0
+        self.fold = None if fold is None else f"{fold[0]}/{fold[1]}"
+        self.epoch_offset = epoch_offset
         self.last_write = self.last_poll = 0.0
         self.last_checkpoint = time.monotonic()
         self.stop = False
 
     def progress(self, event):
+        event.fold = self.fold
         if self.on_progress:
             self.on_progress(event)
         now = time.monotonic()
-        if event.kind == "epoch":
-            record = {"epoch": event.epoch + self.epoch_offset, "loss": event.loss,
-                      "accuracy": event.accuracy, "val_loss": event.val_loss,
-                      "val_accuracy": event.val_accuracy, "elapsed": event.elapsed}
-            self.store.append_epoch(self.run_id, record)
-        elif now - self.last_write < PROGRESS_EVERY:
-            return
-        self.last_write = now
-        state = {"epoch": event.epoch, "epochs": event.epochs, "step": event.step,
-                 "steps": event.steps, "fraction": event.fraction, "elapsed": event.elapsed,
-                 "eta": event.eta, "loss": event.loss, "accuracy": event.accuracy,
-                 "fold": self.fold_label}
-        self.store.update(self.run_id, progress=state)
+        if now - self.last_write >= PROGRESS_EVERY or event.step == event.steps:
+            self.last_write = now
+            self.store.update(self.run_id, progress=event)
+
+    def epoch(self, record, model):
+        record.epoch += self.epoch_offset
+        self.store.append_epoch(self.run_id, record)
+        if time.monotonic() - self.last_checkpoint >= CHECKPOINT_EVERY:
+            self.store.save_model(self.run_id, model)
+            self.last_checkpoint = time.monotonic()
 
     def should_stop(self):
         now = time.monotonic()
@@ -165,8 +183,3 @@ class _StoreReporter:
             self.last_poll = now
             self.stop = self.store.stop_requested(self.run_id)
         return self.stop
-
-    def checkpoint(self, model):
-        if time.monotonic() - self.last_checkpoint >= CHECKPOINT_EVERY:
-            self.store.save_model(self.run_id, model)
-            self.last_checkpoint = time.monotonic()

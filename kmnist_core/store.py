@@ -17,20 +17,19 @@ import unicodedata
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from .checks import ParameterError
+from .records import EpochRecord, Progress
+from .status import FINISHED, Status, can_move
 
 HOME_ENV = "KMNIST_HOME"
-STATUSES = ("queued", "running", "completed", "stopped", "failed", "cancelled")
-FINISHED = ("completed", "stopped", "failed", "cancelled")
 MAX_NAME = 80
-INTERRUPTED = "interrupted"  # how a run's error starts when its training process died
+SCHEMA_VERSION = 2  # PRAGMA user_version; 0 is the unversioned schema of the first release
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     variant TEXT NOT NULL,
@@ -45,14 +44,33 @@ CREATE TABLE IF NOT EXISTS runs (
     metrics TEXT,
     progress TEXT,
     error TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    runtime TEXT,
+    interruption TEXT
 );
-CREATE TABLE IF NOT EXISTS epochs (
+CREATE TABLE epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     epoch INTEGER NOT NULL,
-    loss REAL, accuracy REAL, val_loss REAL, val_accuracy REAL, elapsed REAL,
+    fit_loss REAL, fit_accuracy REAL, val_loss REAL, val_accuracy REAL, elapsed REAL,
+    train_loss REAL, train_accuracy REAL, weights TEXT,
     PRIMARY KEY (run_id, epoch)
 );
+"""
+EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                 "fit_loss", "fit_accuracy", "elapsed", "weights")
+
+# Version 0 -> 2: Keras' running training figures were stored as loss/accuracy (they are
+# fit_loss/fit_accuracy now, beside the clean train_* scores); an interrupted run was a
+# failed one whose error began with "interrupted".
+_MIGRATE_FROM_0 = """
+ALTER TABLE runs ADD COLUMN runtime TEXT;
+ALTER TABLE runs ADD COLUMN interruption TEXT;
+UPDATE runs SET status = 'interrupted' WHERE status = 'failed' AND error LIKE 'interrupted%';
+ALTER TABLE epochs RENAME COLUMN loss TO fit_loss;
+ALTER TABLE epochs RENAME COLUMN accuracy TO fit_accuracy;
+ALTER TABLE epochs ADD COLUMN train_loss REAL;
+ALTER TABLE epochs ADD COLUMN train_accuracy REAL;
+ALTER TABLE epochs ADD COLUMN weights TEXT;
 """
 
 
@@ -69,26 +87,28 @@ class Run:
     id: int
     name: str
     variant: str
-    status: str
+    status: Status
     config: dict
     created_at: float
-    started_at: Optional[float] = None
-    finished_at: Optional[float] = None
-    data_dir: Optional[str] = None
-    data_source: Optional[str] = None
-    params: Optional[int] = None
-    metrics: Optional[dict] = None
-    progress: Optional[dict] = None
-    error: Optional[str] = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    data_dir: str | None = None
+    data_source: str | None = None
+    params: int | None = None
+    metrics: dict | None = None
+    progress: Progress | None = None
+    error: str | None = None
     stop_requested: bool = False
-    history: list = field(default_factory=list)
+    runtime: dict | None = None  # how it was trained: precision, threads, CPU
+    interruption: dict | None = None  # {"last_epoch", "waiting": [run ids queued then]}
+    history: list = field(default_factory=list)  # EpochRecord per finished epoch (``get`` only)
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
 
     @property
-    def duration(self) -> Optional[float]:
+    def duration(self) -> float | None:
         if self.started_at is None:
             return None
         return (self.finished_at or time.time()) - self.started_at
@@ -99,23 +119,26 @@ def default_home() -> Path:
 
 
 def check_run_id(run_id) -> int:
-    """Run ids are positive integers; anything else is refused before it reaches a path."""
-    if isinstance(run_id, str) and run_id.strip().isdigit():
+    """Run ids are positive integers written in ASCII digits ("١" or "²" are refused, not
+    read as 1 or 2); anything else is refused before it reaches a path."""
+    if isinstance(run_id, str) and run_id.strip().isascii() and run_id.strip().isdigit() and len(run_id.strip()) <= 12:
         run_id = int(run_id.strip())
     if isinstance(run_id, bool) or not isinstance(run_id, (int, np.integer)) or run_id < 1:
-        raise ParameterError(f"run_id must be a positive integer, got {run_id!r}")
+        raise ParameterError([("run_id", f"must be a positive integer in ASCII digits, got {run_id!r}")])
     return int(run_id)
 
 
 def check_name(name) -> str:
     """Names are labels only: printable text, 1..80 characters, stored in the database."""
     if not isinstance(name, str):
-        raise ParameterError(f"name must be text, got {type(name).__name__}")
+        raise ParameterError([("name", f"must be text, got {type(name).__name__}")])
     name = name.strip()
     if not 1 <= len(name) <= MAX_NAME:
-        raise ParameterError(f"name must be 1 to {MAX_NAME} characters, got {len(name)}")
+        raise ParameterError([("name", f"must be 1 to {MAX_NAME} characters, got {len(name)}")])
     if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise ParameterError("name must not contain control characters")
+        raise ParameterError([("name", "must not contain control characters")])
+    if name.isdigit():  # "12" must always mean run 12, never a run named "12"
+        raise ParameterError([("name", f"must not be only digits (it would read as a run id), got {name!r}")])
     return name
 
 
@@ -125,12 +148,35 @@ class RunStore:
         self.db_path = self.home / "runs.sqlite"
         try:
             self.home.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.executescript(_SCHEMA)
+            self._create_or_migrate()
         except sqlite3.DatabaseError as error:
             raise self._unusable(error) from None
         except OSError as error:
             raise StoreError(f"cannot use {self.home} as KMNIST_HOME ({error.strerror})") from None
+
+    def _create_or_migrate(self) -> None:
+        """A new database gets the current schema; one written by an older release is
+        upgraded in one transaction, so a crash mid-way leaves the old version intact."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
+            if not exists:
+                _execute_script(db, _SCHEMA)
+            elif version == 0:
+                _execute_script(db, _MIGRATE_FROM_0)
+            elif version > SCHEMA_VERSION:
+                raise StoreError(f"{self.db_path} was written by a newer KMNIST Explorer (schema "
+                                 f"{version}, this one reads {SCHEMA_VERSION}); update the app")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
 
     def _unusable(self, error) -> StoreError:
         return StoreError(
@@ -199,18 +245,22 @@ class RunStore:
                 db.close()
 
     # -- runs ----------------------------------------------------------------------------
-    def create_run(self, config, name=None, data_dir=None, status="queued") -> int:
-        if status not in ("queued", "running"):
-            raise ParameterError(f"status must be 'queued' or 'running', got {status!r}")
-        values = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    def create_run(self, config, name=None, data_dir=None, status=Status.QUEUED) -> int:
+        """Store a validated ``TrainConfig`` as a new run. Without a ``name`` the run is named
+        from its settings (``config.describe``), so its label cannot disagree with them."""
+        from .config import describe
+
+        if status not in (Status.QUEUED, Status.RUNNING):
+            raise ParameterError([("status", f"must be 'queued' or 'running', got {status!r}")])
+        values = config.to_dict()
         now = time.time()
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO runs (name, variant, status, config, data_dir, created_at, started_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (check_name(name) if name else values["variant"], values["variant"], status,
+                (check_name(name) if name else describe(config)[:MAX_NAME], values["variant"], str(status),
                  json.dumps(values), None if data_dir is None else str(data_dir), now,
-                 now if status == "running" else None),
+                 now if status == Status.RUNNING else None),
             )
             return int(cursor.lastrowid)
 
@@ -221,25 +271,28 @@ class RunStore:
             if row is None:
                 raise RunNotFoundError(f"no run with id {run_id}")
             history = db.execute(
-                "SELECT epoch, loss, accuracy, val_loss, val_accuracy, elapsed FROM epochs "
-                "WHERE run_id = ? ORDER BY epoch", (run_id,)
+                f"SELECT {', '.join(EPOCH_COLUMNS)} FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)
             ).fetchall()
         run = _to_run(row)
-        run.history = [dict(h) for h in history]
+        run.history = [_to_epoch(h) for h in history]
         return run
 
     def list_runs(self, statuses=None) -> list:
-        """All runs, newest first, without their per-epoch history."""
+        """Runs (all, or those in ``statuses``), newest first, without their history."""
         with self._read() as db:
-            rows = db.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
-        runs = [_to_run(row) for row in rows]
-        return [r for r in runs if statuses is None or r.status in statuses]
+            if statuses is None:
+                rows = db.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
+            else:
+                wanted = [str(Status(s)) for s in statuses]
+                rows = db.execute(f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(wanted))}) "
+                                  "ORDER BY id DESC", wanted).fetchall()
+        return [_to_run(row) for row in rows]
 
     def resolve(self, reference) -> int:
         """A run id, or the exact name of exactly one run (for the CLI)."""
         text = str(reference).strip()
-        if text.isdigit():
-            return self.get(int(text)).id
+        if text.isdigit():  # names are never all digits (check_name), so this is an id
+            return self.get(check_run_id(text)).id
         with self._read() as db:
             rows = db.execute("SELECT id FROM runs WHERE name = ?", (text,)).fetchall()
         if len(rows) != 1:
@@ -247,48 +300,58 @@ class RunStore:
             raise RunNotFoundError(f"{what} named {text!r}; use the run id from `runs`")
         return int(rows[0]["id"])
 
-    def claim_next(self) -> Optional[Run]:
+    def claim_next(self) -> Run | None:
         """Atomically move the oldest queued run to running (queue order = id order)."""
         with self._write() as db:
             row = db.execute(
-                "SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1"
+                "SELECT id FROM runs WHERE status = ? ORDER BY id LIMIT 1", (Status.QUEUED,)
             ).fetchone()
             if row is None:
                 return None
             db.execute(
-                "UPDATE runs SET status = 'running', started_at = ? WHERE id = ?",
-                (time.time(), row["id"]),
+                "UPDATE runs SET status = ?, started_at = ? WHERE id = ?",
+                (Status.RUNNING, time.time(), row["id"]),
             )
         return self.get(row["id"])
 
-    def append_epoch(self, run_id, record: dict) -> None:
+    def append_epoch(self, run_id, record: EpochRecord) -> None:
+        values = record.to_dict()
+        values["weights"] = None if record.weights is None else json.dumps(record.weights)
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO epochs (run_id, epoch, loss, accuracy, val_loss, "
-                "val_accuracy, elapsed) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (check_run_id(run_id), record["epoch"], record.get("loss"), record.get("accuracy"),
-                 record.get("val_loss"), record.get("val_accuracy"), record.get("elapsed")),
+                f"INSERT OR REPLACE INTO epochs (run_id, {', '.join(EPOCH_COLUMNS)}) "
+                f"VALUES (?, {', '.join('?' * len(EPOCH_COLUMNS))})",
+                (check_run_id(run_id), *(values[column] for column in EPOCH_COLUMNS)),
             )
 
     def update(self, run_id, **fields) -> None:
-        allowed = {"progress", "data_source", "params", "metrics", "error"}
+        """Set a running run's progress (a ``Progress``), data source, parameter count,
+        metrics, runtime or error."""
+        allowed = {"progress", "data_source", "params", "metrics", "error", "runtime"}
         unknown = set(fields) - allowed
         if unknown:
-            raise ParameterError(f"cannot update {sorted(unknown)}; allowed: {sorted(allowed)}")
-        values = {k: json.dumps(v) if k in ("progress", "metrics") else v for k, v in fields.items()}
+            raise ParameterError([(sorted(unknown)[0], f"cannot be updated; allowed: {sorted(allowed)}")])
+        if isinstance(fields.get("progress"), Progress):
+            fields["progress"] = fields["progress"].to_dict()
+        values = {k: json.dumps(v) if k in ("progress", "metrics", "runtime") else v for k, v in fields.items()}
         with self._write() as db:
             sets = ", ".join(f"{k} = ?" for k in values)
             db.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*values.values(), check_run_id(run_id)))
 
     def finish(self, run_id, status, metrics=None, error=None) -> None:
-        if status not in FINISHED:
-            raise ParameterError(f"status must be one of {FINISHED}, got {status!r}")
+        """Move a running run to its final status (the moves are in ``status.NEXT``)."""
+        status = Status(status)
+        run_id = check_run_id(run_id)
         with self._write() as db:
+            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run with id {run_id}")
+            if not can_move(row["status"], status):
+                raise StoreError(f"run {run_id} cannot move from {row['status']} to {status}")
             db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, metrics = COALESCE(?, metrics), "
                 "error = ? WHERE id = ?",
-                (status, time.time(), None if metrics is None else json.dumps(metrics), error,
-                 check_run_id(run_id)),
+                (status, time.time(), None if metrics is None else json.dumps(metrics), error, run_id),
             )
 
     def request_stop(self, run_id) -> str:
@@ -298,11 +361,11 @@ class RunStore:
             row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFoundError(f"no run with id {run_id}")
-            if row["status"] == "queued":
-                db.execute("UPDATE runs SET status = 'cancelled', finished_at = ? WHERE id = ?",
-                           (time.time(), run_id))
-                return "cancelled"
-            if row["status"] == "running":
+            if row["status"] == Status.QUEUED:
+                db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+                           (Status.CANCELLED, time.time(), run_id))
+                return str(Status.CANCELLED)
+            if row["status"] == Status.RUNNING:
                 db.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
                 return "stopping"
             return row["status"]
@@ -325,25 +388,28 @@ class RunStore:
             row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFoundError(f"no run with id {run_id}")
-            if row["status"] == "running":
+            if row["status"] == Status.RUNNING:
                 raise StoreError(f"run {run_id} is training; stop it before deleting it")
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
 
     def mark_interrupted(self) -> list:
-        """Runs left 'running' by a process that died. Call only while holding the training
+        """Runs left running by a process that died become interrupted, with their last
+        finished epoch and the runs that were waiting in the queue at that moment (what the
+        queue does next is then a fact, not a guess). Call only while holding the training
         lock: then no live process can be training them."""
         with self._write() as db:
             rows = db.execute(
                 "SELECT id, (SELECT MAX(epoch) FROM epochs WHERE run_id = runs.id) AS last "
-                "FROM runs WHERE status = 'running'"
+                "FROM runs WHERE status = ?", (Status.RUNNING,)
             ).fetchall()
+            waiting = [r["id"] for r in db.execute("SELECT id FROM runs WHERE status = ? ORDER BY id",
+                                                   (Status.QUEUED,))]
             for row in rows:
-                kept = f"history kept up to epoch {row['last']}" if row["last"] else "no epoch had finished"
+                record = {"last_epoch": row["last"] or 0, "waiting": waiting}
                 db.execute(
-                    "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                    (time.time(), f"{INTERRUPTED}: the training process ended before the run "
-                                  f"finished ({kept}); the queue went on", row["id"]),
+                    "UPDATE runs SET status = ?, finished_at = ?, interruption = ? WHERE id = ?",
+                    (Status.INTERRUPTED, time.time(), json.dumps(record), row["id"]),
                 )
         return [int(r["id"]) for r in rows]
 
@@ -383,7 +449,7 @@ class RunStore:
         temporary = target.with_name(f".{name}-{os.getpid()}.tmp.npy")
         return _replace_atomically(target, temporary, lambda path: np.save(path, np.asarray(array)))
 
-    def load_array(self, run_id, name) -> Optional[np.ndarray]:
+    def load_array(self, run_id, name) -> np.ndarray | None:
         path = self.run_dir(run_id) / f"{name}.npy"
         if name not in ("test_proba", "val_proba", "test_index") or not path.is_file():
             return None
@@ -398,7 +464,7 @@ class RunStore:
         """Held by whoever trains. The OS drops it when that process dies, even by SIGKILL,
         so 'running' runs found while holding it are known to be orphans.
         Yields True when acquired, False when ``blocking=False`` and someone else has it."""
-        handle = open(self.home / "training.lock", "a+")
+        handle = open(self.home / "training.lock", "a+")  # noqa: SIM115 (held for the lock's lifetime)
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -429,13 +495,29 @@ def _replace_atomically(target: Path, temporary: Path, write) -> Path:
     return target
 
 
+def _execute_script(db, script) -> None:
+    """Run ``;``-separated statements inside the caller's transaction (``executescript``
+    would commit first)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _to_epoch(row) -> EpochRecord:
+    values = dict(row)
+    values["weights"] = json.loads(values["weights"]) if values.get("weights") else None
+    return EpochRecord.from_dict(values)
+
+
 def _to_run(row) -> Run:
     return Run(
-        id=row["id"], name=row["name"], variant=row["variant"], status=row["status"],
+        id=row["id"], name=row["name"], variant=row["variant"], status=Status(row["status"]),
         config=json.loads(row["config"]), created_at=row["created_at"],
         started_at=row["started_at"], finished_at=row["finished_at"],
         data_dir=row["data_dir"], data_source=row["data_source"], params=row["params"],
         metrics=json.loads(row["metrics"]) if row["metrics"] else None,
-        progress=json.loads(row["progress"]) if row["progress"] else None,
+        progress=Progress.from_dict(json.loads(row["progress"])) if row["progress"] else None,
         error=row["error"], stop_requested=bool(row["stop_requested"]),
+        runtime=json.loads(row["runtime"]) if row["runtime"] else None,
+        interruption=json.loads(row["interruption"]) if row["interruption"] else None,
     )

@@ -1,14 +1,23 @@
-"""The regularization study as a whole: queue every variant with shared settings, and
-summarise finished runs in the table the README and the Compare page show."""
+"""The regularization study as a whole: its configurations (each variant's own preset, or
+the quick version), queueing them in order, and the one-line summary per finished run that
+the README's table and the Compare page show."""
 
 from .config import STUDY_ORDER, make_config
 from .store import RunStore
 
+# The quick study: fewer images and epochs, chosen so that over- and underfitting still
+# show (measured with benchmarks/study_spread.py on kmnist-mini; see the README).
+QUICK_STUDY = dict(train_size=2000, epochs=20)
 
-def enqueue_study(store: RunStore, variants=STUDY_ORDER, data_dir=None, **overrides) -> list:
-    """Queue ``variants`` in order with the same ``overrides``; all are validated first,
-    so a bad setting queues nothing."""
-    configs = [make_config(variant, **overrides) for variant in variants]
+
+def study_configs(variants=STUDY_ORDER, **shared) -> list:
+    """One validated config per variant; ``shared`` settings (None = the preset's) apply to
+    all. Every variant is validated before any is returned, so a bad setting queues nothing."""
+    return [make_config(variant, **shared) for variant in variants]
+
+
+def enqueue(store: RunStore, configs, data_dir=None) -> list:
+    """Queue ``configs`` in order; returns their run ids."""
     return [store.create_run(config, data_dir=data_dir) for config in configs]
 
 
@@ -17,7 +26,7 @@ def summary_row(run) -> dict:
     metrics = run.metrics or {}
     test, val, train, fit = (metrics.get(k) or {} for k in ("test", "val", "train", "fit"))
     return {
-        "id": run.id, "name": run.name, "variant": run.variant, "status": run.status,
+        "id": run.id, "name": run.name, "variant": run.variant, "status": str(run.status),
         "train_acc": train.get("accuracy"), "val_acc": val.get("accuracy"),
         "test_acc": test.get("accuracy"), "macro_f1": test.get("macro_f1"), "kappa": test.get("kappa"),
         "test_loss": test.get("log_loss"), "loss_gap": fit.get("loss_gap"), "heldout": fit.get("heldout"),

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from .status import ACTIVE, Status
 from .store import RunStore
 
 
@@ -25,7 +26,7 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
         # Orphans first: the app shows a dead worker's run as interrupted within moments
         # of the new worker taking the lock, not after TensorFlow's import.
         for run_id in store.mark_interrupted():
-            _log(log, f"run {run_id} was left running by a process that died; marked failed")
+            _log(log, f"run {run_id} was left running by a process that died; marked interrupted")
         for path in store.remove_leftovers():
             _log(log, f"removed {path.name}, left behind by a process that died")
         # TensorFlow only once the lock is ours: a worker started while another trains
@@ -59,7 +60,7 @@ def ensure_worker(home, idle_exit=30.0) -> bool:
     """Start a detached background worker unless a trainer already holds the lock.
     Returns True when a new worker process was started."""
     store = RunStore(home)
-    if store.trainer_active() or not store.list_runs(statuses=("queued", "running")):
+    if store.trainer_active() or not store.list_runs(statuses=ACTIVE):
         return False
     log_path = Path(store.home) / "worker.log"
     with open(log_path, "a") as log_file:
@@ -77,5 +78,5 @@ def run_worker(home, idle_exit=30.0) -> None:
     store = RunStore(home)
     log = lambda message: print(time.strftime("%H:%M:%S"), message, flush=True)  # noqa: E731
     while drain_queue(store, idle_exit=idle_exit, log=log):
-        if not store.list_runs(statuses=("queued",)):
+        if not store.list_runs(statuses=(Status.QUEUED,)):
             break  # nothing was queued between our last look and releasing the lock

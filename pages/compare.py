@@ -1,23 +1,25 @@
-"""Compare 2–6 finished runs: scores, curves, confusion matrices, per-class F1, verdicts
-and each run's most confident mistakes."""
+"""Compare 2–6 finished runs: scores and settings side by side, curves, confusion
+matrices, per-class F1, verdicts and each run's most confident mistakes."""
 
+import pandas as pd
 import streamlit as st
 
-from kmnist_core import app_state, charts, compare, ui
+from explorer import charts, compare, monitor, state
 from kmnist_core.classes import CLASSES
 
 st.title("Compare")
-run_store = app_state.store()
+run_store = state.store()
 runs = {run.id: run for run in run_store.list_runs() if compare.scored(run)}
 
 if len(runs) < 2:
-    ui.offer_quick_training(
+    monitor.offer_quick_training(
         run_store,
         "Comparing needs at least two trained runs" + (f"; there is {len(runs)} so far." if runs else
                                                         ", and there is none yet.")
-        + " Train the study's variants on the Train page (**Train all variants**), or start a quick one here.",
+        + " Train the study's variants on the Train page (**Train all variants** or **Quick study**), or start "
+          "a quick one here.",
     )
-    ui.live_monitor(run_store, st.session_state.get(app_state.FOCUS_KEY), compact=True)
+    monitor.live_monitor(run_store, st.session_state.get(state.FOCUS_KEY))
     st.stop()
 
 picked = st.multiselect(
@@ -31,23 +33,35 @@ chosen = [run_store.get(run_id) for run_id in picked]  # with their per-epoch hi
 labels = [compare.run_label(run) for run in chosen]
 
 st.header("Scores")
+summary = compare.loss_gap_summary(chosen)
+if summary:
+    st.text(summary)
 st.dataframe(
     compare.table_rows(chosen), hide_index=True,
-    column_config={name: st.column_config.NumberColumn(format="%.1f") for name in
-                   ("test accuracy %", "train−held-out accuracy gap %")}
+    column_config={"test acc %": st.column_config.NumberColumn(format="%.1f")}
     | {name: st.column_config.NumberColumn(format="%.3f") for name in
-       ("macro F1", "Cohen's kappa", "test loss", "held-out−train loss gap")},
+       ("macro F1", "kappa", "test loss", "held-out − train loss")},
 )
 st.caption("Held-out = the validation split, or the test split for runs trained on all training "
            "images (final). A large gap means the model memorised its training images.")
 
+st.header("Settings")
+rows, differing = compare.settings_rows(chosen)
+st.dataframe(pd.DataFrame(rows).style.map(lambda _: "background-color: rgba(255, 200, 0, 0.3)", subset=differing),
+             hide_index=True)
+st.caption("Highlighted: the settings that differ between these runs — " + (", ".join(differing) or "none") + ".")
+
 st.header("Verdicts")
 for run in chosen:
-    st.markdown(f"**{compare.run_label(run)}**")
-    ui.show_verdict(run)
+    st.text(compare.run_label(run))
+    monitor.show_verdict(run)
 
 st.header("Learning curves")
-st.plotly_chart(charts.curves_figure(list(zip(labels, [run.history for run in chosen])), height=420))
+marks = {label: {"best": run.metrics.get("best_epoch")} for label, run in zip(labels, chosen)
+         if run.metrics.get("stopped_early")}
+st.plotly_chart(charts.curves_figure(list(zip(labels, [run.history for run in chosen])), height=420, marks=marks))
+with st.expander("How to read these curves"):
+    st.markdown(charts.CURVE_CAPTION)
 
 st.header("Confusion matrices (test)")
 for start in range(0, len(chosen), 3):
@@ -60,12 +74,12 @@ st.plotly_chart(charts.per_class_f1_figure([(label, run.metrics["test"]["per_cla
                                             for label, run in zip(labels, chosen)]))
 
 st.header("Most confident mistakes (test)")
-data, problem = app_state.dataset()
+data, problem = state.dataset()
 if problem:
-    ui.data_problem(problem)
+    monitor.data_problem(problem)
     st.stop()
 for run, label in zip(chosen, labels):
-    st.markdown(f"**{label}**")
-    ui.mistakes_gallery(run_store, data, run)
+    st.text(label)
+    monitor.mistakes_gallery(run_store, data, run)
 st.caption("Each image: true class → predicted class, with the model's confidence. "
            f"Classes: {' · '.join(c.label for c in CLASSES)}")

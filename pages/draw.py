@@ -3,12 +3,16 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from kmnist_core import app_state, charts, compare, ui
+from explorer import charts, compare, monitor, state
 from kmnist_core.classes import CLASSES
 from kmnist_core.preprocess import EmptyImageError, ImageError, prepare, read_image, to_kmnist
 
 CANVAS_SIZE = 280  # ten canvas pixels per KMNIST pixel
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
+HISTORICAL_NOTE = (
+    "KMNIST holds kuzushiji: the cursive forms of these kana in books from before 1900, often quite unlike "
+    "today's printed kana (see the real samples). A modern お or れ may be read as another class: the models "
+    "learnt the historical shapes."
+)
 
 
 def clear_canvas():
@@ -16,27 +20,28 @@ def clear_canvas():
 
 
 st.title("Draw")
-run_store = app_state.store()
-data, problem = app_state.dataset()
+run_store = state.store()
+data, problem = state.dataset()
+st.caption(HISTORICAL_NOTE)
 
-st.markdown("**What to draw** — real examples of each class from the training data:")
-if problem:
-    ui.data_problem(problem)
-else:
-    for column, kana, strip in zip(st.columns(10), CLASSES, app_state.sample_strip(per_class=2, columns=1)):
-        column.markdown(f"<div style='text-align:center'><span style='font-size:1.8rem'>{kana.hiragana}"
-                        f"</span><br>{kana.romaji}</div>", unsafe_allow_html=True)
-        column.image(charts.enlarge(strip, 3), width="stretch", output_format="PNG")
+with st.expander("What to draw — real examples of each class from the training data", expanded=False):
+    if problem:
+        monitor.data_problem(problem)
+    else:
+        for column, kana, strip in zip(st.columns(10), CLASSES, state.sample_strip(per_class=2, columns=1)):
+            column.markdown(f"<div style='text-align:center'><span style='font-size:1.8rem'>{kana.hiragana}"
+                            f"</span><br>{kana.romaji}</div>", unsafe_allow_html=True)
+            column.image(charts.enlarge(strip, 3), width="stretch", output_format="PNG")
 
-models = {run.id: run for run in app_state.model_runs(run_store)}
+models = {run.id: run for run in state.model_runs(run_store)}
 if not models:
-    ui.offer_quick_training(run_store, "There is no trained model to read your drawing yet.")
-    ui.live_monitor(run_store, st.session_state.get(app_state.FOCUS_KEY), compact=True)
+    monitor.offer_quick_training(run_store, "There is no trained model to read your drawing yet.")
+    monitor.live_monitor(run_store, st.session_state.get(state.FOCUS_KEY))
     st.stop()
 
 picked = st.multiselect("Models to ask (one, or several side by side)", list(models),
                         default=[compare.most_accurate(models.values()).id], max_selections=compare.MAX_RUNS,
-                        format_func=lambda run_id: f"{compare.run_label(models[run_id])} ({models[run_id].variant})")
+                        format_func=lambda run_id: compare.run_label(models[run_id]))
 
 drawing_column, preview_column = st.columns([3, 2])
 with drawing_column:
@@ -55,7 +60,9 @@ with drawing_column:
         if sample is None:
             prompt = "Draw a character on the canvas: one of the ten above."
     else:
-        upload = st.file_uploader("A picture of one character", type=UPLOAD_TYPES,
+        # No type= filter: Streamlit would reject other files silently and keep showing the
+        # previous one; read_image names what is wrong with the file actually chosen.
+        upload = st.file_uploader("A picture of one character (PNG, JPEG, GIF, BMP or WebP)",
                                   help="Dark ink on light paper or light on dark; any size up to 10 MB.")
         if upload is None:
             prompt = "Upload a picture of one character."
@@ -63,12 +70,13 @@ with drawing_column:
             try:
                 sample = to_kmnist(read_image(upload.getvalue()))
             except ImageError as error:
-                problem = f"Cannot read {upload.name}: {error}"
+                problem = f"Cannot read this file: {error}"
 
 with preview_column:
     st.markdown("**What the model sees** (28×28, like a KMNIST sample)")
     if problem:
         st.warning(problem)
+        st.text(f"File: {upload.name}")
     elif sample is None:
         st.info(prompt)
     else:
@@ -83,11 +91,12 @@ if sample is not None and picked:
         for column, run_id in zip(st.columns(3), picked[start:start + 3]):
             with column:
                 run = models[run_id]
-                st.markdown(f"**{compare.run_label(run)}** · {run.variant}")
+                st.text(compare.run_label(run))
                 try:
-                    probabilities = app_state.predictor(run_store, run_id)(sample[None])[0]
+                    probabilities = state.predictor(run_store, run_id)(sample[None])[0]
                 except ModelLoadError as error:
-                    st.error(f"This model cannot be used: {error}")
+                    st.error("This model cannot be used:")
+                    st.text(str(error))
                     continue
                 top = top_k(probabilities, 3)
                 st.markdown(f"Reads **{top[0]['hiragana']}** ({top[0]['romaji']}) "

@@ -2,68 +2,131 @@
 
 import streamlit as st
 
-from kmnist_core import app_state, jobs, ui
+from explorer import form, jobs, monitor, state
 from kmnist_core.checks import ParameterError
-from kmnist_core.config import FAMILIES, STUDY_ORDER, VARIANTS
+from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, describe, too_short
+from kmnist_core.study import QUICK_STUDY, study_configs
+
+NOTICE_KEY = "train_notice"  # what the last button did, shown once above the buttons
+SHARED_KEY = "study_shared"  # "Train all variants" with this form's training settings
+SHARED = ("epochs", "batch_size", "learning_rate", "train_size", "seed")
+
+
+def the_study():
+    """The study's configs: each variant's own preset, or with this form's training
+    settings when the learner asked for that on purpose."""
+    values = form.remember()
+    shared = {name: values[name] for name in SHARED} if st.session_state.get(SHARED_KEY) else {}
+    return study_configs(**shared)
+
+
+def queue_runs(make_configs, what: str) -> None:
+    """Button callback: queue ``make_configs()`` unless this session queued the same a moment
+    ago. The configs are built here, from the widgets' values at the click (a value typed
+    and clicked away from in one go arrives with the click, after the page last ran)."""
+    try:
+        configs = make_configs()
+    except ParameterError as error:
+        st.session_state[NOTICE_KEY] = f"Not queued: {form.problem_text(error)}"
+        return
+    if not form.first_time_queueing(configs[0]):
+        st.session_state[NOTICE_KEY] = f"Not queued again: {what} with these settings was queued a moment ago."
+        return
+    ids = jobs.submit(state.store(), configs)
+    state.watch(ids[0])
+    st.session_state[NOTICE_KEY] = None
+
+
+def widget(name, column=st, **extra):
+    """The widget for one parameter, its limits and tooltip read from ``PARAMETERS``."""
+    parameter = PARAMETERS[name]
+    key, label, text = form.widget_key(name), parameter.label, f"{parameter.help} Preset: {preset[name]}."
+    if parameter.kind == "choice":
+        return column.selectbox(label, parameter.choices, key=key, help=text, **extra)
+    if parameter.kind == "bool":
+        return column.toggle(label, key=key, help=text, **extra)
+    if parameter.kind == "units":
+        return column.text_input(label, key=key, help=text, **extra)
+    low = parameter.off if parameter.off is not None else parameter.low
+    if parameter.kind == "int":
+        return column.number_input(label, min_value=int(low), max_value=int(parameter.high), step=1,
+                                   key=key, help=text, **extra)
+    return column.number_input(label, min_value=float(low), max_value=float(parameter.high),
+                               key=key, help=text, format="%.2g" if parameter.high <= 0.1 else "%.3g",
+                               step=extra.pop("step", 0.05), **extra)
+
 
 st.title("Train")
-run_store = app_state.store()
-data, data_problem = app_state.dataset()
+run_store = state.store()
+data, data_problem = state.dataset()
 if data_problem:
-    ui.data_problem(data_problem)
+    monitor.data_problem(data_problem)
 
-app_state.init_form()
-key = app_state.widget_key
+current = form.init()
+preset = form.defaults(current["variant"])
 form_column, run_column = st.columns([2, 3], gap="large")
 
 with form_column:
-    variant = st.selectbox("Variant preset", list(VARIANTS), key=app_state.VARIANT_KEY,
-                           on_change=app_state.reset_form,
-                           help="Choosing a preset resets every setting below to its values.")
+    variant = st.selectbox(PARAMETERS["variant"].label, list(VARIANTS), key=form.widget_key("variant"),
+                           on_change=form.reset, help="Choosing a preset resets every setting below to its values.")
     st.caption(VARIANTS[variant].summary)
-    preset = jobs.form_defaults(variant)
-
-    def hint(field):
-        return f"Preset value: {preset[field]}"
-
-    st.selectbox("Architecture", FAMILIES, key=key("family"), help=hint("family") +
-                 " · dense: fully connected; cnn: two conv layers; bn_cnn: batch-normalized CNN")
-    st.text_input("Hidden layer sizes", key=key("hidden_units"), help=hint("hidden_units") +
-                  " · comma-separated, e.g. 512, 512; empty for none (CNN families)")
+    widget("family")
+    widget("hidden_units")
     left, right = st.columns(2)
-    left.number_input("Dropout (hidden layers)", min_value=0.0, max_value=1.0, step=0.05,
-                      key=key("dropout"), help=hint("dropout"))
-    right.number_input("Input dropout (pixels)", min_value=0.0, max_value=1.0, step=0.05,
-                       key=key("input_dropout"), help=hint("input_dropout"))
-    left.number_input("L1 penalty", min_value=0.0, step=1e-5, format="%.1e", key=key("l1"), help=hint("l1"))
-    right.number_input("L2 penalty", min_value=0.0, step=1e-4, format="%.1e", key=key("l2"), help=hint("l2"))
-    left.number_input("Epochs", min_value=1, step=1, key=key("epochs"), help=hint("epochs"))
-    right.number_input("Batch size", min_value=1, step=16, key=key("batch_size"), help=hint("batch_size"))
-    left.number_input("Learning rate", min_value=0.0, step=1e-4, format="%.1e", key=key("learning_rate"),
-                      help=hint("learning_rate"))
-    use_kfold = right.toggle("k-fold CV", key=key("use_kfold"),
-                             help="k-fold cross-validation: train k models on k splits of the training images and report mean ± std (k times slower).")
-    right.number_input("k (folds)", min_value=2, step=1, key=key("k"), disabled=not use_kfold)
+    widget("dropout", left)
+    widget("input_dropout", right)
+    widget("l1", left, step=1e-5)
+    widget("l2", right, step=1e-4)
+    widget("epochs", left)
+    widget("batch_size", right)
+    widget("learning_rate", left, step=1e-4)
+    widget("train_size", right)
+    with st.expander("More: early stopping, augmentation, seed, optimizer, k-fold"):
+        left, right = st.columns(2)
+        widget("patience", left)
+        widget("seed", right)
+        widget("optimizer", left)
+        widget("schedule", right)
+        widget("label_smoothing", left, step=0.05)
+        widget("augment", right)
+        use_kfold = right.toggle("k-fold CV", key=form.widget_key("use_kfold"), help=PARAMETERS["kfold"].help)
+        widget("kfold", left, disabled=not use_kfold)
 
-    form = app_state.remember_form()
-    changed = [f"{field} {preset[field]} → {form[field]}" for field in jobs.FORM_FIELDS
-               if form[field] != preset[field] and (field != "k" or form["use_kfold"])]
+    values = form.remember()
+    changed = form.changed(values)
     st.caption("Changed from the preset: " + "; ".join(changed) if changed else "All settings are the preset's.")
 
-    config = study = None
+    config = None
     try:
-        config = jobs.config_from_form(variant, form)
-        study = jobs.study_configs(form)
+        config = form.to_config(values)
     except ParameterError as error:
-        st.error(f"Cannot train with these settings: {error}")
+        st.error(f"Cannot train with these settings: {form.problem_text(error)}")
+    if config is not None:
+        warning = too_short(config)
+        if warning:
+            st.warning(warning)
+        st.caption(f"Will be stored as variant {config.variant}, named from what differs from its preset:")
+        st.text(describe(config))
 
-    st.button("Start training", key="start_training", type="primary", on_click=app_state.start_training,
-              disabled=config is None or bool(data_problem), icon=":material/play_arrow:")
-    st.button("Train all variants", key="train_all", on_click=app_state.start_study,
-              disabled=study is None or bool(data_problem), icon=":material/playlist_add:",
-              help=f"Queues {' → '.join(STUDY_ORDER)}, each with its own architecture and "
-                   f"regularization and this form's epochs, batch size, learning rate and k-fold setting.")
-    st.button("Reset to preset", key="reset_form", on_click=app_state.reset_form, icon=":material/restart_alt:")
+    if st.session_state.get(NOTICE_KEY):
+        st.info(st.session_state[NOTICE_KEY])
+    st.button("Start training", key="start_training", type="primary", icon=":material/play_arrow:",
+              on_click=queue_runs, args=(lambda: [form.to_config(form.remember())], "this run"),
+              disabled=config is None or bool(data_problem))
+    st.button("Train all variants", key="train_all", icon=":material/playlist_add:",
+              on_click=queue_runs, args=(the_study, "the study"), disabled=bool(data_problem),
+              help=f"Queues {' → '.join(STUDY_ORDER)}, each with its own preset (architecture, regularization "
+                   f"and epochs), as the study defines them.")
+    st.toggle("…with this form's epochs, batch size, learning rate, training images and seed", key=SHARED_KEY,
+              help="Off: every variant keeps its own preset. On: these five settings apply to all six "
+                   "(each keeps its own architecture and regularization).")
+    st.button("Quick study (about a minute)", key="quick_study", icon=":material/bolt:",
+              on_click=queue_runs, args=(lambda: study_configs(**QUICK_STUDY), "the quick study"),
+              disabled=bool(data_problem),
+              help=f"The six variants on {QUICK_STUDY['train_size']:,} training images for "
+                   f"{QUICK_STUDY['epochs']} epochs: small enough to finish in about a minute on two cores, "
+                   f"large enough that overfitting and what regularization does to it still show.")
+    st.button("Reset to preset", key="reset_form", on_click=form.reset, icon=":material/restart_alt:")
 
 with run_column:
-    ui.run_browser(run_store, app_state.VIEW_KEY)
+    monitor.run_browser(run_store)

@@ -8,10 +8,11 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from browser import ROOT, data_dir
 from kmnist_core.config import make_config
 from kmnist_core.store import RunStore
 from kmnist_core.worker import drain_queue
+
+from browser import ROOT, data_dir
 
 WAIT = 240.0  # seconds; generous because the machine may be busy, never expected to elapse
 
@@ -120,7 +121,7 @@ def app_runs(trained_home, tmp_path, monkeypatch):
 
 def no_worker(monkeypatch):
     """Queue without training: for tests about the queue itself."""
-    from kmnist_core import jobs
+    from explorer import jobs
 
     monkeypatch.setattr(jobs, "wake_worker", lambda store: False)
 

@@ -33,7 +33,7 @@ def serve_app(home, port=None, log_path=None, startup_timeout=60.0):
     port = port or free_port()
     env = dict(os.environ, KMNIST_HOME=str(home), KMNIST_DATA_DIR=data_dir(),
                KMNIST_WORKER_IDLE_EXIT=os.environ.get("KMNIST_WORKER_IDLE_EXIT", "2"))
-    log = open(log_path or Path(home) / "streamlit.log", "w")
+    log = open(log_path or Path(home) / "streamlit.log", "w")  # noqa: SIM115 (the server's stdout while it runs)
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",

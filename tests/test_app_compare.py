@@ -3,8 +3,9 @@ and the most confident mistakes; an empty store offers a quick training instead.
 
 import numpy as np
 
+from explorer.jobs import QUICK_NAME, QUICK_RUN
+
 from app_support import app, app_home, app_runs, no_worker, texts, trained_home  # noqa: F401
-from kmnist_core.jobs import QUICK_NAME, QUICK_RUN
 
 
 def test_without_runs_it_offers_a_quick_training(app_home, monkeypatch):
@@ -27,17 +28,22 @@ def test_two_runs_side_by_side(app_runs):
     runs = sorted(app_runs.list_runs(), key=lambda r: r.id)  # underfit, combined
     assert page.multiselect[0].value == [r.id for r in runs]
     table = page.dataframe[0].value
-    assert list(table["variant"]) == ["underfit", "combined"]
-    assert np.allclose(table["test accuracy %"], [100 * r.metrics["test"]["accuracy"] for r in runs])
-    assert list(table["parameters"]) == [r.params for r in runs]
+    assert list(table["run"]) == [f"#{r.id} {r.name}" for r in runs]
+    assert np.allclose(table["test acc %"], [100 * r.metrics["test"]["accuracy"] for r in runs])
     assert list(table["epochs"]) == [1, 2]
+    settings = page.dataframe[1].value
+    assert list(settings["variant"]) == ["underfit", "combined"] and list(settings["Epochs"]) == [1, 2]
+    assert "Highlighted: the settings that differ between these runs — variant, Hidden layer sizes, " \
+           "Dropout (hidden layers)" in texts(page.caption)
+    gaps = [r.metrics["fit"]["loss_gap"] for r in runs]
+    assert f"{runs[0].name} {gaps[0]:.2f}" in texts(page.text) or f"{runs[1].name} {gaps[1]:.2f}" in texts(page.text)
     verdicts = texts(page.warning) + texts(page.success)
     assert "Underfitting." in verdicts and runs[0].metrics["fit"]["reason"] in verdicts
     # curves, two confusion matrices, per-class F1
     assert len(page.get("plotly_chart")) == 4
     captions = [caption for block in page.image for caption in block.captions]
     assert len(captions) == 2 * 8  # the eight most confident mistakes of each run
-    assert all("→" in caption and caption.endswith("%") for caption in captions)
+    assert all("→" in caption and ("%" in caption) for caption in captions)
 
 
 def test_fewer_than_two_picked_asks_for_more(app_runs):

@@ -7,8 +7,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from app_support import app, app_home, app_runs, texts, trained_home  # noqa: F401
 from kmnist_core.data import load_kmnist
+
+from app_support import app, app_home, app_runs, texts, trained_home  # noqa: F401
 
 
 def png(array) -> bytes:
@@ -58,9 +59,11 @@ def test_uploaded_character_is_read_by_every_selected_model(app_runs):
 def test_blank_and_broken_uploads_get_a_clear_message(app_runs):
     page = app("pages/draw.py")
     upload(page, "blank.png", png(np.full((64, 64), 255)))
-    assert "Cannot read blank.png: there is no character to read" in page.warning[0].value
+    assert "Cannot read this file: there is no character to read" in page.warning[0].value
+    assert "File: blank.png" in texts(page.text)
     upload(page, "notes.png", b"these are not image bytes")
-    assert "Cannot read notes.png: the file is not an image" in page.warning[0].value
+    assert "Cannot read this file: the file is not an image" in page.warning[0].value
+    assert "File: notes.png" in texts(page.text) and "blank.png" not in texts(page.text)
     assert "Predictions" not in texts(page.subheader)
 
 

@@ -3,9 +3,10 @@
 import subprocess
 import sys
 
+from kmnist_core.classes import CLASSES
+
 from app_support import app, app_home, texts  # noqa: F401  (app_home is a fixture)
 from browser import ROOT
-from kmnist_core.classes import CLASSES
 
 
 def test_home_shows_classes_samples_counts_and_license(app_home):

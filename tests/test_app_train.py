@@ -3,9 +3,22 @@ refuses, queues runs that the background worker trains, and Stop stops them."""
 
 import pytest
 
-from app_support import (app, app_home, app_runs, last_id, newest_run, no_worker, texts, trained_home,  # noqa: F401
-                         training_home, training_store, wait_finished, wait_for)
-from kmnist_core.config import STUDY_ORDER, VARIANTS, config_from_dict, make_config, preset
+from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, config_from_dict, make_config, preset
+
+from app_support import (  # noqa: F401
+    app,
+    app_home,
+    app_runs,
+    last_id,
+    newest_run,
+    no_worker,
+    texts,
+    trained_home,
+    training_home,
+    training_store,
+    wait_finished,
+    wait_for,
+)
 
 KEY = "train_{}".format
 
@@ -27,7 +40,7 @@ def test_variant_change_and_reset_return_to_the_presets_values(app_home):
     assert page.text_input(key=KEY("hidden_units")).value == "8"
     assert page.number_input(key=KEY("epochs")).value == preset("underfit")["epochs"]
     page.number_input(key=KEY("dropout")).set_value(0.3).run()
-    assert "dropout 0.0 → 0.3" in texts(page.caption)
+    assert "Dropout (hidden layers) 0.0 → 0.3" in texts(page.caption)
     page.button(key="reset_form").click().run()
     assert page.number_input(key=KEY("dropout")).value == 0.0
     assert "All settings are the preset's." in texts(page.caption)
@@ -47,7 +60,7 @@ def test_every_preset_starts_from_the_form_as_the_core_defines_it(app_home, monk
 def test_no_hidden_layer_is_refused_for_dense_only(app_home):
     page = app("pages/train.py")
     page.text_input(key=KEY("hidden_units")).input("").run()
-    assert "hidden_units must be 1 to 8 layer sizes for family 'dense'" in page.error[0].value
+    assert "Hidden layer sizes must hold at least one layer size for family 'dense'" in page.error[0].value
     page.selectbox(key=KEY("family")).select("cnn").run()
     assert not page.error and not page.button(key="start_training").disabled
 
@@ -55,11 +68,15 @@ def test_no_hidden_layer_is_refused_for_dense_only(app_home):
 def test_invalid_settings_are_refused_with_the_cores_message(app_home):
     page = app("pages/train.py")
     page.number_input(key=KEY("dropout")).set_value(1.0).run()
-    assert "dropout must be in [0, 1), got 1" in page.error[0].value
-    assert page.button(key="start_training").disabled and page.button(key="train_all").disabled
+    assert "Dropout (hidden layers) must be in [0, 1), got 1" in page.error[0].value
+    assert page.button(key="start_training").disabled
     page.number_input(key=KEY("dropout")).set_value(0.5)
     page.text_input(key=KEY("hidden_units")).input("512, lots").run()
-    assert "hidden_units must be layer sizes separated by commas" in page.error[0].value
+    assert "Hidden layer sizes must be layer sizes separated by commas" in page.error[0].value
+    page.number_input(key=KEY("l2")).set_value(0.1)
+    page.number_input(key=KEY("input_dropout")).set_value(1.0).run()  # every problem at once
+    assert "Hidden layer sizes must be" in page.error[0].value and "Input dropout (pixels) must be in" in page.error[0].value
+    page.number_input(key=KEY("input_dropout")).set_value(0.2)
     page.text_input(key=KEY("hidden_units")).input("64").run()
     assert not page.error and not page.button(key="start_training").disabled
     assert not app_home.list_runs()
@@ -100,7 +117,7 @@ def test_stop_keeps_partial_history_and_model(training_home):
     run = newest_run(home, before)
     wait_for(lambda: len(home.get(run.id).history) >= 1, "the first epoch")
     page.run()
-    assert "epoch" in page.get("progress")[0].proto.text and "ETA" in page.get("progress")[0].proto.text
+    assert "epoch" in page.get("progress")[0].proto.text and "left" in page.get("progress")[0].proto.text
     page.button(key=f"stop_{run.id}").click().run()
     stopped = wait_finished(home, run.id)
     assert stopped.status == "stopped"
@@ -117,7 +134,7 @@ def test_kfold_toggle_sets_kfold_and_results_show_mean_and_std(training_home):
     page.selectbox(key="train_variant").select("underfit").run()
     page.number_input(key=KEY("epochs")).set_value(1)
     page.toggle(key=KEY("use_kfold")).set_value(True).run()
-    page.number_input(key=KEY("k")).set_value(2)
+    page.number_input(key=KEY("kfold")).set_value(2)  # clicked with the change, no rerun between
     page.button(key="start_training").click().run()
     run = newest_run(home, before)
     assert run.config["kfold"] == 2
@@ -132,14 +149,18 @@ def test_kfold_toggle_sets_kfold_and_results_show_mean_and_std(training_home):
 def test_train_all_queues_the_study_in_order_and_a_queued_run_can_be_cancelled(app_home, monkeypatch):
     no_worker(monkeypatch)
     page = app("pages/train.py")
-    page.number_input(key=KEY("epochs")).set_value(3)
-    page.number_input(key=KEY("learning_rate")).set_value(0.002)
+    page.number_input(key=KEY("epochs")).set_value(3)  # the form's epochs: not the study's
     page.button(key="train_all").click().run()
     queued = sorted(app_home.list_runs(), key=lambda r: r.id)
     assert [r.variant for r in queued] == list(STUDY_ORDER)
-    assert all(r.status == "queued" and r.config["epochs"] == 3 and r.config["learning_rate"] == 0.002
-               for r in queued)
-    assert [r.config["hidden_units"] for r in queued][:2] == [[8], [512, 512]]  # each keeps its own
+    assert [config_from_dict(r.config) for r in queued] == [make_config(v) for v in STUDY_ORDER]  # each its own
+    assert all(r.status == "queued" and r.name == r.variant for r in queued)
+    page.toggle(key="study_shared").set_value(True).run()  # on purpose: the form's epochs for all
+    page.button(key="train_all").click().run()
+    shared = sorted(app_home.list_runs(), key=lambda r: r.id)[len(queued):]
+    assert [r.config["epochs"] for r in shared] == [3] * 6 and shared[0].config["hidden_units"] == [8]
+    for run in shared:
+        app_home.request_stop(run.id)
     assert "Queue" in texts(page.markdown)
     page.button(key=f"cancel_{queued[-1].id}").click().run()
     assert app_home.get(queued[-1].id).status == "cancelled"
@@ -163,3 +184,62 @@ def test_a_finished_run_from_elsewhere_shows_its_results(app_runs):
     assert page.selectbox(key="train_view").value == newest.id
     assert {m.label for m in page.metric} >= {"Test accuracy", "Macro F1", "Cohen's kappa", "Test loss"}
     assert any(v in texts(page.warning) + texts(page.success) for v in ("Underfitting", "Overfitting", "Good fit"))
+
+
+def test_the_preset_survives_a_page_switch_and_labels_the_run(app_home, monkeypatch):
+    """Bug: pick dropout, visit Compare, come back: the box said combined while the fields
+    kept dropout's values, and Start stored a dropout run as variant combined."""
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.selectbox(key="train_variant").select("dropout").run()
+    page.switch_page("pages/compare.py")
+    page.run()
+    page.switch_page("pages/train.py")
+    page.run()
+    assert page.selectbox(key="train_variant").value == "dropout"
+    assert page.number_input(key=KEY("l2")).value == 0.0 and "All settings are the preset's." in texts(page.caption)
+    page.button(key="start_training").click().run()
+    [run] = app_home.list_runs()
+    assert run.variant == "dropout" and config_from_dict(run.config) == make_config("dropout") and run.name == "dropout"
+
+
+def test_an_edited_run_is_named_for_what_changed(app_home, monkeypatch):
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.selectbox(key="train_variant").select("overfit").run()
+    page.number_input(key=KEY("dropout")).set_value(0.3)
+    page.number_input(key=KEY("epochs")).set_value(30).run()
+    page.button(key="start_training").click().run()
+    [run] = app_home.list_runs()
+    assert run.variant == "overfit" and run.name == "overfit · dropout 0.3 · epochs 30"
+    page.run()
+    assert "Settings — 2 changed from the overfit preset" in [e.label for e in page.expander]
+
+
+def test_a_double_click_queues_one_run_and_says_so(app_home, monkeypatch):
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.button(key="start_training").click().run()
+    page.button(key="start_training").click().run()
+    assert len(app_home.list_runs()) == 1
+    assert "Not queued again" in texts(page.info)
+    page.number_input(key=KEY("epochs")).set_value(31).run()  # other settings: a new run
+    page.button(key="start_training").click().run()
+    assert len(app_home.list_runs()) == 2
+
+
+def test_too_few_epochs_for_the_lesson_are_warned_before_starting(app_home):
+    page = app("pages/train.py")
+    page.selectbox(key="train_variant").select("overfit").run()
+    assert not page.warning
+    page.number_input(key=KEY("epochs")).set_value(8).run()
+    assert "8 epochs are too few for this lesson" in texts(page.warning)
+    page.selectbox(key="train_variant").select("underfit").run()  # underfit underfits at any length
+    assert not page.warning
+
+
+def test_every_setting_has_a_tooltip_from_the_core(app_home):
+    page = app("pages/train.py")
+    assert page.number_input(key=KEY("dropout")).help.startswith(PARAMETERS["dropout"].help)
+    assert page.number_input(key=KEY("l1")).help.startswith(PARAMETERS["l1"].help)
+    assert page.number_input(key=KEY("learning_rate")).help.startswith(PARAMETERS["learning_rate"].help)

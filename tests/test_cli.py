@@ -4,7 +4,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -33,7 +32,7 @@ def test_train_json_reports_the_finished_run(trained, home):
     assert trained["test"]["accuracy"] > 0.9 and trained["val"]["accuracy"] > 0.9
     assert trained["config"]["hidden_units"] == [32]
     assert os.path.isfile(trained["model_path"])
-    assert RunStore(home).get(trained["id"]).history[-1]["epoch"] == 8
+    assert RunStore(home).get(trained["id"]).history[-1].epoch == 8
 
 
 def test_evaluate_on_tfds_offline_says_what_to_do(trained, home, synthetic_dir, capsys, tmp_path, monkeypatch):
@@ -74,7 +73,9 @@ def test_runs_evaluate_predict_rename_delete(trained, home, synthetic_dir, capsy
     (["train", "--epochs", "0"], "epochs must be in [1, 1000], got 0"),
     (["train", "--variant", "nope"], "variant must be one of"),
     (["train", "--epochs", "many"], "argument --epochs: invalid int value"),
-    (["train", "--kfold", "1"], "kfold must be 0"),
+    (["train", "--kfold", "1"], "kfold must be 0 (off) or [2, 20], got 1"),
+    (["train", "--hidden-units", "512,x"], "hidden_units must be layer sizes separated by commas"),
+    (["train", "--dropout", "1.5", "--l2", "-1"], "dropout must be in [0, 1), got 1.5; l2 must be in [0, 0.1], got -1"),
     (["evaluate", "42"], "no run with id 42"),
     (["predict", "1", "missing.png"], "no run with id 1"),
     (["rename", "1", "x"], "no run with id 1"),

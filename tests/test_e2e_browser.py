@@ -4,9 +4,10 @@ a prediction with probabilities. Every page is visited and must show no exceptio
 
 import re
 
+from kmnist_core.store import RunStore
+
 from app_support import wait_for
 from browser import chromium, open_page, serve_app, settle
-from kmnist_core.store import RunStore
 
 PAGES = ("Home", "Train", "Compare", "Draw")
 

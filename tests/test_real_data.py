@@ -8,14 +8,14 @@ import pytest
 from kmnist_core.data import load_local
 from kmnist_core.fidelity import drawn_versions
 from kmnist_core.store import RunStore
-from kmnist_core.study import enqueue_study, summary_row
+from kmnist_core.study import enqueue, study_configs, summary_row
 from kmnist_core.worker import drain_queue
 
 
 @pytest.fixture(scope="module")
 def study(mini_dir, tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("study-home"))
-    ids = enqueue_study(store, ("underfit", "overfit", "dropout", "l1l2", "combined"), data_dir=mini_dir)
+    ids = enqueue(store, study_configs(("underfit", "overfit", "dropout", "l1l2", "combined")), data_dir=mini_dir)
     drain_queue(store)
     return store, {store.get(i).variant: store.get(i) for i in ids}
 

@@ -14,6 +14,7 @@ import pytest
 from kmnist_core import cli
 from kmnist_core.config import make_config
 from kmnist_core.inference import ModelLoadError, load_model
+from kmnist_core.records import EpochRecord
 from kmnist_core.store import RunStore, StoreError
 from kmnist_core.worker import drain_queue
 
@@ -142,7 +143,7 @@ def _truncated_database(path):
     store = RunStore(path.parent)
     for _ in range(200):
         run_id = store.create_run(_tiny())
-        store.append_epoch(run_id, {"epoch": 1, "loss": 1.0})
+        store.append_epoch(run_id, EpochRecord(epoch=1, fit_loss=1.0))
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = path.read_bytes()

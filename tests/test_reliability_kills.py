@@ -11,12 +11,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from kmnist_core.config import make_config
 from kmnist_core.inference import load_model
-from kmnist_core.store import FINISHED, INTERRUPTED, RunStore
+from kmnist_core.records import EpochRecord
+from kmnist_core.status import FINISHED, Status
+from kmnist_core.store import RunStore
 from kmnist_core.worker import ensure_worker
 
 from conftest import PROJECT_ROOT
@@ -71,11 +74,12 @@ def assert_recovered(store, run_id, epochs_seen, others_before, trained_since=()
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     run = RunStore(store.home).get(run_id)
     assert run.status in FINISHED, run.status
-    if run.status == "failed":
-        assert run.error.startswith(INTERRUPTED), run.error
-    epochs = [h["epoch"] for h in run.history]
+    assert run.status in (Status.COMPLETED, Status.INTERRUPTED), (run.status, run.error)
+    if run.status == Status.INTERRUPTED:
+        assert run.interruption["last_epoch"] == len(run.history), run.interruption
+    epochs = [record.epoch for record in run.history]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= epochs_seen
-    assert all(h["loss"] is not None and h["val_accuracy"] is not None for h in run.history)
+    assert all(r.train_loss is not None and r.fit_loss is not None and r.val_accuracy is not None for r in run.history)
     if run.status == "completed":
         assert run.metrics["epochs_done"] == len(epochs) and store.load_array(run_id, "test_proba") is not None
     if store.model_path(run_id).exists():
@@ -133,7 +137,7 @@ def test_sigkill_at_each_write_boundary(zygote, home, synthetic_dir, kill_at):
     store = RunStore(home)
     earlier = store.create_run(_tiny(), name="earlier", data_dir=synthetic_dir)
     store.claim_next()
-    store.append_epoch(earlier, {"epoch": 1, "loss": 0.5, "val_accuracy": 0.5})
+    store.append_epoch(earlier, EpochRecord(epoch=1, fit_loss=0.5, val_accuracy=0.5))
     store.save_array(earlier, "test_proba", [[0.1] * 10])
     store.finish(earlier, "completed", metrics={"test": {"accuracy": 0.5}})
     run_id = store.create_run(_tiny(epochs=4), data_dir=synthetic_dir)
@@ -150,11 +154,11 @@ def test_sigkill_at_each_write_boundary(zygote, home, synthetic_dir, kill_at):
     assert_recovered(store, run_id, 0, others, trained_since={queued})
     run = store.get(run_id)
     if kill_at["method"] == "append_epoch":
-        assert len(run.history) == 2 and "history kept up to epoch 2" in run.error
+        assert len(run.history) == 2 and run.interruption["last_epoch"] == 2
     if kill_at["method"] in ("keras_save", "save_model"):
-        assert run.status == "failed" and store.model_path(run_id).is_file()  # the checkpoint before
+        assert run.status == Status.INTERRUPTED and store.model_path(run_id).is_file()  # the checkpoint before
     if kill_at["method"] == "finish" and not kill_at.get("after"):
-        assert run.status == "failed" and "history kept up to epoch 4" in run.error
+        assert run.status == Status.INTERRUPTED and run.interruption["last_epoch"] == 4
 
 
 def _worker_pids(home):
@@ -162,7 +166,7 @@ def _worker_pids(home):
     pids = []
     for entry in os.listdir("/proc"):
         try:
-            argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if b"worker" in argv and str(home).encode() in argv:
@@ -206,8 +210,8 @@ def test_server_restart_neither_kills_nor_wedges_the_queue(home, synthetic_dir):
     assert ensure_worker(home, idle_exit=0.5) is True  # what the restarted app does on its first page
     assert _wait(lambda: all(store.get(i).finished for i in second)), (home / "worker.log").read_text()
     runs = [store.get(i) for i in first + second]
-    assert [r.status for r in runs] == ["completed"] * 2 + ["failed", "completed", "completed"]
-    assert runs[2].error.startswith(INTERRUPTED) and "the queue went on" in runs[2].error
+    assert [r.status for r in runs] == ["completed"] * 2 + ["interrupted", "completed", "completed"]
+    assert runs[2].interruption["waiting"] == second[1:]  # recorded when it happened
     _assert_one_at_a_time_in_id_order(runs)
     assert "was left running by a process that died" in (home / "worker.log").read_text()
     assert _wait(lambda: not store.trainer_active())
@@ -222,5 +226,5 @@ def test_after_a_crash_the_queue_can_be_cancelled_instead(zygote, home, syntheti
     kill(pid)
     assert [store.request_stop(i) for i in waiting] == ["cancelled", "cancelled"]
     _recover(zygote, store)
-    assert [store.get(i).status for i in [running, *waiting]] == ["failed", "cancelled", "cancelled"]
+    assert [store.get(i).status for i in [running, *waiting]] == ["interrupted", "cancelled", "cancelled"]
     assert all(store.get(i).started_at is None for i in waiting)  # never trained

@@ -1,3 +1,5 @@
+import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -7,7 +9,9 @@ import pytest
 
 from kmnist_core.checks import ParameterError
 from kmnist_core.config import make_config
-from kmnist_core.store import RunNotFoundError, RunStore, StoreError, check_run_id
+from kmnist_core.records import EpochRecord
+from kmnist_core.status import Status
+from kmnist_core.store import SCHEMA_VERSION, RunNotFoundError, RunStore, StoreError, check_run_id
 
 from conftest import PROJECT_ROOT
 
@@ -19,12 +23,14 @@ def store(tmp_path):
 
 def test_runs_persist_across_store_instances(store):
     run_id = store.create_run(make_config("dropout", epochs=2), name="my dropout run")
-    store.append_epoch(run_id, {"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4, "elapsed": 1.0})
+    store.claim_next()
+    store.append_epoch(run_id, EpochRecord(epoch=1, fit_loss=1.0, fit_accuracy=0.5, val_loss=1.1, val_accuracy=0.4, elapsed=1.0))
     store.finish(run_id, "completed", metrics={"test": {"accuracy": 0.9}})
     reopened = RunStore(store.home).get(run_id)
     assert reopened.name == "my dropout run" and reopened.status == "completed"
     assert reopened.config["epochs"] == 2 and reopened.metrics["test"]["accuracy"] == 0.9
-    assert reopened.history == [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4, "elapsed": 1.0}]
+    assert reopened.history == [EpochRecord(epoch=1, fit_loss=1.0, fit_accuracy=0.5, val_loss=1.1, val_accuracy=0.4,
+                                            elapsed=1.0)]
 
 
 def test_queue_is_claimed_oldest_first(store):
@@ -63,15 +69,24 @@ def test_a_running_run_cannot_be_deleted(store):
         store.delete(run_id)
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b", "x\0y", "tab\there", "é" * 81, "", "   "])
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b", "é" * 80, "run 12", "  padded  "])
 def test_names_are_labels_never_paths(store, name):
     run_id = store.create_run(make_config("underfit"))
-    if len(name.strip()) in range(1, 81) and "\0" not in name and "\t" not in name:
+    store.rename(run_id, name)
+    assert store.get(run_id).name == name.strip()
+    assert store.run_dir(run_id).name == f"run-{run_id:06d}"
+
+
+@pytest.mark.parametrize("name, message", [
+    ("x\0y", "must not contain control characters"), ("tab\there", "must not contain control characters"),
+    ("é" * 81, "must be 1 to 80 characters, got 81"), ("", "must be 1 to 80 characters, got 0"),
+    ("   ", "must be 1 to 80 characters, got 0"), ("12", "must not be only digits"), ("١٢", "must not be only digits"),
+])
+def test_bad_names_are_refused_with_the_reason(store, name, message):
+    run_id = store.create_run(make_config("underfit"))
+    with pytest.raises(ParameterError, match=f"name {message}"):
         store.rename(run_id, name)
-        assert store.run_dir(run_id).name == f"run-{run_id:06d}"
-    else:
-        with pytest.raises(ParameterError, match="name"):
-            store.rename(run_id, name)
+    assert store.get(run_id).name == "underfit"
 
 
 def test_path_like_names_stay_inside_the_store(store, tmp_path):
@@ -81,7 +96,8 @@ def test_path_like_names_stay_inside_the_store(store, tmp_path):
     assert {p.parent.name for p in store.home.rglob("*.npy")} == {f"run-{run_id:06d}"}
 
 
-@pytest.mark.parametrize("bad", ["../1", "1/..", -1, 0, "abc", 1.5, None, True, "1; DROP TABLE runs"])
+@pytest.mark.parametrize("bad", ["../1", "1/..", -1, 0, "abc", 1.5, None, True, "1; DROP TABLE runs",
+                                 "١", "²", "9" * 20])
 def test_run_ids_must_be_positive_integers(bad):
     with pytest.raises(ParameterError, match="run_id must be a positive integer"):
         check_run_id(bad)
@@ -120,13 +136,17 @@ def test_an_empty_database_file_is_initialised(tmp_path):
     assert RunStore(home).list_runs() == []
 
 
-def test_interrupted_runs_are_marked_failed_with_history_kept(store):
+def test_interrupted_runs_keep_their_history_and_what_was_waiting(store):
     run_id = store.create_run(make_config("overfit"))
     store.claim_next()
-    store.append_epoch(run_id, {"epoch": 1, "loss": 0.5})
+    waiting = [store.create_run(make_config("dropout")), store.create_run(make_config("l1l2"))]
+    store.append_epoch(run_id, EpochRecord(epoch=1, fit_loss=0.5))
     assert store.mark_interrupted() == [run_id]
     run = store.get(run_id)
-    assert run.status == "failed" and "interrupted" in run.error and len(run.history) == 1
+    assert run.status == Status.INTERRUPTED and len(run.history) == 1
+    assert run.interruption == {"last_epoch": 1, "waiting": waiting}
+    with pytest.raises(StoreError, match="cannot move from interrupted to completed"):
+        store.finish(run_id, Status.COMPLETED)
 
 
 def test_training_lock_is_exclusive_across_processes(store):
@@ -158,19 +178,53 @@ def test_readers_see_consistent_data_while_another_process_writes(store):
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys
             sys.path.insert(0, {str(PROJECT_ROOT)!r})
+            from kmnist_core.records import EpochRecord, Progress
             from kmnist_core.store import RunStore
             store = RunStore({str(store.home)!r})
             for epoch in range(1, 201):
-                store.append_epoch({run_id}, {{"epoch": epoch, "loss": 1.0 / epoch}})
-                store.update({run_id}, progress={{"epoch": epoch}})
+                store.append_epoch({run_id}, EpochRecord(epoch=epoch, fit_loss=1.0 / epoch))
+                store.update({run_id}, progress=Progress(epoch=epoch, epochs=200, step=1, steps=1))
         """)],
     )
     seen = []
     while writer.poll() is None:
         run = store.get(run_id)
-        epochs = [h["epoch"] for h in run.history]
+        epochs = [record.epoch for record in run.history]
         assert epochs == list(range(1, len(epochs) + 1))  # never a gap or a half-written row
         seen.append(len(epochs))
     assert writer.returncode == 0
     assert len(store.get(run_id).history) == 200
     assert seen == sorted(seen)
+
+
+def test_a_database_from_the_first_release_is_upgraded_with_every_run_intact(tmp_path):
+    """tests/data/runs-5e61095.sqlite was written by the store of commit 5e61095 (schema 0):
+    a completed run with three epochs, an interrupted one (then stored as failed with an
+    "interrupted:" error), a cancelled, a queued and a failed run."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "tests" / "data" / "runs-5e61095.sqlite", home / "runs.sqlite")
+    store = RunStore(home)
+    runs = {run.id: run for run in store.list_runs()}
+    assert {i: (r.name, r.status) for i, r in runs.items()} == {
+        1: ("my overfit", Status.COMPLETED), 2: ("dropout", Status.INTERRUPTED), 3: ("l1l2", Status.CANCELLED),
+        4: ("combined", Status.QUEUED), 5: ("final", Status.FAILED)}
+    completed = store.get(1)
+    assert [r.epoch for r in completed.history] == [1, 2, 3]
+    assert completed.history[0] == EpochRecord(epoch=1, fit_loss=1.0, fit_accuracy=0.6, val_loss=1.2,
+                                               val_accuracy=0.5, elapsed=2.0)
+    assert completed.metrics["test"]["accuracy"] == 0.9 and completed.params == 669706
+    assert completed.progress.epoch == 3 and completed.progress.fit_loss is None  # old key "loss" not guessed
+    assert store.get(5).error == "ValueError: something broke"
+    assert store.claim_next().id == 4  # the queue goes on
+    with sqlite3.connect(home / "runs.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert RunStore(home).get(1).history == completed.history  # opening again changes nothing
+
+
+def test_a_database_from_a_newer_release_is_refused_not_damaged(tmp_path):
+    store = RunStore(tmp_path / "home")
+    with sqlite3.connect(store.db_path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="written by a newer KMNIST Explorer"):
+        RunStore(store.home)

@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 
 from kmnist_core.config import make_config
-from kmnist_core.training import predict_proba, train_model
+from kmnist_core.inference import make_predictor
+from kmnist_core.metrics import loss_and_accuracy
+from kmnist_core.records import EpochRecord
+from kmnist_core.training import train_model
 
 from conftest import synthetic_arrays
 
@@ -16,24 +19,23 @@ def _tiny(**overrides):
     return make_config("overfit", **values)
 
 
-def test_progress_is_reported_per_batch_and_per_epoch():
-    events = []
-    result = train_model(_tiny(), X, Y, X_VAL, Y_VAL, on_progress=events.append)
-    batches = [e for e in events if e.kind == "batch"]
-    epochs = [e for e in events if e.kind == "epoch"]
+def test_progress_is_reported_per_batch_and_a_record_per_epoch():
+    batches, epochs = [], []
+    result = train_model(_tiny(), X, Y, X_VAL, Y_VAL, on_progress=batches.append,
+                         on_epoch=lambda record, model: epochs.append(record))
     assert len(batches) == 3 * 4 and len(epochs) == 3  # 200 images / 50 per batch
-    assert [e.epoch for e in epochs] == [1, 2, 3]
-    assert all(e.val_loss is not None and e.val_accuracy is not None for e in epochs)
-    assert batches[-1].fraction == pytest.approx(1.0) and batches[0].eta > 0
+    assert [e.epoch for e in epochs] == [1, 2, 3] and epochs == result.history
+    assert all(e.val_loss is not None and e.train_loss is not None and e.fit_loss is not None for e in epochs)
+    assert batches[-1].fraction == pytest.approx(1.0)
+    assert batches[0].eta is None and batches[2].eta > 0  # the first batch traces the graph: no rate yet
     assert all(b.elapsed <= a.elapsed for b, a in zip(batches, batches[1:]))
     assert result.status == "completed" and len(result.history) == 3
-    assert set(result.history[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "elapsed"}
 
 
 def test_a_learnable_problem_is_learned():
     result = train_model(_tiny(epochs=15, learning_rate=3e-3), X, Y, X_VAL, Y_VAL)
-    assert result.history[-1]["val_accuracy"] > 0.9
-    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert result.history[-1].val_accuracy > 0.9
+    assert result.history[-1].train_loss < result.history[0].train_loss
 
 
 def test_stop_between_batches_keeps_a_usable_partial_model():
@@ -46,7 +48,7 @@ def test_stop_between_batches_keeps_a_usable_partial_model():
     result = train_model(_tiny(epochs=50), X, Y, X_VAL, Y_VAL, should_stop=should_stop)
     assert result.status == "stopped"
     assert len(calls) == 6 and len(result.history) == 1  # the half epoch is not in the curves
-    proba = predict_proba(result.model, X_VAL)
+    proba = make_predictor(result.model)(X_VAL)
     assert proba.shape == (40, 10) and np.allclose(proba.sum(axis=1), 1, atol=1e-4)
 
 
@@ -54,21 +56,52 @@ def test_same_seed_same_history_other_seed_differs():
     first = train_model(_tiny(seed=3), X, Y, X_VAL, Y_VAL).history
     second = train_model(_tiny(seed=3), X, Y, X_VAL, Y_VAL).history
     other = train_model(_tiny(seed=4), X, Y, X_VAL, Y_VAL).history
-    assert [h["loss"] for h in first] == pytest.approx([h["loss"] for h in second], rel=1e-5)
-    assert [h["loss"] for h in first] != pytest.approx([h["loss"] for h in other], rel=1e-5)
+    assert [h.fit_loss for h in first] == pytest.approx([h.fit_loss for h in second], rel=1e-5)
+    assert [h.fit_loss for h in first] != pytest.approx([h.fit_loss for h in other], rel=1e-5)
 
 
 @pytest.mark.parametrize("family, extra", [("cnn", {}), ("bn_cnn", dict(augment=True, schedule="onecycle", optimizer="adamw"))])
 def test_convolutional_families_train(family, extra):
     result = train_model(_tiny(family=family, epochs=1, **extra), X, Y)
-    assert result.status == "completed" and result.history[0]["val_loss"] is None
-    assert predict_proba(result.model, X[:5]).shape == (5, 10)
+    assert result.status == "completed" and result.history[0].val_loss is None
+    assert make_predictor(result.model)(X[:5]).shape == (5, 10)
 
 
-def test_checkpoint_hook_gets_the_model_each_epoch():
+def test_epoch_hook_gets_the_model_each_epoch():
     seen = []
-    train_model(_tiny(epochs=2), X, Y, on_epoch_model=lambda model: seen.append(model.count_params()))
+    train_model(_tiny(epochs=2), X, Y, on_epoch=lambda record, model: seen.append(model.count_params()))
     assert len(seen) == 2 and seen[0] > 0
+
+
+def test_train_curve_is_scored_without_dropout_or_penalty():
+    """With heavy dropout and L2 the loss Keras minimises (fit_loss) sits far above the
+    model's loss on the same images scored as it will be used (train_loss)."""
+    config = _tiny(epochs=4, dropout=0.6, input_dropout=0.3, l2=0.05, learning_rate=3e-3)
+    result = train_model(config, X, Y, X_VAL, Y_VAL)
+    last = result.history[-1]
+    assert last.fit_loss > last.train_loss + 0.3
+    clean = make_predictor(result.model)(X)
+    picked = np.clip(clean[np.arange(len(Y)), Y], 1e-7, 1)
+    assert last.train_loss == pytest.approx(float(-np.mean(np.log(picked))), rel=0.05)  # sample of 1,000 ≥ all 200
+
+
+def test_early_stopping_restores_the_best_epoch():
+    noisy = Y.copy()
+    noisy[::3] = (noisy[::3] + 1) % 10  # a third of the labels wrong: memorising them hurts validation
+    config = _tiny(epochs=60, hidden_units=(256,), learning_rate=1e-2, patience=2)
+    result = train_model(config, X, noisy, X_VAL, Y_VAL)
+    losses = [record.val_loss for record in result.history]
+    best = int(np.argmin(losses)) + 1
+    assert result.stopped_early and len(result.history) == best + 2 < 60
+    assert result.best_epoch == best and losses[-1] > losses[best - 1]
+    restored_loss, _ = loss_and_accuracy(Y_VAL, make_predictor(result.model)(X_VAL))
+    assert restored_loss == pytest.approx(losses[best - 1], rel=1e-5)
+
+
+def test_precision_used_is_reported():
+    result = train_model(_tiny(epochs=1, mixed_precision=False), X, Y)
+    assert result.precision == "float32" and result.threads >= 1
+    assert isinstance(result.history[0], EpochRecord)
 
 
 def test_bad_arrays_are_refused_before_training():

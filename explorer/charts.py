@@ -1,46 +1,79 @@
 """Plotly figures and image tiles for the app. Plain data in, figures out: no Streamlit,
-no TensorFlow, so the pages stay thin and these are testable on their own."""
+no TensorFlow, so the pages stay thin and these are testable on their own.
+
+Every label drawn here that comes from a user (run names) goes in as plain text: plotly
+renders a subset of HTML in legends and titles, so names are escaped first."""
+
+import html
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .classes import CLASSES
+from kmnist_core.classes import CLASSES
 
 PALETTE = qualitative.Plotly
 KANA = [c.hiragana for c in CLASSES]
 KANA_LABELS = [f"{c.hiragana} {c.romaji}" for c in CLASSES]
 
 
-def _last_epoch(series) -> int:
-    return max((h["epoch"] for _, history in series for h in history), default=0)
+CURVE_CAPTION = (
+    "**How to read these curves.** *train* (solid) and *validation* (dashed) are the model scored after "
+    "each epoch exactly as it will be used: dropout off, no L1/L2 penalty — *train* on a fixed sample of "
+    "1,000 of its training images. A widening gap between them is memorising; validation loss turning "
+    "back up is overfitting. *as trained* (dotted) is the loss Keras minimised during the epoch, with "
+    "dropout on and the penalty added: for regularized runs it sits above the clean training loss, which "
+    "is the price of regularization, not a worse fit."
+)
+SERIES = (  # (record field, split shown in the legend, line style)
+    ("train_{}", "train", "solid"),
+    ("val_{}", "validation", "dash"),
+    ("fit_{}", "as trained", "dot"),
+)
 
 
-def curves_figure(series, height=340) -> go.Figure:
-    """Loss and accuracy per epoch, side by side; train solid, validation dashed.
+def plain(text) -> str:
+    """A user's text as plotly shows it literally (no tags, no links)."""
+    return html.escape(str(text), quote=False)
 
-    ``series`` is a list of (label, history) with history the store's per-epoch dicts.
-    One colour per run, so several runs overlay readably on the Compare page.
+
+def curves_figure(series, height=340, marks=None) -> go.Figure:
+    """Loss and accuracy per epoch, side by side (see ``CURVE_CAPTION``).
+
+    ``series`` is a list of (label, history) with history a list of ``EpochRecord``. One
+    colour per run, so several runs overlay readably on the Compare page. ``marks`` maps
+    a label to {"best": epoch} for runs whose early stopping restored an epoch.
     """
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
+    accuracies = []
     for number, (label, history) in enumerate(series):
         colour = PALETTE[number % len(PALETTE)]
-        epochs = [h["epoch"] for h in history]
+        epochs = [record.epoch for record in history]
         for column, metric in ((1, "loss"), (2, "accuracy")):
-            for split, key, dash in (("train", metric, "solid"), ("validation", f"val_{metric}", "dash")):
-                values = [h.get(key) for h in history]
+            for pattern, split, dash in SERIES:
+                values = [getattr(record, pattern.format(metric)) for record in history]
                 if all(v is None for v in values):
-                    continue  # full-train runs have no validation split
-                name = f"{label} {split}".strip()
+                    continue  # full-train runs have no validation split; old runs no clean train
+                if column == 2:
+                    accuracies += [v for v in values if v is not None]
+                name = plain(f"{label} {split}".strip())
                 figure.add_trace(go.Scatter(
-                    x=epochs, y=values, mode="lines+markers", name=name, legendgroup=name,
-                    showlegend=column == 1, line=dict(color=colour, dash=dash), marker=dict(size=5),
+                    x=epochs, y=values, mode="lines+markers" if dash != "dot" else "lines", name=name,
+                    legendgroup=name, showlegend=column == 1, line=dict(color=colour, dash=dash),
+                    marker=dict(size=5), opacity=0.55 if dash == "dot" else 1.0,
                 ), row=1, col=column)
+        best = (marks or {}).get(label, {}).get("best")
+        if best:
+            for column in (1, 2):
+                figure.add_vline(x=best, line=dict(color=colour, width=1, dash="dashdot"), row=1, col=column)
+    last = max((record.epoch for _, history in series for record in history), default=0)
     figure.update_xaxes(title_text="epoch", rangemode="tozero", tickformat="d",
-                        dtick=None if _last_epoch(series) > 10 else 1)  # no "epoch 1.5" on a new run
+                        dtick=None if last > 10 else 1)  # no "epoch 1.5" on a new run
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
-    figure.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
+    if accuracies:  # zoomed to the data: a 0-100% axis hides the train/validation gap
+        low = max(0.0, min(accuracies) - 0.02)
+        figure.update_yaxes(range=[low, min(1.0, max(accuracies)) + 0.01], tickformat=".0%", row=1, col=2)
     figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
                          legend=dict(orientation="h", y=-0.25))
     return figure
@@ -61,7 +94,7 @@ def confusion_figure(confusion, title="", height=360, compact=False) -> go.Figur
     ))
     figure.update_yaxes(autorange="reversed", title_text="true")
     figure.update_xaxes(title_text="predicted", tickangle=0)
-    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    figure.update_layout(title=plain(title), height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
     return figure
 
 
@@ -69,7 +102,7 @@ def per_class_f1_figure(series, height=340) -> go.Figure:
     """Grouped bars of F1 per class; ``series`` is a list of (label, per_class list)."""
     figure = go.Figure()
     for number, (label, per_class) in enumerate(series):
-        figure.add_trace(go.Bar(x=KANA_LABELS, y=[c["f1"] for c in per_class], name=label,
+        figure.add_trace(go.Bar(x=KANA_LABELS, y=[c["f1"] for c in per_class], name=plain(label),
                                 marker_color=PALETTE[number % len(PALETTE)]))
     figure.update_layout(barmode="group", height=height, yaxis=dict(range=[0, 1], title="F1"),
                          margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.2))

@@ -10,14 +10,15 @@ import time
 
 import streamlit as st
 
+from kmnist_core.data import DataFileError, DataUnavailableError, examples_per_class, load_kmnist
+from kmnist_core.status import WITH_MODEL, Status
+from kmnist_core.store import RunStore, StoreError, default_home
+
 from . import jobs
 from .charts import tile
-from .data import DataFileError, DataUnavailableError, examples_per_class, load_kmnist
-from .store import RunStore, StoreError, default_home
 
-FORM_KEY = "train_form"  # persistent copy of the form: widget keys vanish on page switches
-VARIANT_KEY = "train_variant"
-FOCUS_KEY = "focus_run"  # the run the Train page (or an empty-state panel) is watching
+FOCUS_KEY = "focus_run"  # the run an empty-state panel is watching
+VIEW_KEY = "train_view"  # the run picked in the Train page's run selector
 
 
 @st.cache_resource(show_spinner=False)
@@ -92,7 +93,7 @@ def class_examples(data_dir, per_class=5, seed=0) -> dict:
 def _predictor(path: str, signature: tuple):
     """Streamlit caches only a value that was returned: a ModelLoadError is raised again
     on the next call, so a damaged file is retried, not remembered."""
-    from .inference import load_model, make_predictor  # TensorFlow: only pages that predict
+    from kmnist_core.inference import load_model, make_predictor  # TensorFlow: only pages that predict
 
     return make_predictor(load_model(path))
 
@@ -112,7 +113,7 @@ def predictor(run_store: RunStore, run_id: int):
 
 def model_runs(run_store: RunStore) -> list:
     """Finished runs with a saved model, newest first: the ones Draw can ask."""
-    return [run for run in run_store.list_runs(statuses=("completed", "stopped"))
+    return [run for run in run_store.list_runs(statuses=WITH_MODEL)
             if run_store.model_path(run.id).is_file()]
 
 
@@ -125,40 +126,11 @@ def recovering(run_store: RunStore, run) -> bool:
     will mark it interrupted. A shorter gap is only a worker starting up. The first
     sighting is remembered per server process, so every session and page agrees."""
     key = (str(run_store.home), run.id)
-    if run.status != "running" or run_store.trainer_active():
+    if run.status != Status.RUNNING or run_store.trainer_active():
         _orphan_seen.pop(key, None)
         return False
     first_seen = _orphan_seen.setdefault(key, time.monotonic())
     return time.monotonic() - first_seen >= jobs.SPAWN_GRACE
-
-
-# -- the Train form ---------------------------------------------------------------------------
-def widget_key(field: str) -> str:
-    return f"train_{field}"
-
-
-def init_form(default_variant="combined") -> None:
-    """Widgets start from the remembered form (or the preset), also after a page switch."""
-    state = st.session_state
-    state.setdefault(VARIANT_KEY, default_variant)
-    state.setdefault(FORM_KEY, jobs.form_defaults(state[VARIANT_KEY]))
-    for field, value in state[FORM_KEY].items():
-        state.setdefault(widget_key(field), value)
-
-
-def reset_form() -> None:
-    """Callback (Reset button, variant change): every widget back to the preset's value."""
-    state = st.session_state
-    state[FORM_KEY] = jobs.form_defaults(state[VARIANT_KEY])
-    for field, value in state[FORM_KEY].items():
-        state[widget_key(field)] = value
-
-
-def remember_form() -> dict:
-    """Copy the widgets' values into the persistent form and return it."""
-    form = {field: st.session_state[widget_key(field)] for field in jobs.FORM_FIELDS}
-    st.session_state[FORM_KEY] = form
-    return form
 
 
 def sample_strip(per_class=3, columns=None) -> list:
@@ -169,21 +141,7 @@ def sample_strip(per_class=3, columns=None) -> list:
 
 
 
-# -- starting trainings (button callbacks: they run before the page redraws) ---------------------
-VIEW_KEY = "train_view"  # the run picked in the Train page's run selector
-
-
 def watch(run_id: int) -> None:
+    """Show ``run_id`` in the Train page's picker and in empty-state panels."""
     st.session_state[FOCUS_KEY] = run_id
     st.session_state[VIEW_KEY] = run_id
-
-
-def start_training() -> None:
-    """Queue the form's configuration (the button is disabled while it is invalid)."""
-    config = jobs.config_from_form(st.session_state[VARIANT_KEY], remember_form())
-    watch(jobs.submit(store(), config))
-
-
-def start_study() -> None:
-    """Queue underfit → final with the form's shared settings; watch the first."""
-    watch(jobs.submit_study(store(), remember_form())[0])

@@ -1,0 +1,111 @@
+"""What the Compare page shows, as plain data: which runs can be compared, their scores
+and settings side by side (what differs highlighted), a one-line summary with numbers,
+and the most confident mistakes."""
+
+from kmnist_core.classes import CLASSES, NUM_CLASSES
+from kmnist_core.config import LABELS, STUDY_ORDER, config_from_dict
+
+MAX_RUNS = 6
+SURE_AND_WRONG = 0.95  # a mistake made with at least this confidence gets a note
+SETTINGS = ("family", "hidden_units", "dropout", "input_dropout", "l1", "l2", "epochs", "batch_size",
+            "learning_rate", "train_size", "patience", "augment", "optimizer", "schedule", "label_smoothing",
+            "full_train", "seed")
+
+
+def scored(run) -> bool:
+    """A run with test scores: completed, or stopped after at least one epoch."""
+    return bool(run.metrics and "test" in run.metrics)
+
+
+def run_label(run) -> str:
+    return f"#{run.id} {run.name}"
+
+
+def most_accurate(runs):
+    """The run a newcomer should ask first on Draw: the best test accuracy (newest on a tie),
+    not simply the newest, which may be an underfit or a stopped run."""
+    return max(runs, key=lambda run: ((run.metrics or {}).get("test", {}).get("accuracy", -1.0), run.id))
+
+
+def default_selection(runs, limit=MAX_RUNS) -> list:
+    """The newest scored run of each study variant (underfit → final, then the rest)."""
+    newest = {}
+    for run in sorted(filter(scored, runs), key=lambda r: r.id, reverse=True):
+        newest.setdefault(run.variant, run)
+    order = [v for v in STUDY_ORDER if v in newest] + sorted(set(newest) - set(STUDY_ORDER))
+    return [newest[v].id for v in order][:limit]
+
+
+def table_rows(runs) -> list:
+    """One row per run for the side-by-side scores table (kept narrow: settings are apart)."""
+    rows = []
+    for run in runs:
+        metrics, test = run.metrics, run.metrics["test"]
+        row = {
+            "run": run_label(run), "test acc %": 100 * test["accuracy"], "macro F1": test["macro_f1"],
+            "kappa": test["kappa"], "test loss": test["log_loss"],
+            "held-out − train loss": metrics["fit"]["loss_gap"],
+            "epochs": metrics.get("epochs_done"), "time (s)": round(metrics.get("train_seconds", 0.0), 1),
+            "verdict": metrics["fit"]["verdict"],
+        }
+        if "cv" in metrics:
+            row["k-fold accuracy"] = cv_text(metrics["cv"]["accuracy"])
+        rows.append(row)
+    return rows
+
+
+def settings_rows(runs) -> tuple:
+    """(rows, differing): one row per run with its settings, and the labels of the
+    columns whose values differ between the runs (the page highlights those)."""
+    rows = []
+    for run in runs:
+        config = config_from_dict(run.config).to_dict()
+        row = {"run": run_label(run), "variant": run.variant}
+        for name in SETTINGS:
+            value = config[name]
+            row[LABELS[name]] = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        row["precision"] = (run.runtime or {}).get("precision", "—")
+        rows.append(row)
+    columns = [column for column in rows[0] if column != "run"] if rows else []
+    differing = [column for column in columns if len({str(row[column]) for row in rows}) > 1]
+    return rows, differing
+
+
+def loss_gap_summary(runs) -> str:
+    """One sentence with numbers: how far the regularized runs moved the held-out−train
+    loss gap from the least regularized run's (the study's point in one line)."""
+    gaps = [(run, run.metrics["fit"]["loss_gap"]) for run in runs]
+    base_run, base_gap = max(gaps, key=lambda pair: (_regularization(pair[0]) == 0, pair[1]))
+    others = [(run, gap) for run, gap in gaps if run.id != base_run.id]
+    if not others:
+        return ""
+    parts = [f"{run.name} {'cut' if gap < base_gap else 'raised'} it to {gap:.2f}" for run, gap in others]
+    return (f"Held-out − train loss gap (smaller = less memorising): {base_run.name} {base_gap:.2f}; "
+            + "; ".join(parts) + ".")
+
+
+def _regularization(run) -> float:
+    config = run.config
+    return config.get("dropout", 0) + config.get("input_dropout", 0) + config.get("l1", 0) + config.get("l2", 0)
+
+
+def cv_text(summary, percent=True) -> str:
+    """'91.2% ± 0.8%' from a {"mean", "std"} summary."""
+    if percent:
+        return f"{summary['mean']:.1%} ± {summary['std']:.1%}"
+    return f"{summary['mean']:.3f} ± {summary['std']:.3f}"
+
+
+def mistakes(y_test, test_proba, count=8):
+    """The most confident wrong test predictions with class names, or None when the stored
+    predictions do not belong to this test split (a run trained on other data) or are not
+    a probability table at all (a damaged file that still parses)."""
+    from kmnist_core.metrics import confident_mistakes  # scikit-learn: not needed to open the Home page
+
+    if test_proba is None or test_proba.shape != (len(y_test), NUM_CLASSES):
+        return None
+    return [
+        dict(m, true_label=CLASSES[m["true"]].label, predicted_label=CLASSES[m["predicted"]].label,
+             sure=m["confidence"] >= SURE_AND_WRONG)
+        for m in confident_mistakes(y_test, test_proba, count)
+    ]

@@ -1,0 +1,79 @@
+"""Queueing runs from the app and keeping the background worker awake.
+
+The app never trains inside a Streamlit script run: a page turns its form into a
+validated ``TrainConfig``, stores it as a queued run, and makes sure a background worker
+(``kmnist_core.worker``) is there to train it. Switching pages, closing the tab or
+opening a second one therefore never touches a training. No Streamlit import here.
+"""
+
+import os
+import time
+
+from kmnist_core.config import make_config
+from kmnist_core.data import default_data_dir
+from kmnist_core.store import RunStore
+from kmnist_core.study import enqueue
+from kmnist_core.worker import ensure_worker
+
+IDLE_EXIT_ENV = "KMNIST_WORKER_IDLE_EXIT"  # seconds a worker waits for new runs (tests use ~1)
+DEFAULT_IDLE_EXIT = 30.0
+SPAWN_GRACE = 5.0  # a new worker holds the training lock well within this (it locks before importing TF)
+QUICK_RUN = dict(variant="combined", epochs=5)  # ~15 s on the mini set, reads drawings decently
+QUICK_NAME = "quick model"
+
+_last_spawn = {}  # store home -> time.monotonic() of the last worker this process started
+
+
+def data_dir():
+    """The data folder runs are trained on, as an absolute path (the worker may run from
+    another folder), or None for tensorflow-datasets."""
+    folder = default_data_dir()
+    return None if folder is None else os.path.abspath(folder)
+
+
+def submit(store: RunStore, configs, name=None) -> list:
+    """Queue ``configs`` in order (named ``name``, or from their settings) and make sure a
+    worker will train them; returns their run ids."""
+    if name is not None:
+        ids = [store.create_run(config, name=name, data_dir=data_dir()) for config in configs]
+    else:
+        ids = enqueue(store, configs, data_dir=data_dir())
+    wake_worker(store)
+    return ids
+
+
+def submit_quick(store: RunStore) -> int:
+    """The empty-state shortcut: a small model good enough to read drawings."""
+    return submit(store, [make_config(**QUICK_RUN)], name=QUICK_NAME)[0]
+
+
+def idle_exit() -> float:
+    try:
+        return max(0.5, float(os.environ.get(IDLE_EXIT_ENV, DEFAULT_IDLE_EXIT)))
+    except ValueError:
+        return DEFAULT_IDLE_EXIT
+
+
+def wake_worker(store: RunStore) -> bool:
+    """Start a worker when runs wait and nobody trains them; safe to call on every poll.
+
+    A fresh worker needs a moment to start Python before it holds the training lock, so
+    this process does not start another one for the same store within ``SPAWN_GRACE``
+    seconds (a surplus worker would only find the lock taken and exit). The same call
+    revives the queue after a worker died or the app restarted: the new worker marks
+    orphaned runs interrupted and goes on.
+    """
+    key = str(store.home.resolve())
+    if time.monotonic() - _last_spawn.get(key, float("-inf")) < SPAWN_GRACE:
+        return False
+    started = ensure_worker(store.home, idle_exit=idle_exit())
+    if started:
+        _last_spawn[key] = time.monotonic()
+    return started
+
+
+def worker_starting(store: RunStore) -> bool:
+    """True during the seconds between starting a worker and it taking the training lock
+    (Python and TensorFlow loading): the app says so instead of a silent "queued"."""
+    key = str(store.home.resolve())
+    return time.monotonic() - _last_spawn.get(key, float("-inf")) < 4 * SPAWN_GRACE and not store.trainer_active()

@@ -1,0 +1,368 @@
+"""Streamlit pieces more than one page shows: the live run monitor (queue, progress,
+curves, Stop), a finished run's results and settings, and the empty states that offer a
+next step.
+
+The monitor is a ``st.fragment`` that re-reads the store every second while anything is
+queued or running — one read of the run list per poll, plus the shown run's history — so
+only it redraws, on whichever page the user opens: the training lives in the worker.
+User text (run names, error messages) is shown with ``st.text`` or in widget labels that
+Streamlit does not render as Markdown, never inside Markdown.
+"""
+
+import string
+
+import streamlit as st
+
+from kmnist_core.config import config_from_dict, differences
+from kmnist_core.status import ACTIVE, Status
+from kmnist_core.store import RunNotFoundError, StoreError
+
+from . import charts, compare, jobs, state
+
+REFRESH_SECONDS = 1.0
+DATA_FIX = (
+    "Point the app at the official KMNIST files and restart it, e.g. "
+    "`KMNIST_DATA_DIR=/path/to/kmnist streamlit run app.py` with a folder holding "
+    "kmnist-{train,test}-{imgs,labels}.npz (from https://github.com/rois-codh/kmnist)."
+)
+RECOVERING = "recovering — restarting the background worker…"
+RECOVERING_DETAIL = ("Its training process stopped; the new worker marks this run interrupted, keeps its "
+                     "finished epochs and goes on with the queue.")
+
+
+def literal(text) -> str:
+    """User text to place inside Markdown, shown literally: every ASCII punctuation mark
+    backslash-escaped, so "**b**", "![x](url)", ":red[x]" or a link stay plain characters."""
+    return "".join(f"\\{ch}" if ch in string.punctuation else ch for ch in str(text))
+
+
+def data_problem(message: str) -> None:
+    st.error(f"KMNIST data is not available: {message}")  # our message; paths come from the admin's env
+    st.info(DATA_FIX)
+
+
+def duration(seconds) -> str:
+    if seconds is None:
+        return "…"
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def offer_quick_training(run_store, why: str) -> None:
+    """The empty state: say what is missing and offer the one-click next step."""
+    st.info(why)
+    left, right = st.columns(2)
+    if left.button("Quick-train a small model (about 15 s)", type="primary", key="quick_train"):
+        st.session_state[state.FOCUS_KEY] = jobs.submit_quick(run_store)
+    right.page_link("pages/train.py", label="Or choose a variant on the Train page", icon=":material/tune:")
+
+
+def polled(run_store, body) -> None:
+    """Draw ``body(runs)`` (all runs, newest first) in a fragment that redraws every second
+    while any run is queued or running, and revives the worker if it is missing."""
+    active_at_start = bool(run_store.list_runs(statuses=ACTIVE))
+
+    @st.fragment(run_every=REFRESH_SECONDS if active_at_start else None)
+    def fragment():
+        try:
+            runs = run_store.list_runs()  # a damaged database says so here, mid-poll
+        except StoreError as error:
+            state.store_problem(error, run_store.home)
+            return
+        if any(run.status in ACTIVE for run in runs):
+            jobs.wake_worker(run_store)  # revives the queue if its worker died or idled out
+        body(runs)
+        if active_at_start and not any(run.status in ACTIVE for run in runs):
+            st.rerun()  # all done: redraw the whole page once (new results, no more polling)
+
+    fragment()
+
+
+def live_monitor(run_store, run_id=None) -> None:
+    """The queue and one run's progress (an empty state's quick training), kept up to date."""
+    def body(runs):
+        interruption_notice(runs, shown=run_id)
+        queue(run_store, runs, shown=run_id)
+        if run_id is not None:
+            run = next((r for r in runs if r.id == run_id), None)
+            if run is None:
+                st.info(f"Run #{run_id} no longer exists.")
+            elif run.status == Status.RUNNING:
+                running(run_store, run, compact=True)
+            elif run.status == Status.QUEUED:
+                queued(run_store, run, runs)
+            else:
+                st.success(f"Run #{run.id} finished ({run.status}).")
+
+    polled(run_store, body)
+
+
+def run_browser(run_store) -> None:
+    """The Train page's right side: the queue, a run picker and the picked run, all inside
+    the fragment so the picker's statuses and the run view come from the same read."""
+    def body(runs):
+        if not runs:
+            st.info("No runs yet. Adjust the settings and press **Start training**, or **Train all "
+                    "variants** to queue the whole study. Training goes on in the background while "
+                    "you switch pages or close the tab.")
+            return
+        by_id = {run.id: run for run in runs}
+        if st.session_state.get(state.VIEW_KEY) not in by_id:
+            st.session_state[state.VIEW_KEY] = runs[0].id
+        shown = st.session_state[state.VIEW_KEY]
+        interruption_notice(runs, shown=shown)
+        queue(run_store, runs, shown=shown)
+        st.selectbox("Show run", list(by_id), key=state.VIEW_KEY,
+                     format_func=lambda run_id: f"#{run_id} {by_id[run_id].name} — {by_id[run_id].status}")
+        run_view(run_store, by_id[st.session_state[state.VIEW_KEY]], runs)
+
+    polled(run_store, body)
+
+
+def queue(run_store, runs, shown) -> None:
+    active = sorted((run for run in runs if run.status in ACTIVE), key=lambda r: r.id)
+    if not active:
+        return
+    st.markdown("**Queue** — one training at a time, oldest first")
+    for run in active:
+        left, right = st.columns([4, 1])
+        if run.status == Status.RUNNING:
+            doing = training_state(run_store, run)
+            left.text(f"▶ #{run.id} {run.name} — {doing}")
+            if run.stop_requested:
+                right.caption("stopping…")
+            elif doing != RECOVERING and run.id != shown:  # the picked run has its own Stop below
+                right.button("Stop", key=f"queue_stop_{run.id}", on_click=run_store.request_stop, args=(run.id,))
+        else:
+            left.text(f"⏱ #{run.id} {run.name} — queued")
+            right.button("Cancel", key=f"cancel_{run.id}", on_click=run_store.request_stop, args=(run.id,))
+    waiting = [run.id for run in active if run.status == Status.QUEUED]
+    if len(waiting) > 1:
+        st.button("Cancel the rest of the queue", key="cancel_queue", icon=":material/cancel:",
+                  on_click=cancel_runs, args=(run_store, waiting),
+                  help="Cancels every queued run shown above; the run already training goes on (its Stop button stops it).")
+
+
+def training_state(run_store, run) -> str:
+    if state.recovering(run_store, run):
+        return RECOVERING
+    progress = run.progress
+    return f"training, epoch {progress.epoch}/{progress.epochs}" if progress else "training, starting"
+
+
+def cancel_runs(run_store, run_ids) -> None:
+    """Button callback: cancel the queued runs the user saw (one already started is left alone)."""
+    for run_id in run_ids:
+        try:
+            run_store.request_stop(run_id)
+        except RunNotFoundError:
+            pass  # deleted meanwhile: nothing left to cancel
+
+
+def interruption_text(run) -> str:
+    """What was lost, from the record the trainer wrote when it found the run orphaned."""
+    last = (run.interruption or {}).get("last_epoch", 0)
+    kept = f"History kept up to epoch {last}." if last else "No epoch had finished, so no history was kept."
+    return f"Interrupted: the training process stopped (server restart or crash). {kept}"
+
+
+def queue_after(run, runs) -> str:
+    """What became of the runs that were waiting when ``run`` was found orphaned."""
+    by_id = {r.id: r for r in runs}
+    waiting = [by_id[i] for i in (run.interruption or {}).get("waiting", []) if i in by_id]
+    resumed = [r.id for r in waiting if r.status != Status.CANCELLED]
+    cancelled = [f"#{r.id}" for r in waiting if r.status == Status.CANCELLED]
+    said = ([f"The queue resumed with run #{resumed[0]}."] if resumed else []) + \
+           ([f"The rest of the queue was cancelled: {', '.join(cancelled)}."] if cancelled else [])
+    return " ".join(said) or "Nothing else was waiting in the queue."
+
+
+def interruption_notice(runs, shown=None) -> None:
+    """Which run a crash cut short, how much of it was kept and what became of the queue,
+    until the user queues something new: the run picker may be showing another run, and
+    the queue may have drained before anyone looked. Not repeated for the run ``shown``,
+    whose own view says the same."""
+    if not runs:
+        return
+    active = [run for run in runs if run.status in ACTIVE]
+    since = min(run.created_at for run in active) if active else runs[0].created_at
+    found = next((run for run in runs if run.status == Status.INTERRUPTED and run.finished_at >= since), None)
+    if found and found.id != shown:
+        st.warning(f"Run #{found.id} {literal(found.name)} — {interruption_text(found)} {queue_after(found, runs)}")
+
+
+def run_view(run_store, run, runs) -> None:
+    """One run as the picker shows it: status, progress or results, and its settings."""
+    st.subheader(f"Run #{run.id}", anchor=False)
+    st.text(run.name)
+    st.caption(f"{run.variant} · {run.config['family']} · status: {run.status}")
+    if run.status == Status.QUEUED:
+        queued(run_store, run, runs)
+    elif run.status == Status.RUNNING:
+        running(run_store, run, compact=False)
+    else:
+        results(run_store, run, runs)
+    settings(run)
+    if run.status not in ACTIVE:
+        manage(run_store, run)
+
+
+def queued(run_store, run, runs) -> None:
+    ahead = [r.id for r in runs if r.status in ACTIVE and r.id < run.id]
+    if not ahead and jobs.worker_starting(run_store):
+        st.info("Next in line: the background trainer is starting (loading TensorFlow takes about 10–20 s).")
+        return
+    where = {0: "next in line", 1: "1 run ahead of it"}.get(len(ahead), f"{len(ahead)} runs ahead of it")
+    st.info(f"Queued, {where}: it starts by itself; you can leave this page.")
+
+
+def running(run_store, run, compact) -> None:
+    if state.recovering(run_store, run):
+        st.warning(f"Run #{run.id} is {RECOVERING} {RECOVERING_DETAIL}")
+    else:
+        progress_bar(run)
+        stop_control(run_store, run)
+    if compact:
+        return
+    history = run_store.get(run.id).history
+    if history:
+        curves(run, history)
+    else:
+        st.caption("The curves appear after the first epoch.")
+
+
+def curves(run, history) -> None:
+    best = (run.metrics or {}).get("best_epoch")
+    st.plotly_chart(charts.curves_figure([("", history)], marks={"": {"best": best}} if best else None),
+                    key=f"curves_{run.id}_{run.status}")
+    with st.expander("How to read these curves"):
+        st.markdown(charts.CURVE_CAPTION)
+
+
+def progress_bar(run) -> None:
+    progress = run.progress
+    if progress:
+        fold = f"fold {progress.fold} · " if progress.fold else ""
+        text = (f"{fold}epoch {progress.epoch}/{progress.epochs} · step {progress.step}/{progress.steps} · "
+                f"{duration(progress.elapsed)} elapsed · about {duration(progress.eta)} left")
+        st.progress(progress.fraction, text=text)
+    else:
+        st.progress(0.0, text="Starting: loading data and building the model…")
+
+
+def stop_control(run_store, run) -> None:
+    if run.stop_requested:
+        st.warning("Stopping after the current batch; the epochs so far and the model are kept.")
+    else:
+        st.button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:",
+                  on_click=run_store.request_stop, args=(run.id,))
+
+
+def results(run_store, run, runs) -> None:
+    """A finished run: scores, verdict, curves and confusion matrix."""
+    if run.status == Status.INTERRUPTED:
+        st.warning(f"{interruption_text(run)} {queue_after(run, runs)}")
+    elif run.status == Status.FAILED:
+        st.error("This run failed:")
+        st.text(run.error or "")
+    elif run.status == Status.CANCELLED:
+        st.info("Cancelled before it started.")
+    elif run.status == Status.STOPPED:
+        st.warning("Stopped by request: the scores below are those of the partly trained model.")
+    metrics = run.metrics or {}
+    if compare.scored(run):
+        scores(run)
+    elif run.status == Status.STOPPED:
+        st.info("Stopped before the first fold finished, so there are no scores.")
+    history = run_store.get(run.id).history
+    if history:
+        curves(run, history)
+    if compare.scored(run):
+        st.plotly_chart(charts.confusion_figure(metrics["test"]["confusion"], "Confusion matrix (test)"),
+                        key=f"confusion_{run.id}")
+        precision = (run.runtime or {}).get("precision", "float32")
+        st.caption(f"{metrics.get('epochs_done')} epochs on {metrics.get('train_images', '?')} training images in "
+                   f"{duration(metrics.get('train_seconds'))} · {run.params:,} parameters · {precision} · "
+                   f"data: {run.data_source}")
+
+
+def scores(run) -> None:
+    metrics = run.metrics
+    test = metrics["test"]
+    if "cv" in metrics:
+        cv = metrics["cv"]
+        st.markdown(f"**{metrics['kfold']}-fold cross-validation** (validation folds, mean ± std)")
+        a, b, c = st.columns(3)
+        a.metric("CV accuracy", compare.cv_text(cv["accuracy"]))
+        b.metric("CV macro F1", compare.cv_text(cv["macro_f1"], percent=False))
+        c.metric("CV kappa", compare.cv_text(cv["kappa"], percent=False))
+        st.caption(f"Test scores below are from the best fold's model (fold {metrics['best_fold']}).")
+    a, b, c, d = st.columns(4)
+    a.metric("Test accuracy", f"{test['accuracy']:.1%}")
+    b.metric("Macro F1", f"{test['macro_f1']:.3f}")
+    c.metric("Cohen's kappa", f"{test['kappa']:.3f}")
+    d.metric("Test loss", f"{test['log_loss']:.3f}")
+    if metrics.get("stopped_early"):
+        st.caption(f"Early stopping ended training at epoch {metrics['epochs_done']} and restored the weights "
+                   f"of epoch {metrics['best_epoch']} (lowest validation loss; the dash-dot line).")
+    show_verdict(run)
+
+
+def settings(run) -> None:
+    """What this run was trained with, and what differs from its preset."""
+    config = config_from_dict(run.config)
+    changed = differences(config)
+    title = "Settings" + (f" — {len(changed)} changed from the {run.variant} preset" if changed else "")
+    with st.expander(title):
+        st.dataframe([{"setting": name, "value": str(value)} for name, value in config.to_dict().items()],
+                     hide_index=True, width="stretch")
+        if changed:
+            st.caption("Changed: " + "; ".join(f"{name} {old} → {new}" for name, old, new in changed))
+
+
+def manage(run_store, run) -> None:
+    """Rename or delete a finished run."""
+    with st.expander("Rename or delete"):
+        name = st.text_input("New name", value=run.name, key=f"rename_{run.id}", max_chars=80)
+        left, right = st.columns(2)
+        if left.button("Rename", key=f"rename_button_{run.id}"):
+            try:
+                run_store.rename(run.id, name)
+                st.rerun()
+            except (StoreError, ValueError) as error:
+                st.error(str(error))
+        if right.button("Delete this run", key=f"delete_{run.id}", icon=":material/delete:"):
+            try:
+                run_store.delete(run.id)
+                st.rerun()
+            except StoreError as error:
+                st.error(str(error))
+
+
+def mistakes_gallery(run_store, data, run) -> None:
+    """One run's most confident test mistakes, or why they cannot be shown. The run's
+    scores live in the database, so a lost prediction file only costs this gallery."""
+    proba = run_store.load_array(run.id, "test_proba")
+    found = compare.mistakes(data.y_test, proba)
+    if proba is None:
+        st.caption("This run's stored test predictions (test_proba.npy) are missing or damaged, so its "
+                   "mistakes cannot be shown; its scores above are unaffected.")
+    elif found is None:
+        st.caption("No stored test predictions for the currently loaded test split "
+                   "(the run was trained on other data).")
+    elif not found:
+        st.caption("No mistakes on the test split.")
+    else:  # one width for every thumbnail, whatever its caption's length
+        st.image([charts.enlarge(data.x_test[m["index"]], 3) for m in found], width=84, output_format="PNG",
+                 caption=[f"{m['true_label']} → {m['predicted_label']} {m['confidence']:.0%}"
+                          + (" (sure, wrong)" if m["sure"] else "") for m in found])
+        sure = sum(m["sure"] for m in found)
+        if sure:
+            st.caption(f"{sure} of these were read with ≥ {compare.SURE_AND_WRONG:.0%} confidence and are still "
+                       "wrong: a model can be very sure and wrong; confidence is not correctness.")
+
+
+def show_verdict(run) -> None:
+    fit = run.metrics["fit"]
+    box = st.success if fit["verdict"] == "good fit" else st.warning
+    box(f"**{fit['verdict'].capitalize()}.** {fit['reason']}")

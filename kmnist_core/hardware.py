@@ -1,0 +1,88 @@
+"""What this machine offers a training: native bfloat16 or not, and how many cores.
+
+bfloat16 halves the memory traffic of convolutions on CPUs that compute it natively
+(AVX-512 BF16, AMX) and on recent GPUs; elsewhere TensorFlow emulates it, which measured
+6.5x slower than float32 on an AVX2-only host. So "auto" means bfloat16 only where native.
+"""
+
+import os
+from pathlib import Path
+
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def _cpuinfo_field(prefixes, cpuinfo=None):
+    """The value of the first /proc/cpuinfo line starting with one of ``prefixes``."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return None
+    for line in cpuinfo.splitlines():
+        if line.startswith(prefixes):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def cpu_flags(cpuinfo: str = None) -> frozenset:
+    """The CPU feature flags (x86 "flags", Arm "Features"); empty where unknown."""
+    return frozenset((_cpuinfo_field(("flags", "Features"), cpuinfo) or "").split())
+
+
+def cpu_name(cpuinfo: str = None) -> str:
+    return _cpuinfo_field(("model name",), cpuinfo) or "unknown CPU"
+
+
+def native_bfloat16(flags=None, gpu_bf16: bool = None) -> bool:
+    """True when bfloat16 compute is native here: a CPU flag, or a GPU that has it."""
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    if flags & NATIVE_BF16_FLAGS:
+        return True
+    return _gpu_bfloat16() if gpu_bf16 is None else gpu_bf16
+
+
+def _gpu_bfloat16() -> bool:
+    """Ampere (compute capability 8.0) and newer compute bfloat16 natively."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability and capability >= (8, 0):
+            return True
+    return False
+
+
+def choose_precision(setting, flags=None, gpu_bf16: bool = None) -> str:
+    """"bfloat16" or "float32" for a config's ``mixed_precision`` ("auto", True, False)."""
+    if setting == "auto":
+        return "bfloat16" if native_bfloat16(flags, gpu_bf16) else "float32"
+    return "bfloat16" if setting else "float32"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (affinity, cgroup-pinned containers), not the host's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def training_threads(workers: int = 1, cores: int = None) -> int:
+    """TensorFlow intra-op threads for one training: the usable cores split between the
+    trainings that run side by side (more threads than cores only adds switching)."""
+    cores = usable_cores() if cores is None else cores
+    return max(1, cores // max(1, workers))
+
+
+def configure_threads(workers: int = 1) -> int:
+    """Size TensorFlow's thread pools for this machine; returns the intra-op count. Must
+    run before TensorFlow executes its first op; later calls leave the pools as they are."""
+    import tensorflow as tf
+
+    threads = training_threads(workers)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)  # two measured no faster
+    except RuntimeError:
+        return tf.config.threading.get_intra_op_parallelism_threads() or threads
+    return threads
