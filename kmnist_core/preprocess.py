@@ -120,8 +120,7 @@ def to_kmnist(ink: np.ndarray, size=TARGET_SIZE, centre=TARGET_CENTRE) -> np.nda
     mask = ink > INK_THRESHOLD
     if mask.sum() < 3:
         raise EmptyImageError("there is no character to read: draw a character (or upload one)")
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    crop = _normalise_pen(ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1], size)
+    crop = _crop_to_ink(_normalise_pen(_crop_to_ink(ink), size))
     scale = size / max(crop.shape)
     height, width = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
     small = Image.fromarray((crop * 255).astype(np.uint8), "L").resize((width, height), Image.Resampling.LANCZOS)
@@ -139,22 +138,28 @@ def to_kmnist(ink: np.ndarray, size=TARGET_SIZE, centre=TARGET_CENTRE) -> np.nda
     return (sample * 255).round().astype(np.uint8)
 
 
+def _crop_to_ink(ink):
+    """The ink's bounding box, so that scaling makes the character fill the frame."""
+    mask = ink > INK_THRESHOLD
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+
+
 def _normalise_pen(crop, size):
     """Thin a thick pen or thicken a thin one towards the dataset's stroke width.
 
     A canvas pen that looks right on screen is often two or three times KMNIST's relative
     stroke width once the drawing is shrunk to 28 px, and models read such blobs badly.
-    The width is estimated as twice the median distance-to-background along the strokes'
-    ridge, measured at the crop's own resolution. Pens within the dataset's p10-p90 range
-    are left alone; thinner ones grow to p10, thicker ones shrink to the median (measured
-    on re-drawn kmnist-mini test images: blobs cost more accuracy than hairlines).
+    Pens within the dataset's p10-p90 range are left alone; thinner ones grow to p10,
+    thicker ones shrink to the median (measured on re-drawn kmnist-mini test images: blobs
+    cost more accuracy than hairlines). The crop ends at the ink, so the paper around it
+    is made explicit (padding, ``mode="constant"``): otherwise a stroke along the box's
+    edge measures twice its width and the thinning eats it from the outside too.
     """
     mask = crop > 0.5
     if mask.sum() < 3:
         return crop
-    distance = ndimage.distance_transform_edt(mask)
-    ridge = mask & (distance >= ndimage.maximum_filter(distance, 3))
-    width = 2 * float(np.median(distance[ridge]))
+    width = _pen_width(mask)
     low, median, high = (w * max(crop.shape) / size for w in STROKE_WIDTH)
     target = low if width < low else median if width > high else width
     steps = int(round(abs(width - target) / 2))
@@ -162,9 +167,20 @@ def _normalise_pen(crop, size):
         return crop
     if width > target:
         steps = min(steps, int(width // 2) - 1)  # never erase a stroke entirely
-        return ndimage.minimum_filter(crop, size=2 * steps + 1) if steps > 0 else crop
+        return ndimage.minimum_filter(crop, size=2 * steps + 1, mode="constant") if steps > 0 else crop
     padded = np.pad(crop, steps)  # room to grow at the edges
     return ndimage.maximum_filter(padded, size=2 * steps + 1)
+
+
+def _pen_width(mask):
+    """Pen width in pixels: twice the median distance-to-paper along the strokes' ridge.
+
+    The mask is padded with paper first because ``distance_transform_edt`` counts the
+    outside of the array as ink.
+    """
+    distance = ndimage.distance_transform_edt(np.pad(mask, 1))
+    ridge = (distance > 0) & (distance >= ndimage.maximum_filter(distance, 3))
+    return 2 * float(np.median(distance[ridge]))
 
 
 def prepare(pixels) -> np.ndarray:
