@@ -167,9 +167,9 @@ def _normalise_pen(crop, size):
         return crop
     if width > target:
         steps = min(steps, int(width // 2) - 1)  # never erase a stroke entirely
-        return ndimage.minimum_filter(crop, size=2 * steps + 1, mode="constant") if steps > 0 else crop
+        return ndimage.minimum_filter(crop, footprint=_disk(steps), mode="constant") if steps > 0 else crop
     padded = np.pad(crop, steps)  # room to grow at the edges
-    return ndimage.maximum_filter(padded, size=2 * steps + 1)
+    return ndimage.maximum_filter(padded, footprint=_disk(steps))
 
 
 def _pen_width(mask):
@@ -181,6 +181,13 @@ def _pen_width(mask):
     distance = ndimage.distance_transform_edt(np.pad(mask, 1))
     ridge = (distance > 0) & (distance >= ndimage.maximum_filter(distance, 3))
     return 2 * float(np.median(distance[ridge]))
+
+
+def _disk(radius):
+    """Round footprint: a round pen thins and grows evenly in every direction, and a stroke
+    survives thinning by less than its half-width (a square eats diagonal strokes whole)."""
+    rows, cols = np.ogrid[-radius: radius + 1, -radius: radius + 1]
+    return rows * rows + cols * cols <= radius * radius
 
 
 def prepare(pixels) -> np.ndarray:

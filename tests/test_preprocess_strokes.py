@@ -96,3 +96,10 @@ def test_a_thick_pen_is_thinned_along_the_edges_too_and_still_fills_the_frame(na
     assert max(_ink_box(sample / 255.0).shape) == 28
     assert STROKE_WIDTH[0] <= _pen_width(sample) <= STROKE_WIDTH[2], _pen_width(sample)
 
+
+def test_a_small_thick_diagonal_stroke_is_thinned_not_erased():
+    """Thinning by less than a stroke's half-width must leave its core: a square window
+    reaches further along the diagonal and used to erase the stroke, and the user was told
+    to draw with a thicker pen."""
+    sample = prepare(_as_canvas(_draw([[(8, 8), (32, 32)]], pen=12, size=40)))
+    assert _ink_box(sample / 255.0).shape == (28, 28)
