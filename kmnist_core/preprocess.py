@@ -9,7 +9,10 @@ it. Pure NumPy + Pillow, so the app can preprocess without TensorFlow.
 """
 
 import io
+import os
+import stat
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -23,6 +26,8 @@ INK_THRESHOLD = 0.15  # ink level (0..1) that counts as part of the character
 TARGET_SIZE = 28  # longer side of the ink box after scaling: the dataset fills the frame
 TARGET_CENTRE = (13.9, 13.3)  # (row, column) centre of mass in KMNIST, from kmnist-mini
 STROKE_WIDTH = (1.4, 2.0, 2.7)  # KMNIST pen width in pixels of the 28×28 frame: p10, median, p90
+NOT_A_FILE = {"d": "a directory", "p": "a named pipe", "c": "a character device", "b": "a block device",
+              "s": "a socket"}  # by the first letter of stat.filemode()
 
 
 class ImageError(ValueError):
@@ -40,7 +45,7 @@ def read_image(data: bytes) -> np.ndarray:
     if len(data) == 0:
         raise ImageError("the file is empty (0 bytes)")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ImageError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+        raise ImageError(_too_large(len(data)))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -56,6 +61,36 @@ def read_image(data: bytes) -> np.ndarray:
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise ImageError(f"the image is damaged or truncated ({error})") from None
     return ink_map(_to_rgba_array(image))
+
+
+def read_image_file(path) -> np.ndarray:
+    """Read an image file like an upload: a float ink map (H, W) in [0, 1], ink = 1.
+
+    What the path is gets checked before anything is read: a named pipe or a device would
+    block or never end, and a sparse file can claim gigabytes at no cost on disk. Only a
+    regular file of at most MAX_UPLOAD_BYTES is opened, and no more than that is read
+    (one byte more, so that a file grown since gets ``read_image``'s size message).
+    """
+    name = Path(path).name
+    try:
+        info = os.stat(path)  # follows symlinks: what counts is what would be read
+        if not stat.S_ISREG(info.st_mode):
+            kind = NOT_A_FILE.get(stat.filemode(info.st_mode)[0], "something else")
+            raise ImageError(f"{name}: not a regular file but {kind}")
+        if info.st_size > MAX_UPLOAD_BYTES:
+            raise ImageError(f"{name}: {_too_large(info.st_size)}")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_UPLOAD_BYTES + 1)
+    except OSError as error:
+        raise ImageError(f"{name}: cannot read it ({error.strerror})") from None
+    try:
+        return read_image(data)
+    except ImageError as error:
+        raise ImageError(f"{name}: {error}") from None
+
+
+def _too_large(size) -> str:
+    return f"the file is {size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB"
 
 
 def _to_rgba_array(image: Image.Image) -> np.ndarray:
