@@ -1,7 +1,8 @@
 """Loading KMNIST: the official files from a local folder, or tensorflow-datasets.
 
-The local folder wins when it is set (``KMNIST_DATA_DIR`` or ``data_dir=``) because these
-machines are often offline; tensorflow-datasets is the online path for everyone else.
+A local folder wins when there is one (``data_dir=``, else ``default_data_dir()``:
+``KMNIST_DATA_DIR`` or the kmnist-mini folder beside the project) because these machines
+are often offline; tensorflow-datasets is the online path for everyone else.
 Nothing here ever substitutes made-up data: if neither source answers, the caller gets a
 ``DataUnavailableError`` within seconds that says how to fix it.
 """
@@ -47,6 +48,10 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte.gz",
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
+FILE_SETS = {"npz": NPZ_FILES, "idx": IDX_FILES}
+# The project's sibling ../shared/data/kmnist-mini (8,000 real images), found from the
+# package's own location so the CLI, the app and the tests all see the folder run.sh uses.
+SIBLING_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "kmnist-mini"
 
 
 class DataUnavailableError(RuntimeError):
@@ -73,12 +78,26 @@ class Dataset:
 
 
 def load_kmnist(data_dir=None, tfds_dir=None, probe_timeout=3.0) -> Dataset:
-    """Load KMNIST from ``data_dir`` (or ``$KMNIST_DATA_DIR``), else from tensorflow-datasets."""
+    """Load KMNIST from ``data_dir``, else ``default_data_dir()``, else tensorflow-datasets."""
     check_float("probe_timeout", probe_timeout, 0.1, 60)
-    data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
+    data_dir = data_dir or default_data_dir()
     if data_dir:
         return load_local(data_dir)
     return load_tfds(tfds_dir or os.environ.get(TFDS_DIR_ENV), probe_timeout)
+
+
+def default_data_dir():
+    """The folder KMNIST is read from when none is given, or None for tensorflow-datasets.
+
+    ``$KMNIST_DATA_DIR`` when it is set; set to an empty string it means "no local folder"
+    (tensorflow-datasets only, and how tests hide the sibling). Otherwise the kmnist-mini
+    folder beside the project (``SIBLING_DATA_DIR``, run.sh's fallback too) when it holds
+    a complete set of the official files, so the CLI works without exporting anything.
+    """
+    chosen = os.environ.get(DATA_DIR_ENV)
+    if chosen is not None:
+        return Path(chosen) if chosen else None
+    return SIBLING_DATA_DIR if _official_format(SIBLING_DATA_DIR) else None
 
 
 def load_local(data_dir) -> Dataset:
@@ -89,19 +108,16 @@ def load_local(data_dir) -> Dataset:
             f"KMNIST data folder {str(folder)!r} does not exist. Point {DATA_DIR_ENV} (or "
             f"--data-dir) at a folder holding {', '.join(NPZ_FILES.values())}."
         )
-    if all((folder / name).is_file() for name in NPZ_FILES.values()):
-        arrays = {key: _read_npz(folder / name, _kind(key)) for key, name in NPZ_FILES.items()}
-        kind = "npz"
-    elif all((folder / name).is_file() for name in IDX_FILES.values()):
-        arrays = {key: _read_idx(folder / name, _kind(key)) for key, name in IDX_FILES.items()}
-        kind = "idx"
-    else:
+    kind = _official_format(folder)
+    if kind is None:
         missing = [n for n in NPZ_FILES.values() if not (folder / n).is_file()]
         raise DataUnavailableError(
             f"KMNIST data folder {str(folder)!r} lacks {', '.join(missing)} (and has no "
             f"complete set of {', '.join(IDX_FILES.values())} either)."
         )
-    files = NPZ_FILES if kind == "npz" else IDX_FILES
+    files = FILE_SETS[kind]
+    read = _read_npz if kind == "npz" else _read_idx
+    arrays = {key: read(folder / name, _kind(key)) for key, name in files.items()}
     for split in ("train", "test"):
         _validate_split(arrays[f"{split}_images"], arrays[f"{split}_labels"],
                         files[f"{split}_images"], files[f"{split}_labels"])
@@ -110,6 +126,14 @@ def load_local(data_dir) -> Dataset:
         arrays["test_images"], arrays["test_labels"].astype(np.uint8),
         source=f"local folder {folder.resolve()} ({kind})",
     )
+
+
+def _official_format(folder: Path):
+    """"npz" or "idx": the format ``folder`` holds a complete set of files in, else None."""
+    for kind, files in FILE_SETS.items():
+        if all((folder / name).is_file() for name in files.values()):
+            return kind
+    return None
 
 
 def _kind(key) -> str:
