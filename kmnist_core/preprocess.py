@@ -9,7 +9,10 @@ it. Pure NumPy + Pillow, so the app can preprocess without TensorFlow.
 """
 
 import io
+import os
+import stat
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -23,6 +26,8 @@ INK_THRESHOLD = 0.15  # ink level (0..1) that counts as part of the character
 TARGET_SIZE = 28  # longer side of the ink box after scaling: the dataset fills the frame
 TARGET_CENTRE = (13.9, 13.3)  # (row, column) centre of mass in KMNIST, from kmnist-mini
 STROKE_WIDTH = (1.4, 2.0, 2.7)  # KMNIST pen width in pixels of the 28×28 frame: p10, median, p90
+NOT_A_FILE = {"d": "a directory", "p": "a named pipe", "c": "a character device", "b": "a block device",
+              "s": "a socket"}  # by the first letter of stat.filemode()
 
 
 class ImageError(ValueError):
@@ -40,7 +45,7 @@ def read_image(data: bytes) -> np.ndarray:
     if len(data) == 0:
         raise ImageError("the file is empty (0 bytes)")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ImageError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+        raise ImageError(_too_large(len(data)))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -56,6 +61,36 @@ def read_image(data: bytes) -> np.ndarray:
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise ImageError(f"the image is damaged or truncated ({error})") from None
     return ink_map(_to_rgba_array(image))
+
+
+def read_image_file(path) -> np.ndarray:
+    """Read an image file like an upload: a float ink map (H, W) in [0, 1], ink = 1.
+
+    What the path is gets checked before anything is read: a named pipe or a device would
+    block or never end, and a sparse file can claim gigabytes at no cost on disk. Only a
+    regular file of at most MAX_UPLOAD_BYTES is opened, and no more than that is read
+    (one byte more, so that a file grown since gets ``read_image``'s size message).
+    """
+    name = Path(path).name
+    try:
+        info = os.stat(path)  # follows symlinks: what counts is what would be read
+        if not stat.S_ISREG(info.st_mode):
+            kind = NOT_A_FILE.get(stat.filemode(info.st_mode)[0], "something else")
+            raise ImageError(f"{name}: not a regular file but {kind}")
+        if info.st_size > MAX_UPLOAD_BYTES:
+            raise ImageError(f"{name}: {_too_large(info.st_size)}")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_UPLOAD_BYTES + 1)
+    except OSError as error:
+        raise ImageError(f"{name}: cannot read it ({error.strerror})") from None
+    try:
+        return read_image(data)
+    except ImageError as error:
+        raise ImageError(f"{name}: {error}") from None
+
+
+def _too_large(size) -> str:
+    return f"the file is {size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB"
 
 
 def _to_rgba_array(image: Image.Image) -> np.ndarray:
@@ -120,8 +155,7 @@ def to_kmnist(ink: np.ndarray, size=TARGET_SIZE, centre=TARGET_CENTRE) -> np.nda
     mask = ink > INK_THRESHOLD
     if mask.sum() < 3:
         raise EmptyImageError("there is no character to read: draw a character (or upload one)")
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    crop = _normalise_pen(ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1], size)
+    crop = _crop_to_ink(_normalise_pen(_crop_to_ink(ink), size))
     scale = size / max(crop.shape)
     height, width = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
     small = Image.fromarray((crop * 255).astype(np.uint8), "L").resize((width, height), Image.Resampling.LANCZOS)
@@ -139,22 +173,28 @@ def to_kmnist(ink: np.ndarray, size=TARGET_SIZE, centre=TARGET_CENTRE) -> np.nda
     return (sample * 255).round().astype(np.uint8)
 
 
+def _crop_to_ink(ink):
+    """The ink's bounding box, so that scaling makes the character fill the frame."""
+    mask = ink > INK_THRESHOLD
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+
+
 def _normalise_pen(crop, size):
     """Thin a thick pen or thicken a thin one towards the dataset's stroke width.
 
     A canvas pen that looks right on screen is often two or three times KMNIST's relative
     stroke width once the drawing is shrunk to 28 px, and models read such blobs badly.
-    The width is estimated as twice the median distance-to-background along the strokes'
-    ridge, measured at the crop's own resolution. Pens within the dataset's p10-p90 range
-    are left alone; thinner ones grow to p10, thicker ones shrink to the median (measured
-    on re-drawn kmnist-mini test images: blobs cost more accuracy than hairlines).
+    Pens within the dataset's p10-p90 range are left alone; thinner ones grow to p10,
+    thicker ones shrink to the median (measured on re-drawn kmnist-mini test images: blobs
+    cost more accuracy than hairlines). The crop ends at the ink, so the paper around it
+    is made explicit (padding, ``mode="constant"``): otherwise a stroke along the box's
+    edge measures twice its width and the thinning eats it from the outside too.
     """
     mask = crop > 0.5
     if mask.sum() < 3:
         return crop
-    distance = ndimage.distance_transform_edt(mask)
-    ridge = mask & (distance >= ndimage.maximum_filter(distance, 3))
-    width = 2 * float(np.median(distance[ridge]))
+    width = _pen_width(mask)
     low, median, high = (w * max(crop.shape) / size for w in STROKE_WIDTH)
     target = low if width < low else median if width > high else width
     steps = int(round(abs(width - target) / 2))
@@ -162,9 +202,27 @@ def _normalise_pen(crop, size):
         return crop
     if width > target:
         steps = min(steps, int(width // 2) - 1)  # never erase a stroke entirely
-        return ndimage.minimum_filter(crop, size=2 * steps + 1) if steps > 0 else crop
+        return ndimage.minimum_filter(crop, footprint=_disk(steps), mode="constant") if steps > 0 else crop
     padded = np.pad(crop, steps)  # room to grow at the edges
-    return ndimage.maximum_filter(padded, size=2 * steps + 1)
+    return ndimage.maximum_filter(padded, footprint=_disk(steps))
+
+
+def _pen_width(mask):
+    """Pen width in pixels: twice the median distance-to-paper along the strokes' ridge.
+
+    The mask is padded with paper first because ``distance_transform_edt`` counts the
+    outside of the array as ink.
+    """
+    distance = ndimage.distance_transform_edt(np.pad(mask, 1))
+    ridge = (distance > 0) & (distance >= ndimage.maximum_filter(distance, 3))
+    return 2 * float(np.median(distance[ridge]))
+
+
+def _disk(radius):
+    """Round footprint: a round pen thins and grows evenly in every direction, and a stroke
+    survives thinning by less than its half-width (a square eats diagonal strokes whole)."""
+    rows, cols = np.ogrid[-radius: radius + 1, -radius: radius + 1]
+    return rows * rows + cols * cols <= radius * radius
 
 
 def prepare(pixels) -> np.ndarray:

@@ -10,7 +10,7 @@ from kmnist_core.checks import ParameterError
 from kmnist_core.classes import CLASSES
 from kmnist_core.data import DataFileError, DataUnavailableError, load_kmnist, load_local
 
-from conftest import synthetic_arrays, write_npz_folder
+from conftest import PROJECT_ROOT, synthetic_arrays, write_npz_folder
 
 
 def test_local_npz_folder_loads_validated_arrays(synthetic_dir):
@@ -23,7 +23,35 @@ def test_local_npz_folder_loads_validated_arrays(synthetic_dir):
 
 def test_env_var_selects_local_folder(synthetic_dir, monkeypatch):
     monkeypatch.setenv("KMNIST_DATA_DIR", str(synthetic_dir))
+    assert data.default_data_dir() == synthetic_dir
     assert len(load_kmnist().y_train) == 200
+
+
+def test_with_nothing_set_the_kmnist_mini_beside_the_project_is_loaded(monkeypatch):
+    """What run.sh falls back to, so `python -m kmnist_core data` works without exports."""
+    monkeypatch.delenv("KMNIST_DATA_DIR", raising=False)
+    sibling = (PROJECT_ROOT.parent / "shared" / "data" / "kmnist-mini").resolve()
+    dataset = load_kmnist()
+    assert dataset.source == f"local folder {sibling} (npz)"
+    assert dataset.class_counts() == {"train": [600] * 10, "test": [200] * 10}
+
+
+def test_a_sibling_without_the_official_files_is_not_a_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("KMNIST_DATA_DIR", raising=False)
+    write_npz_folder(tmp_path / "partial")
+    (tmp_path / "partial" / "kmnist-test-labels.npz").unlink()
+    monkeypatch.setattr(data, "SIBLING_DATA_DIR", tmp_path / "partial")
+    assert data.default_data_dir() is None
+    monkeypatch.setattr(data, "SIBLING_DATA_DIR", tmp_path / "nowhere")
+    assert data.default_data_dir() is None
+
+
+def test_an_empty_data_dir_variable_means_no_local_folder(synthetic_dir, monkeypatch):
+    monkeypatch.setattr(data, "SIBLING_DATA_DIR", synthetic_dir)
+    monkeypatch.delenv("KMNIST_DATA_DIR", raising=False)
+    assert data.default_data_dir() == synthetic_dir
+    monkeypatch.setenv("KMNIST_DATA_DIR", "")
+    assert data.default_data_dir() is None
 
 
 def _write_idx(path, array):
@@ -82,7 +110,7 @@ def test_npz_without_arr_0_is_refused(synthetic_dir):
 
 def test_pickled_npz_is_not_unpickled(synthetic_dir):
     np.savez(synthetic_dir / "kmnist-train-labels.npz", arr_0=np.array([{"evil": 1}], dtype=object))
-    with pytest.raises(DataFileError, match="kmnist-train-labels.npz"):
+    with pytest.raises(DataFileError, match="^kmnist-train-labels.npz: holds Python objects"):
         load_local(synthetic_dir)
 
 
@@ -97,7 +125,7 @@ def test_missing_folder_and_missing_files_say_what_to_do(tmp_path):
 
 def test_offline_without_folder_fails_fast_with_both_fixes(tmp_path, monkeypatch):
     """The download host never answers (connect hangs): the error still comes within seconds."""
-    monkeypatch.delenv("KMNIST_DATA_DIR", raising=False)
+    monkeypatch.setenv("KMNIST_DATA_DIR", "")  # no local folder, not even kmnist-mini beside the project
 
     def hang(*args, **kwargs):
         time.sleep(15)
