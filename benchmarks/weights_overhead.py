@@ -27,8 +27,9 @@ import keras  # noqa: E402
 
 from kmnist_core.config import make_config  # noqa: E402
 from kmnist_core.data import load_kmnist, stratified_split  # noqa: E402
+from kmnist_core.hardware import configure_threads  # noqa: E402
 from kmnist_core.models import build_model  # noqa: E402
-from kmnist_core.training import configure_threads, make_dataset, make_optimizer  # noqa: E402
+from kmnist_core.training import make_dataset, make_optimizer  # noqa: E402
 from kmnist_core.weights import layer_stats  # noqa: E402
 
 GOAL = 0.10
@@ -68,7 +69,7 @@ def cpu_model() -> str:
 
 def load() -> str:
     try:
-        return "load average %.1f, %.1f, %.1f" % os.getloadavg()
+        return "load average {:.1f}, {:.1f}, {:.1f}".format(*os.getloadavg())
     except OSError:
         return "load average unknown"
 

@@ -79,6 +79,45 @@ def curves_figure(series, height=340, marks=None) -> go.Figure:
     return figure
 
 
+def weights_figure(series, height=320) -> go.Figure:
+    """The first layer's ‖w‖ and share of near-zero weights per epoch, one colour per run.
+    ``series``: (label, history) with each record's ``weights`` from ``layer_stats``."""
+    from kmnist_core.weights import NEAR_ZERO
+
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                           subplot_titles=("First layer ‖w‖", f"Share of weights with |w| < {NEAR_ZERO:g}"))
+    for number, (label, history) in enumerate(series):
+        points = [(record.epoch, record.weights[0]) for record in history if record.weights]
+        if not points:
+            continue
+        colour = PALETTE[number % len(PALETTE)]
+        for column, key in ((1, "l2_norm"), (2, "near_zero")):
+            figure.add_trace(go.Scatter(x=[e for e, _ in points], y=[stats[key] for _, stats in points],
+                                        mode="lines+markers", name=plain(label), legendgroup=plain(label),
+                                        showlegend=column == 1, line=dict(color=colour), marker=dict(size=4)),
+                             row=1, col=column)
+    figure.update_xaxes(title_text="epoch", tickformat="d")
+    figure.update_yaxes(rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=2)
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
+    return figure
+
+
+def weight_histogram_figure(series, height=300) -> go.Figure:
+    """Overlaid histograms of the first layer's |w| (fixed bins, log counts), one per run."""
+    from kmnist_core.weights import histogram_labels
+
+    labels = histogram_labels()
+    figure = go.Figure()
+    for number, (label, stats) in enumerate(series):
+        figure.add_trace(go.Bar(x=labels, y=stats["histogram"], name=plain(label), opacity=0.6,
+                                marker_color=PALETTE[number % len(PALETTE)]))
+    figure.update_layout(barmode="overlay", height=height, margin=dict(l=10, r=10, t=10, b=10),
+                         yaxis=dict(type="log", title="weights"), xaxis=dict(title="|w|"),
+                         legend=dict(orientation="h", y=-0.35))
+    return figure
+
+
 def confusion_figure(confusion, title="", height=360, compact=False) -> go.Figure:
     """Counts on a colour scale of the row share (recall), so rare and common classes read
     alike; rows are the true class, columns the prediction, labelled in hiragana (without

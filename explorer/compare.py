@@ -109,3 +109,28 @@ def mistakes(y_test, test_proba, count=8):
              sure=m["confidence"] >= SURE_AND_WRONG)
         for m in confident_mistakes(y_test, test_proba, count)
     ]
+
+
+def paired_difference(y_test, proba_a, proba_b):
+    """McNemar's exact test on two runs' stored test predictions, or None when either is
+    missing or belongs to another test split."""
+    from kmnist_core.significance import mcnemar
+
+    expected = (len(y_test), NUM_CLASSES)
+    if proba_a is None or proba_b is None or proba_a.shape != expected or proba_b.shape != expected:
+        return None
+    return mcnemar(y_test, proba_a.argmax(axis=1), proba_b.argmax(axis=1))
+
+
+def unregularized(runs):
+    """The run to set the others' weights beside: the newest with no dropout and no
+    penalty that fits its data (not underfit), or None."""
+    plain = [run for run in runs if _regularization(run) == 0 and run.variant != "underfit"]
+    return max(plain, key=lambda run: run.id) if plain else None
+
+
+def first_layer_stats(run):
+    """The last epoch's first-layer weight statistics, or None for runs trained before
+    they were recorded."""
+    recorded = [record.weights for record in run.history if record.weights]
+    return recorded[-1][0] if recorded else None

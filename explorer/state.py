@@ -98,17 +98,36 @@ def _predictor(path: str, signature: tuple):
     return make_predictor(load_model(path))
 
 
-def predictor(run_store: RunStore, run_id: int):
-    """A fast predict function for a run's model. Keyed by the file's inode, size and
-    mtime too, so a retrained, replaced, truncated or repaired model file is loaded
-    afresh. Raises ModelLoadError."""
-    path = run_store.model_path(run_id)
+def _file_signature(path) -> tuple:
+    """(inode, size, mtime): a retrained, replaced, truncated or repaired model file gets a
+    new cache entry; None when it is missing (the loader says so)."""
     try:
         info = path.stat()
-        signature = (info.st_ino, info.st_size, info.st_mtime_ns)
+        return info.st_ino, info.st_size, info.st_mtime_ns
     except OSError:
-        signature = None  # missing: load_model says so
-    return _predictor(str(path), signature)
+        return None
+
+
+def predictor(run_store: RunStore, run_id: int):
+    """A fast predict function for a run's model. Raises ModelLoadError."""
+    path = run_store.model_path(run_id)
+    return _predictor(str(path), _file_signature(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _first_layer_picture(path: str, signature: tuple):
+    from kmnist_core.inference import load_model
+    from kmnist_core.weights import first_layer_images, weight_grid
+
+    images, kind = first_layer_images(load_model(path), count=16)
+    return weight_grid(images, columns=8, upscale=3 if kind == "dense" else 10), kind
+
+
+def first_layer_picture(run_store: RunStore, run_id: int):
+    """(uint8 picture of the first layer's 16 strongest units or filters, "dense" | "conv").
+    Raises ModelLoadError."""
+    path = run_store.model_path(run_id)
+    return _first_layer_picture(str(path), _file_signature(path))
 
 
 def model_runs(run_store: RunStore) -> list:

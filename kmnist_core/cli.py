@@ -14,7 +14,7 @@ import time
 from .checks import ParameterError
 from .classes import CLASSES
 from .config import PARAMETERS, VARIANTS, make_config, parse_units
-from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, load_kmnist, load_tfds
+from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, default_data_dir, load_kmnist, load_tfds
 from .preprocess import ImageError
 from .status import WITH_MODEL, Status
 from .store import HOME_ENV, RunStore, StoreError
@@ -30,7 +30,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m kmnist_core", description=__doc__.splitlines()[0])
     parser.add_argument("--home", help=f"run store folder (default: ${HOME_ENV} or ./runs)")
-    parser.add_argument("--data-dir", help=f"folder with the official KMNIST files (default: ${DATA_DIR_ENV}, else tensorflow-datasets)")
+    parser.add_argument("--data-dir", help=f"folder with the official KMNIST files (default: ${DATA_DIR_ENV}, else "
+                                           f"../shared/data/kmnist-mini beside the project, else tensorflow-datasets)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a variant and store the run")
@@ -106,11 +107,12 @@ def cmd_train(args) -> int:
     if overrides["hidden_units"] is not None:
         overrides["hidden_units"] = parse_units(overrides["hidden_units"])
     config = make_config(args.variant, **overrides)
-    dataset = load_kmnist(args.data_dir)  # fail fast, before anything is stored
+    data_dir = args.data_dir or default_data_dir()  # stored as used: a worker elsewhere trains on the same
+    dataset = load_kmnist(data_dir)  # fail fast, before anything is stored
     store = _store(args)
-    run_id = store.create_run(config, name=args.name, data_dir=args.data_dir)
+    run_id = store.create_run(config, name=args.name, data_dir=None if data_dir is None else os.path.abspath(data_dir))
     print(f"run {run_id}: {config.variant} ({config.family}) on {dataset.source}", file=sys.stderr)
-    _train_until_done(store, run_id, {args.data_dir: dataset})
+    _train_until_done(store, run_id, {store.get(run_id).data_dir: dataset})
     run = store.get(run_id)
     if args.json:
         print(json.dumps(_run_summary(run, store), indent=2))
@@ -224,14 +226,11 @@ def _fmt(value, spec=".3f", suffix=""):
 
 def cmd_predict(args) -> int:
     from .inference import load_model, make_predictor, top_k
-    from .preprocess import read_image, to_kmnist
+    from .preprocess import read_image_file, to_kmnist
 
     store = _store(args)
     run_id = store.resolve(args.run)
-    if not os.path.isfile(args.image):
-        raise ImageError(f"no such image file: {args.image}")
-    with open(args.image, "rb") as handle:
-        sample = to_kmnist(read_image(handle.read()))
+    sample = to_kmnist(read_image_file(args.image))  # checks size and kind before reading
     predict = make_predictor(load_model(store.model_path(run_id)))
     ranked = top_k(predict(sample[None])[0], 3)
     if args.json:

@@ -77,11 +77,6 @@ class Dataset:
         }
 
 
-def default_data_dir():
-    """The local folder to read, or None for tensorflow-datasets."""
-    return os.environ.get(DATA_DIR_ENV) or None
-
-
 def load_kmnist(data_dir=None, tfds_dir=None, probe_timeout=3.0) -> Dataset:
     """Load KMNIST from ``data_dir``, else ``default_data_dir()``, else tensorflow-datasets."""
     check_float("probe_timeout", probe_timeout, 0.1, 60)

@@ -28,6 +28,7 @@ from .metrics import loss_and_accuracy  # noqa: E402
 from .models import build_model  # noqa: E402
 from .records import EpochRecord, Progress  # noqa: E402
 from .status import Status  # noqa: E402
+from .weights import layer_stats  # noqa: E402
 
 TRAIN_SAMPLE = 1000  # training images scored cleanly per epoch: a stable curve for ~3% of an epoch's cost
 
@@ -179,7 +180,7 @@ class _Reporter(keras.callbacks.Callback):
         record = EpochRecord(
             epoch=self.epoch, train_loss=train[0], train_accuracy=train[1], val_loss=val[0], val_accuracy=val[1],
             fit_loss=_number(logs.get("loss")), fit_accuracy=_number(logs.get("accuracy")),
-            elapsed=self.clock.elapsed(),
+            elapsed=self.clock.elapsed(), weights=layer_stats(self.model),  # ~4 ms: what the penalties do
         )
         self.history.append(record)
         if self.on_epoch:

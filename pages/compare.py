@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import charts, compare, monitor, state
+from kmnist_core import significance, weights
 from kmnist_core.classes import CLASSES
 
 st.title("Compare")
@@ -51,6 +52,30 @@ st.dataframe(pd.DataFrame(rows).style.map(lambda _: "background-color: rgba(255,
              hide_index=True)
 st.caption("Highlighted: the settings that differ between these runs — " + (", ".join(differing) or "none") + ".")
 
+st.header("Is the difference real?")
+data, problem = state.dataset()
+if problem:
+    monitor.data_problem(problem)
+    st.stop()
+by_accuracy = sorted(chosen, key=lambda run: -run.metrics["test"]["accuracy"])
+left, right = st.columns(2)
+first = left.selectbox("Run A", picked, index=picked.index(by_accuracy[0].id), key="paired_a",
+                       format_func=lambda run_id: compare.run_label(runs[run_id]))
+second = right.selectbox("Run B", picked, index=picked.index(by_accuracy[1].id), key="paired_b",
+                         format_func=lambda run_id: compare.run_label(runs[run_id]))
+paired = compare.paired_difference(data.y_test, run_store.load_array(first, "test_proba"),
+                                   run_store.load_array(second, "test_proba"))
+if first == second:
+    st.info("Pick two different runs.")
+elif paired is None:
+    st.caption("These runs' stored test predictions are missing or from another test split.")
+else:
+    st.text(significance.sentence(f"#{first} {runs[first].name}", f"#{second} {runs[second].name}", paired))
+    st.caption(f"McNemar's exact test on the {paired['n']:,} test images both runs read: only the images "
+               f"where they disagree count (A right and B wrong: {paired['only_a_right']}, B right and A "
+               f"wrong: {paired['only_b_right']}). Below p = {significance.ALPHA}, a gap this size rarely "
+               f"comes from chance; above it, rank them as equal, or train more seeds.")
+
 st.header("Verdicts")
 for run in chosen:
     st.text(compare.run_label(run))
@@ -73,11 +98,37 @@ st.header("F1 per class (test)")
 st.plotly_chart(charts.per_class_f1_figure([(label, run.metrics["test"]["per_class"])
                                             for label, run in zip(labels, chosen)]))
 
+st.header("What regularization did to the weights")
+from kmnist_core.inference import ModelLoadError  # noqa: E402 (TensorFlow, for the pictures: after the figures)
+
+st.plotly_chart(charts.weights_figure(list(zip(labels, [run.history for run in chosen]))))
+final_stats = [(label, compare.first_layer_stats(run)) for label, run in zip(labels, chosen)]
+final_stats = [(label, stats) for label, stats in final_stats if stats]
+if final_stats:
+    st.plotly_chart(charts.weight_histogram_figure(final_stats))
+base = compare.unregularized(chosen)
+base_stats = compare.first_layer_stats(base) if base else None
+for start in range(0, len(chosen), 3):
+    for column, run, label in zip(st.columns(3), chosen[start:start + 3], labels[start:start + 3]):
+        with column:
+            st.text(label)
+            try:
+                picture, kind = state.first_layer_picture(run_store, run.id)
+                st.image(picture, output_format="PNG", width="stretch",
+                         caption="16 strongest first-layer units, as 28×28 pixel weights" if kind == "dense"
+                         else "16 strongest first-layer 3×3 filters")
+            except ModelLoadError as error:
+                st.caption(f"No picture: {error}")
+            stats = compare.first_layer_stats(run)
+            if stats:
+                st.caption(weights.describe(stats, run.config, baseline=None if run is base else base_stats,
+                                            baseline_name=f"#{base.id}" if base else "baseline"))
+st.caption("Grey is a zero weight, white the strongest positive and black the strongest negative. Unregularized "
+           "first layers keep their random start (noise); L2 shrinks every weight (smoother, fainter pictures); "
+           "L1 pushes many to exactly zero (flat grey), leaving stroke-like patterns. Dropout spreads the work "
+           "over many units instead of shrinking weights.")
+
 st.header("Most confident mistakes (test)")
-data, problem = state.dataset()
-if problem:
-    monitor.data_problem(problem)
-    st.stop()
 for run, label in zip(chosen, labels):
     st.text(label)
     monitor.mistakes_gallery(run_store, data, run)

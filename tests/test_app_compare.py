@@ -39,9 +39,9 @@ def test_two_runs_side_by_side(app_runs):
     assert f"{runs[0].name} {gaps[0]:.2f}" in texts(page.text) or f"{runs[1].name} {gaps[1]:.2f}" in texts(page.text)
     verdicts = texts(page.warning) + texts(page.success)
     assert "Underfitting." in verdicts and runs[0].metrics["fit"]["reason"] in verdicts
-    # curves, two confusion matrices, per-class F1
-    assert len(page.get("plotly_chart")) == 4
-    captions = [caption for block in page.image for caption in block.captions]
+    # curves, two confusion matrices, per-class F1, weight curves and histogram
+    assert len(page.get("plotly_chart")) == 6
+    captions = [caption for block in page.image for caption in block.captions if "→" in caption]
     assert len(captions) == 2 * 8  # the eight most confident mistakes of each run
     assert all("→" in caption and ("%" in caption) for caption in captions)
 
@@ -51,3 +51,28 @@ def test_fewer_than_two_picked_asks_for_more(app_runs):
     page.multiselect[0].set_value([app_runs.list_runs()[0].id]).run()
     assert "Pick at least two runs." in texts(page.info)
     assert not page.dataframe
+
+
+def test_is_the_difference_real_counts_the_images_where_the_runs_disagree(app_runs):
+    from kmnist_core.data import load_kmnist
+
+    runs = sorted(app_runs.list_runs(), key=lambda r: r.id)
+    y = load_kmnist().y_test
+    right = [app_runs.load_array(r.id, "test_proba").argmax(axis=1) == y for r in runs]
+    only_0, only_1 = int(np.sum(right[0] & ~right[1])), int(np.sum(right[1] & ~right[0]))
+    page = app("pages/compare.py")
+    page.selectbox(key="paired_a").set_value(runs[0].id)
+    page.selectbox(key="paired_b").set_value(runs[1].id).run()
+    sentence = next(t for t in texts(page.text).splitlines() if " is right on " in t)
+    assert sentence.startswith(f"#{runs[0].id} {runs[0].name} is right on {only_0:,} image")
+    assert f"and wrong on {only_1:,} it gets right: p" in sentence
+    assert f"A right and B wrong: {only_0}, B right and A wrong: {only_1}" in texts(page.caption)
+
+
+def test_weights_section_shows_the_first_layer_per_run(app_runs):
+    page = app("pages/compare.py")
+    assert not page.exception
+    assert "What regularization did to the weights" in texts(page.header)
+    captions = [caption for block in page.image for caption in block.captions]
+    assert captions.count("16 strongest first-layer units, as 28×28 pixel weights") == 2
+    assert sum("of the first layer's" in c.value and "weights have |w| < 0.001" in c.value for c in page.caption) == 2

@@ -243,3 +243,19 @@ def test_every_setting_has_a_tooltip_from_the_core(app_home):
     assert page.number_input(key=KEY("dropout")).help.startswith(PARAMETERS["dropout"].help)
     assert page.number_input(key=KEY("l1")).help.startswith(PARAMETERS["l1"].help)
     assert page.number_input(key=KEY("learning_rate")).help.startswith(PARAMETERS["learning_rate"].help)
+
+
+def test_a_finished_run_can_be_renamed_and_deleted_from_its_view(app_runs):
+    newest = app_runs.list_runs()[0]
+    page = app("pages/train.py")
+    page.text_input(key=f"rename_{newest.id}").input("**bold** ![x](http://127.0.0.1:9/p.png)")
+    page.button(key=f"rename_button_{newest.id}").click().run()
+    assert app_runs.get(newest.id).name == "**bold** ![x](http://127.0.0.1:9/p.png)"
+    assert "**bold** ![x](http://127.0.0.1:9/p.png)" in texts(page.text)  # shown as plain text
+    assert not any("bold" in m.value for m in page.markdown)
+    page.text_input(key=f"rename_{newest.id}").input("42")
+    page.button(key=f"rename_button_{newest.id}").click().run()
+    assert "must not be only digits" in texts(page.error) and app_runs.get(newest.id).name.startswith("**bold**")
+    page.button(key=f"delete_{newest.id}").click().run()
+    assert newest.id not in [run.id for run in app_runs.list_runs()]
+    assert not page.exception and page.selectbox(key="train_view").value != newest.id

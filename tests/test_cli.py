@@ -88,7 +88,7 @@ def test_bad_input_exits_nonzero_with_one_line_and_stores_nothing(args, message,
 
 
 def test_missing_data_fails_fast_in_a_new_process_and_stores_nothing(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "KMNIST_DATA_DIR"}
+    env = dict(os.environ, KMNIST_DATA_DIR="")  # empty: no local folder, not even kmnist-mini beside the project
     env.update(KMNIST_HOME=str(tmp_path / "home"), KMNIST_TFDS_DIR=str(tmp_path / "tfds"))
     start = time.monotonic()
     result = _cli("train", "--variant", "underfit", env=env)

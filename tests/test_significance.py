@@ -120,7 +120,7 @@ def test_seed_summary():
     summary = seed_summary(np.array([1, 2, 3, 4]))
     assert summary["std"] == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
     assert seed_summary([0.9]) == {"mean": 0.9, "std": None, "n": 1}
-    assert seed_summary((v for v in [5, 5])) == {"mean": 5.0, "std": 0.0, "n": 2}
+    assert seed_summary(v for v in [5, 5]) == {"mean": 5.0, "std": 0.0, "n": 2}
     assert json.dumps(seed_summary(np.float32([0.5, 0.7])))
 
 

@@ -14,8 +14,17 @@ from kmnist_core.config import make_config
 from kmnist_core.data import load_local, stratified_split
 from kmnist_core.models import build_model
 from kmnist_core.training import train_model
-from kmnist_core.weights import (HIST_BINS, HIST_EDGES, NEAR_ZERO, describe, first_layer_images,
-                                 histogram_labels, kernel_stats, layer_stats, weight_grid)
+from kmnist_core.weights import (
+    HIST_BINS,
+    HIST_EDGES,
+    NEAR_ZERO,
+    describe,
+    first_layer_images,
+    histogram_labels,
+    kernel_stats,
+    layer_stats,
+    weight_grid,
+)
 
 # |w| of these lands in bins 0 (<1e-5), 2, 4, 5, 8, 10, 11 (≥1): one weight per listed bin
 KNOWN = np.array([[0.0, -5e-5, 2e-4, -2e-3], [0.05, -0.5, 3.0, 1e-6], [0.0009, -0.0011, 0.2, 0.0]], np.float32)
@@ -136,7 +145,7 @@ def test_dense_first_layer_images_are_the_pixels_each_unit_reads():
 
 def test_conv_first_layer_images_are_its_filters():
     model = build_model(make_config("best"))  # bn_cnn: 32 filters of 3×3×1 first
-    conv = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)][0]
+    conv = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][0]
     kernel = keras.ops.convert_to_numpy(conv.kernel.value)
     images, kind = first_layer_images(model, count=16)
     norms = np.sqrt((kernel[:, :, 0, :] ** 2).sum(axis=(0, 1)))
@@ -217,7 +226,7 @@ def trained(mini_dir):
         per_epoch = []
         result = train_model(make_config(variant, epochs=EPOCHS), dataset.x_train[train_idx],
                              dataset.y_train[train_idx], dataset.x_train[val_idx], dataset.y_train[val_idx],
-                             on_epoch_model=lambda model: per_epoch.append(layer_stats(model)))
+                             on_epoch=lambda record, model, seen=per_epoch: seen.append(layer_stats(model)))
         runs[variant] = (result.model, per_epoch)
     return runs
 
