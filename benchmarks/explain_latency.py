@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -73,6 +74,7 @@ def main() -> int:
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); TensorFlow {tf.__version__}; "
           f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads()}")
     print(f"data: {data.source}; {len(data.x_train)} train / {len(data.x_test)} test images")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (other processes on these cores slow every figure)")
     rng = np.random.default_rng(0)
     samples = data.x_test[rng.choice(len(data.x_test), args.reps + 1, replace=False)]
     sizes = [int(n) for n in args.tsne.split(",") if n]
@@ -82,6 +84,8 @@ def main() -> int:
         model = train_model(config, data.x_train, data.y_train).model
         print(f"\n{family}: preset {config.variant}, {model.count_params():,} parameters, "
               f"mixed precision {config.mixed_precision}, penultimate d={explain.penultimate(model).output.shape[-1]}")
+        twin = keras.models.clone_model(model)  # same graph, nothing traced yet
+        print(f"  warm_up (traces every method once, e.g. when the app loads a model): {explain.warm_up(twin):.2f} s")
         print(f"  {'method':<22} {'first (trace)':>14} {'p50':>9} {'p95':>9}")
         methods = {
             "occlusion": lambda s: explain.saliency(model, s, method="occlusion"),
@@ -113,6 +117,7 @@ def main() -> int:
             flat = explain.silhouette(mapped, data.y_test[:n], metric="euclidean")
             print(f"  {n} test images: embed {embed_s:.2f} s, PCA {pca_s:.2f} s, t-SNE {tsne_s:.1f} s, "
                   f"silhouette {silhouette_s:.2f} s (full space {full:.3f}, on the t-SNE map {flat:.3f})")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 
 

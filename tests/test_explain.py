@@ -104,6 +104,19 @@ def test_saliency_finds_the_one_region_that_matters(region_model, data, method):
     assert heat[REGION].mean() > 20 * heat[_outside(0)].mean()
 
 
+def test_a_saved_and_reloaded_model_gives_the_same_maps(region_model, blob_cnn, tmp_path):
+    """The app explains models it loads from the store (safe mode), not the trained object."""
+    from kmnist_core.inference import load_model
+
+    sample = _square()
+    for name, model in (("dense", region_model), ("cnn", blob_cnn)):
+        model.save(tmp_path / f"{name}.keras")
+        loaded = load_model(tmp_path / f"{name}.keras")
+        assert np.allclose(explain.saliency(loaded, sample), explain.saliency(model, sample), atol=1e-5)
+        assert explain.penultimate(loaded).output.shape[-1] == 4
+    assert np.allclose(explain.grad_cam(loaded, sample), explain.grad_cam(blob_cnn, sample), atol=1e-5)
+
+
 @pytest.mark.parametrize("method", explain.METHODS)
 def test_a_class_with_no_evidence_gets_an_empty_map(region_model, method):
     heat = explain.saliency(region_model, _square(), class_index=5, method=method)
@@ -156,6 +169,18 @@ def test_maps_of_the_convolutional_families(family, data):
         assert heat.shape == (28, 28) and heat.dtype == np.float32
         assert np.all(np.isfinite(heat)) and heat.min() >= 0 and heat.max() <= 1
     assert explain.supports_grad_cam(model)
+
+
+def test_warm_up_traces_everything_so_later_calls_are_fast(data):
+    model = build_model(make_config("combined", family="cnn", hidden_units=(16,)))
+    assert explain.warm_up(model) > 0
+    explainer = explain._explainer(model)
+    assert all(f is not None for f in (explainer._occlusion, explainer._ig, explainer._gradcam))
+    traced = [f.experimental_get_tracing_count() for f in (explainer._occlusion, explainer._ig, explainer._gradcam)]
+    explain.saliency(model, data.x_test[5], class_index=3)
+    explain.saliency(model, data.x_test[5], method="integrated_gradients")
+    explain.grad_cam(model, data.x_test[6])
+    assert [f.experimental_get_tracing_count() for f in (explainer._occlusion, explainer._ig, explainer._gradcam)] == traced
 
 
 def test_mixed_precision_model_is_explained(data):
