@@ -88,17 +88,17 @@ def main() -> int:
         print(f"  warm_up (traces every method once, e.g. when the app loads a model): {explain.warm_up(twin):.2f} s")
         print(f"  {'method':<22} {'first (trace)':>14} {'p50':>9} {'p95':>9}")
         methods = {
-            "occlusion": lambda s: explain.saliency(model, s, method="occlusion"),
-            "integrated_gradients": lambda s: explain.saliency(model, s, method="integrated_gradients"),
+            "occlusion": lambda s, m=model: explain.saliency(m, s, method="occlusion"),
+            "integrated_gradients": lambda s, m=model: explain.saliency(m, s, method="integrated_gradients"),
         }
         if explain.supports_grad_cam(model):
-            methods["grad_cam"] = lambda s: explain.grad_cam(model, s)
+            methods["grad_cam"] = lambda s, m=model: explain.grad_cam(m, s)
         for name, call in methods.items():
             first, p50, p95 = timed(call, samples)
             print(f"  {name:<22} {first:>11.0f} ms {p50:>6.1f} ms {p95:>6.1f} ms")
 
         index = explain.NeighbourIndex.build(model, data.x_train, data.y_train)
-        first, p50, p95 = timed(lambda s: index.nearest(s, k=5), samples)
+        first, p50, p95 = timed(lambda s, i=index: i.nearest(s, k=5), samples)
         print(f"  neighbour index: build over {len(data.x_train)} training images {index.build_seconds:.2f} s; "
               f"nearest(k=5) p50 {p50:.1f} ms, p95 {p95:.1f} ms")
         for n in sizes:

@@ -25,7 +25,6 @@ import os
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -105,7 +104,7 @@ def _occlusion_masks(patch=PATCH, stride=STRIDE) -> np.ndarray:
     if starts[-1] != SIDE - patch:
         starts.append(SIDE - patch)  # cover the last rows and columns too
     masks = np.zeros((len(starts) ** 2, SIDE, SIDE), np.float32)
-    for i, (top, left) in enumerate((t, l) for t in starts for l in starts):
+    for i, (top, left) in enumerate((t, c) for t in starts for c in starts):
         masks[i, top:top + patch, left:left + patch] = 1.0
     return masks
 
@@ -195,7 +194,7 @@ class _Explainer:
         return self._gradcam(sample, class_index).numpy()
 
 
-def _last_conv_block(model) -> Optional[keras.layers.Layer]:
+def _last_conv_block(model) -> keras.layers.Layer | None:
     """The last Conv2D layer, taken after the BatchNormalization and activation layers
     that directly follow it (bn_cnn: conv -> BN -> ReLU): the block's rectified output is
     what the classifier reads. None for models without convolutions (dense)."""
@@ -347,8 +346,8 @@ class NeighbourIndex:
     is one forward pass plus one (N, d) matrix-vector product."""
 
     features: np.ndarray  # (N, d) float32, rows of unit length
-    labels: Optional[np.ndarray] = None  # (N,) when given: the training labels
-    model: Optional[keras.Model] = field(default=None, repr=False, compare=False)
+    labels: np.ndarray | None = None  # (N,) when given: the training labels
+    model: keras.Model | None = field(default=None, repr=False, compare=False)
     build_seconds: float = 0.0
 
     @classmethod

@@ -18,15 +18,25 @@ from string import Template
 
 from .checks import ParameterError
 from .config import TrainConfig, config_from_dict, validate
+from .records import EpochRecord
 
 FIRST_COLUMNS = ("epoch",)  # then every other key in the order it first appears
+# Record key prefix -> TensorBoard run folder: train_loss and val_loss share the tag epoch_loss,
+# so TensorBoard draws them in one chart, as Keras's own callback lays them out.
+TENSORBOARD_RUNS = {"train": "train", "val": "validation", "fit": "as_trained"}
 
 
 # -- history and scores --------------------------------------------------------------------
-def _check_history(history) -> list:
-    if not isinstance(history, (list, tuple)) or not all(isinstance(r, dict) for r in history):
-        raise ParameterError(f"history must be a list of per-epoch dicts, got {type(history).__name__}")
-    return list(history)
+def _check_history(history, weights=True) -> list:
+    """Per-epoch dicts from ``EpochRecord``s (or dicts); ``weights=False`` drops the
+    per-layer weight statistics, which are no column of a table or a curve."""
+    if not isinstance(history, (list, tuple)) or not all(isinstance(r, (dict, EpochRecord)) for r in history):
+        raise ParameterError(f"history must be a list of epoch records, got {type(history).__name__}")
+    records = [r.to_dict() if isinstance(r, EpochRecord) else dict(r) for r in history]
+    if not weights:
+        for record in records:
+            record.pop("weights", None)
+    return records
 
 
 def _union_columns(records, first=FIRST_COLUMNS) -> list:
@@ -79,7 +89,7 @@ def _plain(value):
 def history_csv(history) -> str:
     """One row per epoch, one column per key found in any epoch (``epoch`` first); an
     epoch without a value (no validation split) leaves its cell empty. "" when empty."""
-    records = _check_history(history)
+    records = _check_history(history, weights=False)
     return _csv(_union_columns(records), records)
 
 
@@ -163,7 +173,7 @@ def tensorboard_events(history, folder) -> Path:
     import tensorflow as tf
     from tensorflow.core.framework import summary_pb2
 
-    records = _check_history(history)
+    records = _check_history(history, weights=False)
     folder = Path(folder)
     metadata = summary_pb2.SummaryMetadata(  # exactly what tensorboard's scalar summary attaches
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars", content=b""),
@@ -175,7 +185,10 @@ def tensorboard_events(history, folder) -> Path:
             for key, value in record.items():
                 if key == "epoch" or isinstance(value, bool) or not isinstance(value, Real):
                     continue  # None (no validation), text and flags are not curves
-                split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+                prefix, _, name = key.partition("_")
+                split = TENSORBOARD_RUNS.get(prefix)
+                if split is None or not name:
+                    split, name = "train", key
                 if split not in writers:
                     writers[split] = tf.summary.create_file_writer(str(folder / split))
                 with writers[split].as_default():

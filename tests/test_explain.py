@@ -13,8 +13,9 @@ from kmnist_core import explain
 from kmnist_core.checks import ParameterError
 from kmnist_core.config import make_config
 from kmnist_core.data import load_kmnist
+from kmnist_core.inference import make_predictor
 from kmnist_core.models import build_model
-from kmnist_core.training import predict_proba, train_model
+from kmnist_core.training import train_model
 
 REGION = (slice(8, 14), slice(14, 20))  # a 6x6 square, aligned with the occlusion grid
 CLASS = 2
@@ -91,7 +92,7 @@ def test_saliency_finds_the_one_region_that_matters(region_model, data, method):
     sample = _square(data.x_test[3])  # real strokes everywhere, plus the square
     blanked = sample.copy()
     blanked[REGION] = 0
-    before, after = predict_proba(region_model, np.stack([sample, blanked]))[:, CLASS]
+    before, after = make_predictor(region_model)(np.stack([sample, blanked]))[:, CLASS]
     assert before > 0.8 and after == pytest.approx(0.1, abs=1e-3)  # occluding it: p drops to chance
 
     heat = explain.saliency(region_model, sample, method=method)
@@ -127,7 +128,7 @@ def test_grad_cam_finds_the_blob_not_the_strokes(blob_cnn):
     sample = np.zeros((28, 28), np.float32)
     sample[3, 2:26] = sample[2:26, 4] = sample[22, 2:26] = 255  # thin strokes
     sample = _square(sample)
-    assert predict_proba(blob_cnn, sample[None]).argmax() == 7
+    assert make_predictor(blob_cnn)(sample[None]).argmax() == 7
     cam = explain.grad_cam(blob_cnn, sample)
     assert cam.shape == (28, 28) and cam.min() >= 0 and cam.max() == pytest.approx(1.0)
     peak = np.unravel_index(cam.argmax(), cam.shape)
@@ -139,7 +140,7 @@ def test_grad_cam_finds_the_blob_not_the_strokes(blob_cnn):
 def test_removing_the_salient_ink_costs_more_than_removing_other_ink(trained, data, method):
     """Deletion check on a real model: erase the 15% of ink pixels the map ranks highest,
     or as many ink pixels it ranks lowest; the first must hurt the prediction more."""
-    proba = predict_proba(trained, data.x_test[:40])
+    proba = make_predictor(trained)(data.x_test[:40])
     right = np.flatnonzero(proba.argmax(axis=1) == data.y_test[:40])[:12]
     salient_drop, other_drop = [], []
     for i in right:
@@ -153,7 +154,7 @@ def test_removing_the_salient_ink_costs_more_than_removing_other_ink(trained, da
             copy = sample.ravel().copy()
             copy[chosen] = 0
             erased.append(copy.reshape(28, 28))
-        base, top, low = predict_proba(trained, np.stack([sample, *erased]))[:, data.y_test[i]]
+        base, top, low = make_predictor(trained)(np.stack([sample, *erased]))[:, data.y_test[i]]
         salient_drop.append(base - top)
         other_drop.append(base - low)
     assert np.mean(salient_drop) > 2 * np.mean(other_drop) and np.mean(salient_drop) > 0.1
@@ -220,7 +221,7 @@ def test_penultimate_is_the_last_hidden_layer_and_feeds_the_output(data):
         logits = features @ kernel + bias
         softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
         softmax /= softmax.sum(axis=1, keepdims=True)
-        assert np.allclose(softmax, predict_proba(model, data.x_test[:5]), atol=1e-5)
+        assert np.allclose(softmax, make_predictor(model)(data.x_test[:5]), atol=1e-5)
 
 
 def test_a_training_image_is_its_own_nearest_neighbour(trained, data):

@@ -23,11 +23,12 @@ from kmnist_core import training
 from kmnist_core.checks import ParameterError
 from kmnist_core.config import VARIANTS, make_config
 from kmnist_core.data import load_kmnist, stratified_split
-from kmnist_core.export import (history_csv, history_json, metrics_json, runs_csv, standalone_script,
-                                tensorboard_events)
+from kmnist_core.export import history_csv, history_json, metrics_json, runs_csv, standalone_script, tensorboard_events
+from kmnist_core.inference import make_predictor
 from kmnist_core.models import build_model
+from kmnist_core.records import EpochRecord
 from kmnist_core.store import RunStore
-from kmnist_core.training import predict_proba, train_model
+from kmnist_core.training import train_model
 
 HISTORY = [
     {"epoch": 1, "loss": 1.25, "accuracy": 0.5, "val_loss": 1.5, "val_accuracy": 0.45, "elapsed": 2.0},
@@ -57,13 +58,13 @@ def test_history_json_round_trips_and_writes_no_nan():
 def _stored_runs(home):
     store = RunStore(home)
     first = store.create_run(make_config("combined", epochs=2), name="short combined", status="running")
-    store.append_epoch(first, HISTORY[0])
+    store.append_epoch(first, EpochRecord(epoch=1, train_loss=1.25, train_accuracy=0.5, val_loss=1.5, val_accuracy=0.45))
     metrics = {"test": {"accuracy": 0.875, "macro_f1": 0.87, "per_class": [{"class": 0}], "confusion": [[1]]},
                "val": {"accuracy": 0.86}, "fit": {"verdict": "good fit", "loss_gap": 0.1},
                "train_seconds": 12.5, "epochs_done": 2}
     store.finish(first, "completed", metrics=metrics)
     second = store.create_run(make_config("best", epochs=1), name='best, "quoted"')
-    store.finish(second, "cancelled")
+    store.request_stop(second)  # a queued run is cancelled
     return store, [store.get(second), store.get(first)]
 
 
@@ -157,9 +158,9 @@ def test_every_preset_exports_a_script_that_builds_the_engines_model(variant, tm
     assert "kmnist_core" not in source and "tensorflow" not in source and "sklearn" not in source
     path, script = _load_script(source, tmp_path, variant)
     py_compile.compile(str(path), doraise=True)
-    assert script.FAMILY == config.family and script.HIDDEN_UNITS == config.hidden_units
-    assert script.EPOCHS == config.epochs and script.AUGMENT == config.augment and script.SEED == config.seed
-    assert script.VAL_FRACTION == (0.2 if variant == "kfold" else config.val_fraction)
+    assert config.family == script.FAMILY and config.hidden_units == script.HIDDEN_UNITS
+    assert config.epochs == script.EPOCHS and config.augment == script.AUGMENT and config.seed == script.SEED
+    assert (0.2 if variant == "kfold" else config.val_fraction) == script.VAL_FRACTION
 
     keras.utils.set_random_seed(config.seed)
     engine_model = build_model(config)
@@ -213,7 +214,7 @@ def test_an_exported_run_trains_to_the_runs_accuracy(tmp_path, mini_dir):
     config = make_config("combined", epochs=8)
     fit, held_out = stratified_split(data.y_train, config.val_fraction, config.seed)
     result = train_model(config, data.x_train[fit], data.y_train[fit], data.x_train[held_out], data.y_train[held_out])
-    run_accuracy = float(np.mean(predict_proba(result.model, data.x_test).argmax(axis=1) == data.y_test))
+    run_accuracy = float(np.mean(make_predictor(result.model)(data.x_test).argmax(axis=1) == data.y_test))
 
     script = tmp_path / "train_run.py"
     script.write_text(standalone_script(config))
@@ -238,7 +239,7 @@ def test_the_script_names_its_run_and_refuses_bad_input(home):
     compile(standalone_script(run.config, run=renamed), "train_run.py", "exec")  # odd names stay text
     for call, message in [(lambda: standalone_script("combined"), "config must be a TrainConfig"),
                           (lambda: standalone_script(make_config(), filename="../x.py"), "filename must be a plain name"),
-                          (lambda: history_csv({"epoch": 1}), "history must be a list of per-epoch dicts"),
+                          (lambda: history_csv({"epoch": 1}), "history must be a list of epoch records"),
                           (lambda: runs_csv([{"id": 1}]), "run must be a kmnist_core.store.Run"),
                           (lambda: metrics_json(None), "run must be a kmnist_core.store.Run")]:
         with pytest.raises(ParameterError, match=message) as error:
