@@ -137,6 +137,63 @@ def confusion_figure(confusion, title="", height=360, compact=False) -> go.Figur
     return figure
 
 
+def confusion_difference_figure(confusion_a, confusion_b, title="", height=380) -> go.Figure:
+    """B − A per cell: blue where B puts more images (on the diagonal: more right), red
+    where it puts fewer, white where the two runs agree."""
+    difference = np.asarray(confusion_b, dtype=int) - np.asarray(confusion_a, dtype=int)
+    peak = max(1, int(np.abs(difference).max()))
+    figure = go.Figure(go.Heatmap(
+        z=difference, x=KANA, y=KANA, text=difference, texttemplate="%{text:+d}", zmid=0, zmin=-peak, zmax=peak,
+        colorscale="RdBu", showscale=False,
+        hovertemplate="true %{y}, predicted %{x}<br>B − A: %{z:+d} images<extra></extra>",
+    ))
+    figure.update_yaxes(autorange="reversed", title_text="true")
+    figure.update_xaxes(title_text="predicted", tickangle=0)
+    figure.update_layout(title=plain(title), height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    return figure
+
+
+def embedding_figure(points, labels, title="", height=360) -> go.Figure:
+    """A 2-D map of test images' penultimate-layer activations, one colour per class;
+    selecting points shows their images below the chart."""
+    figure = go.Figure()
+    for index, kana in enumerate(CLASSES):
+        chosen = np.flatnonzero(np.asarray(labels) == index)
+        figure.add_trace(go.Scattergl(
+            x=points[chosen, 0], y=points[chosen, 1], mode="markers", name=f"{kana.hiragana} {kana.romaji}",
+            marker=dict(size=4, color=PALETTE[index % len(PALETTE)]), customdata=chosen,
+            hovertemplate=f"{kana.hiragana} ({kana.romaji}), test image %{{customdata}}<extra></extra>",
+        ))
+    figure.update_xaxes(showticklabels=False)
+    figure.update_yaxes(showticklabels=False)
+    figure.update_layout(title=plain(title), height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                         legend=dict(orientation="h", y=-0.1), dragmode="select")
+    return figure
+
+
+def published_figure(runs, published, height=420) -> go.Figure:
+    """The chosen runs' test accuracy beside the published KMNIST results, each bar labelled
+    with the test set it was measured on (never one measurement)."""
+    rows = [(f"{p.model}{' *' if p.old_version else ''}", p.accuracy, "published: full test set, 10,000 images")
+            for p in published]
+    rows += [(plain(label), accuracy, plain(f"this app: {test_set}")) for label, accuracy, test_set in runs]
+    rows.sort(key=lambda row: row[1])
+    figure = go.Figure()
+    for test_set in dict.fromkeys(row[2] for row in rows):
+        chosen = [row for row in rows if row[2] == test_set]
+        figure.add_trace(go.Bar(
+            x=[row[1] for row in chosen], y=[row[0] for row in chosen], orientation="h", name=test_set,
+            text=[f"{row[1]:.2%}" for row in chosen], textposition="auto",
+            marker_color="#9aa5b1" if test_set.startswith("published") else PALETTE[len(figure.data) % len(PALETTE)],
+        ))
+    low = min((row[1] for row in rows), default=0.8)
+    figure.update_xaxes(range=[max(0.0, low - 0.03), 1.0], tickformat=".0%", title_text="test accuracy")
+    figure.update_yaxes(categoryorder="array", categoryarray=[row[0] for row in rows])
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), barmode="overlay",
+                         legend=dict(orientation="h", y=-0.2))
+    return figure
+
+
 def per_class_f1_figure(series, height=340) -> go.Figure:
     """Grouped bars of F1 per class; ``series`` is a list of (label, per_class list)."""
     figure = go.Figure()

@@ -2,6 +2,8 @@
 and settings side by side (what differs highlighted), a one-line summary with numbers,
 and the most confident mistakes."""
 
+import numpy as np
+
 from kmnist_core.classes import CLASSES, NUM_CLASSES
 from kmnist_core.config import LABELS, STUDY_ORDER, config_from_dict
 
@@ -134,3 +136,26 @@ def first_layer_stats(run):
     they were recorded."""
     recorded = [record.weights for record in run.history if record.weights]
     return recorded[-1][0] if recorded else None
+
+
+def test_set_label(run) -> str:
+    """What a run's test accuracy was measured on, in words."""
+    n = run.metrics["test"].get("n") or sum(map(sum, run.metrics["test"]["confusion"]))
+    source = run.data_source or "unknown data"
+    name = "kmnist-mini" if "kmnist-mini" in source else "tensorflow-datasets KMNIST" if "tensorflow" in source else source
+    return f"{name} test split, {n:,} images"
+
+
+def fixed_and_broken(y_test, proba_a, proba_b, count=8) -> tuple:
+    """(fixed, broken): test images A gets wrong and B right, and the reverse, most
+    confident first, as dicts with both predictions. B's gains and losses, image by image."""
+    predicted_a, predicted_b = proba_a.argmax(axis=1), proba_b.argmax(axis=1)
+    right_a, right_b = predicted_a == y_test, predicted_b == y_test
+
+    def pick(mask, proba, predicted):
+        indices = np.flatnonzero(mask)
+        order = indices[np.argsort(-proba[indices, predicted[indices]], kind="stable")][:count]
+        return [{"index": int(i), "true": CLASSES[y_test[i]].label, "a": CLASSES[predicted_a[i]].label,
+                 "b": CLASSES[predicted_b[i]].label} for i in order]
+
+    return pick(~right_a & right_b, proba_b, predicted_b), pick(right_a & ~right_b, proba_a, predicted_a)

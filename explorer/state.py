@@ -6,7 +6,10 @@ tiles, loaded models); ``st.session_state`` holds only what a user is doing in t
 comes from the store, so every tab and every page sees the same truth.
 """
 
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -89,13 +92,20 @@ def class_examples(data_dir, per_class=5, seed=0) -> dict:
     return examples_per_class(data.x_train, data.y_train, per_class, seed)
 
 
+@dataclass
+class LoadedModel:
+    model: object  # keras.Model, loaded with safe_mode
+    predict: Callable  # compiled forward pass: (N, 28, 28) -> (N, 10)
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
-def _predictor(path: str, signature: tuple):
+def _loaded(path: str, signature: tuple) -> LoadedModel:
     """Streamlit caches only a value that was returned: a ModelLoadError is raised again
     on the next call, so a damaged file is retried, not remembered."""
     from kmnist_core.inference import load_model, make_predictor  # TensorFlow: only pages that predict
 
-    return make_predictor(load_model(path))
+    model = load_model(path)
+    return LoadedModel(model, make_predictor(model))
 
 
 def _file_signature(path) -> tuple:
@@ -108,10 +118,63 @@ def _file_signature(path) -> tuple:
         return None
 
 
-def predictor(run_store: RunStore, run_id: int):
-    """A fast predict function for a run's model. Raises ModelLoadError."""
+def loaded(run_store: RunStore, run_id: int) -> LoadedModel:
+    """A run's model and its fast predict function. Raises ModelLoadError."""
     path = run_store.model_path(run_id)
-    return _predictor(str(path), _file_signature(path))
+    return _loaded(str(path), _file_signature(path))
+
+
+def warm_up_in_background(run_store: RunStore, run_id: int) -> None:
+    """Import TensorFlow, load ``run_id``'s model and trace its forward pass and
+    explanations in a thread, as soon as the Draw page opens: the first stroke is then
+    read without waiting for any of it. Failures are left for the foreground to report."""
+    path = run_store.model_path(run_id)
+    key = (str(path), _file_signature(path))
+    if key in _warming:
+        return
+    _warming.add(key)
+
+    def warm():
+        try:
+            from kmnist_core.explain import warm_up
+
+            warm_up(_loaded(*key).model)
+        except Exception:  # noqa: BLE001 (the page shows the reason when it asks for the model)
+            _warming.discard(key)
+
+    threading.Thread(target=warm, daemon=True, name="warm-up").start()
+
+
+_warming = set()  # (model path, file signature) already warmed or warming in this process
+
+
+@st.cache_resource(show_spinner="Indexing the training images for look-alikes…", max_entries=8)
+def _neighbours(path: str, signature: tuple, data_dir):
+    from kmnist_core.explain import NeighbourIndex
+
+    data = _dataset(data_dir)
+    return NeighbourIndex.build(_loaded(path, signature).model, data.x_train, data.y_train)
+
+
+def neighbours(run_store: RunStore, run_id: int):
+    """The run's index of training images in its penultimate layer (built once per model)."""
+    path = run_store.model_path(run_id)
+    return _neighbours(str(path), _file_signature(path), jobs.data_dir())
+
+
+@st.cache_data(show_spinner="Mapping the test images…", max_entries=24)
+def _embedding(path: str, signature: tuple, data_dir, method: str):
+    from kmnist_core import explain
+
+    data = _dataset(data_dir)
+    features = explain.embed(_loaded(path, signature).model, data.x_test)
+    return explain.projection(features, method=method), float(explain.silhouette(features, data.y_test))
+
+
+def embedding(run_store: RunStore, run_id: int, method: str):
+    """(2-D points of the test images, silhouette score in the full penultimate space)."""
+    path = run_store.model_path(run_id)
+    return _embedding(str(path), _file_signature(path), jobs.data_dir(), method)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

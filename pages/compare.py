@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import charts, compare, monitor, state
-from kmnist_core import significance, weights
+from kmnist_core import reference, significance, weights
 from kmnist_core.classes import CLASSES
 
 st.title("Compare")
@@ -63,8 +63,8 @@ first = left.selectbox("Run A", picked, index=picked.index(by_accuracy[0].id), k
                        format_func=lambda run_id: compare.run_label(runs[run_id]))
 second = right.selectbox("Run B", picked, index=picked.index(by_accuracy[1].id), key="paired_b",
                          format_func=lambda run_id: compare.run_label(runs[run_id]))
-paired = compare.paired_difference(data.y_test, run_store.load_array(first, "test_proba"),
-                                   run_store.load_array(second, "test_proba"))
+proba_a, proba_b = run_store.load_array(first, "test_proba"), run_store.load_array(second, "test_proba")
+paired = compare.paired_difference(data.y_test, proba_a, proba_b)
 if first == second:
     st.info("Pick two different runs.")
 elif paired is None:
@@ -75,6 +75,21 @@ else:
                f"where they disagree count (A right and B wrong: {paired['only_a_right']}, B right and A "
                f"wrong: {paired['only_b_right']}). Below p = {significance.ALPHA}, a gap this size rarely "
                f"comes from chance; above it, rank them as equal, or train more seeds.")
+    left, right = st.columns([2, 3])
+    left.plotly_chart(charts.confusion_difference_figure(
+        runs[first].metrics["test"]["confusion"], runs[second].metrics["test"]["confusion"], "B − A (test)"),
+        key="confusion_difference")
+    fixed, broken = compare.fixed_and_broken(data.y_test, proba_a, proba_b)
+    for box, title, found in ((right, f"Fixed by B: A wrong, B right ({paired['only_b_right']} in all)", fixed),
+                              (right, f"Broken by B: A right, B wrong ({paired['only_a_right']} in all)", broken)):
+        box.markdown(f"**{title}**")
+        if found:
+            box.image([charts.enlarge(data.x_test[f["index"]], 2) for f in found], width=56, output_format="PNG",
+                      caption=[f"{f['true'].split()[0]} A:{f['a'].split()[0]} B:{f['b'].split()[0]}" for f in found])
+        else:
+            box.caption("None.")
+    st.caption("In the B − A matrix blue means B put more images in that cell (on the diagonal: more right), red "
+               "fewer. Gallery captions: the true class, then what A and B read.")
 
 st.header("Verdicts")
 for run in chosen:
@@ -127,6 +142,38 @@ st.caption("Grey is a zero weight, white the strongest positive and black the st
            "first layers keep their random start (noise); L2 shrinks every weight (smoother, fainter pictures); "
            "L1 pushes many to exactly zero (flat grey), leaving stroke-like patterns. Dropout spreads the work "
            "over many units instead of shrinking weights.")
+
+st.header("Against the published results")
+st.plotly_chart(charts.published_figure(
+    [(label, run.metrics["test"]["accuracy"], compare.test_set_label(run)) for label, run in zip(labels, chosen)],
+    reference.PUBLISHED))
+st.caption(f"Grey: {reference.SOURCE}; * measured on an earlier release of the dataset. Coloured: the runs "
+           "here, on their own test split. Different test sets: set them side by side, never read one as the "
+           "other's score.")
+
+st.header("What the last hidden layer sees")
+if st.toggle("Map the test images through each run's last hidden layer (loads the models)", key="embedding_on"):
+    method = st.segmented_control("Projection", ["pca", "tsne"], default="pca", key="embedding_method",
+                                  format_func={"pca": "PCA (fast)", "tsne": "t-SNE (a few seconds per run)"}.get) \
+        or "pca"
+    for start in range(0, len(chosen), 3):
+        for column, run, label in zip(st.columns(3), chosen[start:start + 3], labels[start:start + 3]):
+            with column:
+                try:
+                    points, score = state.embedding(run_store, run.id, method)
+                except ModelLoadError as error:
+                    st.caption(f"No map: {error}")
+                    continue
+                event = st.plotly_chart(charts.embedding_figure(points, data.y_test, label), key=f"map_{run.id}",
+                                        on_select="rerun", selection_mode=("points", "box", "lasso"))
+                st.caption(f"Silhouette {score:.2f} (cosine, in the full layer; 1 = tight, separate classes).")
+                selected = [p["customdata"] for p in (event.selection.points if event else [])][:10]
+                if selected:
+                    st.image([charts.enlarge(data.x_test[i], 2) for i in selected], width=56, output_format="PNG",
+                             caption=[CLASSES[data.y_test[i]].hiragana for i in selected])
+    st.caption("Each dot is a test image, placed by what the run's last hidden layer makes of it; colour is its "
+               "true class. Select dots to see their images. Regularized runs usually draw tighter, more separate "
+               "clusters: a higher silhouette.")
 
 st.header("Most confident mistakes (test)")
 for run, label in zip(chosen, labels):

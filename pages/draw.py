@@ -8,6 +8,12 @@ from kmnist_core.classes import CLASSES
 from kmnist_core.preprocess import EmptyImageError, ImageError, prepare, read_image, to_kmnist
 
 CANVAS_SIZE = 280  # ten canvas pixels per KMNIST pixel
+UNSURE = 0.5  # below this top probability the card says the model is unsure
+METHODS = {"Occlusion": "occlusion", "Integrated gradients": "integrated_gradients"}
+GRAD_CAM = "Grad-CAM"
+EXPLAIN_HELP = ("Occlusion: hide each patch of the sample in turn and see how much the top class loses. "
+                "Integrated gradients: add up the gradient from a blank image to the sample. Grad-CAM (CNNs): "
+                "which regions of the last convolution's maps drive the class.")
 HISTORICAL_NOTE = (
     "KMNIST holds kuzushiji: the cursive forms of these kana in books from before 1900, often quite unlike "
     "today's printed kana (see the real samples). A modern お or れ may be read as another class: the models "
@@ -39,8 +45,10 @@ if not models:
     monitor.live_monitor(run_store, st.session_state.get(state.FOCUS_KEY))
     st.stop()
 
+default_model = compare.most_accurate(models.values()).id
+state.warm_up_in_background(run_store, default_model)  # TensorFlow loads while the learner draws
 picked = st.multiselect("Models to ask (one, or several side by side)", list(models),
-                        default=[compare.most_accurate(models.values()).id], max_selections=compare.MAX_RUNS,
+                        default=[default_model], max_selections=compare.MAX_RUNS,
                         format_func=lambda run_id: compare.run_label(models[run_id]))
 
 drawing_column, preview_column = st.columns([3, 2])
@@ -82,25 +90,53 @@ with preview_column:
     else:
         st.image(charts.enlarge(sample, 8), width=224, output_format="PNG")
 
+
+
+def reading(run_id, method):
+    """One model's card: what it reads, why (a heat map over the sample), and the training
+    images it finds most alike."""
+    run = models[run_id]
+    st.text(compare.run_label(run))
+    try:
+        model = state.loaded(run_store, run_id)
+    except ModelLoadError as error:
+        st.error("This model cannot be used:")
+        st.text(str(error))
+        return
+    top = top_k(model.predict(sample[None])[0], 3)
+    st.markdown(f"Reads **{top[0]['hiragana']}** ({top[0]['romaji']}) with {top[0]['probability']:.0%} confidence")
+    st.plotly_chart(charts.probability_figure(top), key=f"probabilities_{run_id}")
+    if method == GRAD_CAM and not explain.supports_grad_cam(model.model):
+        heat, how = explain.saliency(model.model, sample), "occlusion (Grad-CAM needs a convolutional layer)"
+    elif method == GRAD_CAM:
+        heat, how = explain.grad_cam(model.model, sample), "Grad-CAM"
+    else:
+        heat, how = explain.saliency(model.model, sample, method=METHODS[method]), method.lower()
+    st.image(explain.overlay(sample, heat, scale=6), output_format="PNG", width=168,
+             caption=f"What drove {top[0]['hiragana']} ({how}): bright = strong evidence")
+    if data is not None:
+        indices, _ = state.neighbours(run_store, run_id).nearest(sample, k=5)
+        st.image([charts.enlarge(data.x_train[i], 2) for i in indices], width=56, output_format="PNG",
+                 caption=[CLASSES[data.y_train[i]].hiragana for i in indices])
+        st.caption("Looks like these training images (nearest in the model's last hidden layer).")
+    if top[0]["probability"] < UNSURE and data is not None:
+        runner_up = top[1]
+        st.warning(f"Unsure: under {UNSURE:.0%} for any class. The runner-up is {runner_up['hiragana']} "
+                   f"({runner_up['romaji']}); real examples of it:")
+        st.image(charts.enlarge(state.sample_strip(per_class=4)[runner_up["class"]], 2), output_format="PNG")
+
+
 if sample is not None and picked:
-    with st.spinner("Loading the models…"):
+    with st.spinner("Loading TensorFlow and the models…"):
+        from kmnist_core import explain
         from kmnist_core.inference import ModelLoadError, top_k  # TensorFlow, only here
 
     st.subheader("Predictions")
+    method = st.segmented_control("Explain with", list(METHODS) + [GRAD_CAM], default="Occlusion",
+                                  key="explain_method", help=EXPLAIN_HELP) or "Occlusion"
     for start in range(0, len(picked), 3):
         for column, run_id in zip(st.columns(3), picked[start:start + 3]):
             with column:
-                run = models[run_id]
-                st.text(compare.run_label(run))
-                try:
-                    probabilities = state.predictor(run_store, run_id)(sample[None])[0]
-                except ModelLoadError as error:
-                    st.error("This model cannot be used:")
-                    st.text(str(error))
-                    continue
-                top = top_k(probabilities, 3)
-                st.markdown(f"Reads **{top[0]['hiragana']}** ({top[0]['romaji']}) "
-                            f"with {top[0]['probability']:.0%} confidence")
-                st.plotly_chart(charts.probability_figure(top), key=f"probabilities_{run_id}")
+                reading(run_id, method)
 elif sample is not None:
     st.info("Pick at least one model above to read the character.")

@@ -39,8 +39,8 @@ def test_two_runs_side_by_side(app_runs):
     assert f"{runs[0].name} {gaps[0]:.2f}" in texts(page.text) or f"{runs[1].name} {gaps[1]:.2f}" in texts(page.text)
     verdicts = texts(page.warning) + texts(page.success)
     assert "Underfitting." in verdicts and runs[0].metrics["fit"]["reason"] in verdicts
-    # curves, two confusion matrices, per-class F1, weight curves and histogram
-    assert len(page.get("plotly_chart")) == 6
+    # B − A matrix, curves, two confusion matrices, per-class F1, weight curves and histogram, published rows
+    assert len(page.get("plotly_chart")) == 8
     captions = [caption for block in page.image for caption in block.captions if "→" in caption]
     assert len(captions) == 2 * 8  # the eight most confident mistakes of each run
     assert all("→" in caption and ("%" in caption) for caption in captions)
@@ -76,3 +76,33 @@ def test_weights_section_shows_the_first_layer_per_run(app_runs):
     captions = [caption for block in page.image for caption in block.captions]
     assert captions.count("16 strongest first-layer units, as 28×28 pixel weights") == 2
     assert sum("of the first layer's" in c.value and "weights have |w| < 0.001" in c.value for c in page.caption) == 2
+
+
+def test_run_against_run_shows_what_b_fixed_and_broke(app_runs):
+    from kmnist_core.data import load_kmnist
+
+    a, b = sorted(app_runs.list_runs(), key=lambda r: r.id)  # underfit, combined
+    y = load_kmnist().y_test
+    pred_a, pred_b = (app_runs.load_array(r.id, "test_proba").argmax(axis=1) for r in (a, b))
+    page = app("pages/compare.py")
+    page.selectbox(key="paired_a").set_value(a.id)
+    page.selectbox(key="paired_b").set_value(b.id).run()
+    fixed, broken = int(np.sum((pred_a != y) & (pred_b == y))), int(np.sum((pred_a == y) & (pred_b != y)))
+    headings = texts(page.markdown)
+    assert f"Fixed by B: A wrong, B right ({fixed} in all)" in headings
+    assert f"Broken by B: A right, B wrong ({broken} in all)" in headings
+    difference = next(c for c in page.get("plotly_chart") if c.proto.id and "confusion_difference" in c.proto.id)
+    assert difference is not None
+
+
+def test_published_results_are_labelled_with_their_test_set(app_runs):
+    page = app("pages/compare.py")
+    assert "full KMNIST test set (10,000 images)" in texts(page.caption)
+    assert "never read one as the other's score" in texts(page.caption)
+
+
+def test_embedding_maps_say_how_tight_each_run_is(app_runs):
+    page = app("pages/compare.py")
+    page.toggle(key="embedding_on").set_value(True).run()
+    assert not page.exception
+    assert sum("Silhouette" in c.value for c in page.caption) == 2

@@ -7,6 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from kmnist_core.classes import CLASSES
 from kmnist_core.data import load_kmnist
 
 from app_support import app, app_home, app_runs, texts, trained_home  # noqa: F401
@@ -46,14 +47,21 @@ def test_uploaded_character_is_read_by_every_selected_model(app_runs):
     # a real test character, drawn dark on light paper and four times larger, like a scan
     scan = 255 - np.kron(x_test[0], np.ones((4, 4), np.uint8))
     upload(page, "scan.png", png(scan))
-    preview = page.image[-1]
-    assert len(page.image) == 11  # reference strip + the 28×28 preview
+    preview = page.image[10]
     assert "Predictions" in texts(page.subheader)
     charts = page.get("plotly_chart")
     assert len(charts) == 2
     readings = [m.value for m in page.markdown if m.value.startswith("Reads")]
     assert len(readings) == 2 and all("confidence" in r for r in readings)
     assert preview.proto.imgs[0].url  # the preprocessed sample is shown
+    captions = [caption for block in page.image for caption in block.captions]
+    why = [c for c in captions if c.startswith("What drove")]
+    assert len(why) == 2 and all("(occlusion)" in c for c in why)  # one heat map per model
+    kana = {c.hiragana for c in CLASSES}
+    look_alikes = [block for block in page.image if len(block.captions) == 5 and set(block.captions) <= kana]
+    assert len(look_alikes) == 2  # five nearest training images per model
+    page.button_group(key="explain_method").set_value("Integrated gradients").run()
+    assert sum("(integrated gradients)" in c for block in page.image for c in block.captions) == 2
 
 
 def test_blank_and_broken_uploads_get_a_clear_message(app_runs):
