@@ -110,3 +110,54 @@ def first_time_queueing(config) -> bool:
         return False
     st.session_state[LAST_QUEUED_KEY] = (fingerprint, now)
     return True
+
+
+# -- the form in the page's URL: a link that reproduces a setup ----------------------------------
+def to_query(form: dict) -> dict:
+    """The URL's query parameters for ``form``: the variant and what differs from it."""
+    base = defaults(form["variant"])
+    query = {"variant": form["variant"]}
+    for field in FIELDS[1:]:
+        if form[field] != base[field]:
+            query[field] = str(form[field]).lower() if isinstance(form[field], bool) else str(form[field])
+    return query
+
+
+def from_query(query: dict) -> dict:
+    """A whole form from URL parameters (every value checked like the form's own); raises
+    ParameterError naming each bad or unknown parameter."""
+    variant = query.get("variant", DEFAULT_VARIANT)
+    if variant not in PARAMETERS["variant"].choices:
+        raise ParameterError([("variant", f"must be one of {', '.join(PARAMETERS['variant'].choices)}; "
+                                          f"got {variant[:40]!r}")])
+    values, problems = defaults(variant), []
+    for field, text in query.items():
+        if field == "variant":
+            continue
+        if field not in FIELDS:
+            problems.append((field[:40], "is not a setting of this form"))
+            continue
+        try:
+            values[field] = _parse(field, text)
+        except ValueError:
+            problems.append((field, f"cannot be {text[:40]!r}"))
+    if problems:
+        raise ParameterError(problems)
+    to_config(values)  # every range and rule, as for the form itself
+    return values
+
+
+def _parse(field, text):
+    """One URL value as the form holds it (ValueError when it cannot be read so)."""
+    kind = "bool" if field == "use_kfold" else "int" if field == "kfold" else PARAMETERS[field].kind
+    if kind == "bool":
+        if text.lower() not in ("true", "false"):
+            raise ValueError(text)
+        return text.lower() == "true"
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind == "choice" and field == "mixed_precision":
+        return {"true": True, "false": False}.get(text.lower(), text)
+    return text

@@ -204,6 +204,7 @@ def run_view(run_store, run, runs) -> None:
         results(run_store, run, runs)
     settings(run)
     if run.status not in ACTIVE:
+        downloads(run_store, run)
         manage(run_store, run)
 
 
@@ -318,6 +319,33 @@ def settings(run) -> None:
                      hide_index=True, width="stretch")
         if changed:
             st.caption("Changed: " + "; ".join(f"{name} {old} → {new}" for name, old, new in changed))
+
+
+def downloads(run_store, run) -> None:
+    """The run to take away: model, history, metrics and a standalone script that retrains
+    it with Keras alone. File names come from the run id, never from its name."""
+    from kmnist_core import export
+
+    with st.expander("Take it with you: model, history, metrics, script"):
+        stem = f"kmnist-run-{run.id}"
+        model = run_store.model_path(run.id)
+        left, right = st.columns(2)
+        if model.is_file():
+            left.download_button("Model (.keras)", model.read_bytes(), f"{stem}.keras", key=f"dl_model_{run.id}",
+                                 icon=":material/download:")
+        full = run_store.get(run.id)
+        right.download_button("History (CSV)", export.history_csv(full.history), f"{stem}-history.csv",
+                              mime="text/csv", key=f"dl_csv_{run.id}", icon=":material/table:")
+        left.download_button("History (JSON)", export.history_json(full.history), f"{stem}-history.json",
+                             mime="application/json", key=f"dl_json_{run.id}", icon=":material/data_object:")
+        right.download_button("Metrics (JSON)", export.metrics_json(full), f"{stem}-metrics.json",
+                              mime="application/json", key=f"dl_metrics_{run.id}", icon=":material/analytics:")
+        st.download_button("Standalone training script (Python, Keras only)",
+                           export.standalone_script(full.config, run=full, filename=f"{stem}.py"), f"{stem}.py",
+                           mime="text/x-python", key=f"dl_script_{run.id}", icon=":material/code:")
+        st.caption(f"The script reads the official KMNIST files from a folder (`python {stem}.py /path/to/kmnist`) "
+                   "and retrains this configuration with Keras alone. TensorBoard: `tensorboard --logdir "
+                   f"{run_store.home}` lists every finished run.")
 
 
 def manage(run_store, run) -> None:

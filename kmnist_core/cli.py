@@ -48,7 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
 
     runs = commands.add_parser("runs", help="list stored runs")
-    runs.add_argument("--json", action="store_true")
+    output = runs.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true")
+    output.add_argument("--csv", action="store_true", help="the runs table as CSV (settings and scores)")
+
+    export = commands.add_parser("export", help="write a run's model, history, metrics, script and TensorBoard events")
+    export.add_argument("run", help="run id or exact name")
+    export.add_argument("--to", required=True, help="folder to write into (created if missing)")
 
     predict = commands.add_parser("predict", help="read a character from a PNG/JPG")
     predict.add_argument("run", help="run id or exact name")
@@ -205,6 +211,11 @@ def cmd_evaluate(args) -> int:
 def cmd_runs(args) -> int:
     store = _store(args)
     runs = store.list_runs()
+    if args.csv:
+        from .export import runs_csv
+
+        sys.stdout.write(runs_csv(runs))
+        return 0
     if args.json:
         print(json.dumps([_run_summary(r, store) for r in runs], indent=2))
         return 0
@@ -238,6 +249,16 @@ def cmd_predict(args) -> int:
     else:
         for entry in ranked:
             print(f"{entry['hiragana']} ({entry['romaji']:<3}) {entry['probability']:6.1%}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_run
+
+    store = _store(args)
+    written = export_run(store, store.resolve(args.run), args.to)
+    for path in written:
+        print(path)
     return 0
 
 
@@ -309,5 +330,5 @@ def _result_line(run) -> str:
 
 COMMANDS = {
     "train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "predict": cmd_predict,
-    "data": cmd_data, "stop": cmd_stop, "delete": cmd_delete, "rename": cmd_rename, "worker": cmd_worker,
+    "data": cmd_data, "export": cmd_export, "stop": cmd_stop, "delete": cmd_delete, "rename": cmd_rename, "worker": cmd_worker,
 }

@@ -445,3 +445,29 @@ def standalone_script(config, run=None, filename="train_run.py") -> str:
         name = " ".join(str(run.name).split()).replace('"""', "'''").replace("\\", "/")
         title = f"KMNIST Explorer run #{int(run.id)} ({name}, variant {config.variant}{score}), as one Keras script."
     return _SCRIPT.substitute(title=title, filename=filename, settings=settings, note=note)
+
+
+# -- everything of one run, to a folder (the CLI's `export`) -------------------------------------
+EXPORT_FILES = ("model.keras", "history.csv", "history.json", "metrics.json", "train_run.py", "tensorboard/")
+
+
+def export_run(store, run_id, folder) -> list:
+    """Write a run's model, history (CSV, JSON), metrics, standalone script and TensorBoard
+    events into ``folder`` (created; existing files of these names are replaced). File names
+    are fixed: nothing in a path comes from the run's name. Returns the paths written."""
+    import shutil
+
+    run = store.get(run_id)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    model = store.model_path(run.id)
+    if model.is_file():
+        written.append(Path(shutil.copyfile(model, folder / "model.keras")))
+    for name, text in (("history.csv", history_csv(run.history)), ("history.json", history_json(run.history)),
+                       ("metrics.json", metrics_json(run)), ("train_run.py", standalone_script(run.config, run=run))):
+        (folder / name).write_text(text, encoding="utf-8")
+        written.append(folder / name)
+    if run.history:
+        written.append(tensorboard_events(run.history, folder / "tensorboard"))
+    return written

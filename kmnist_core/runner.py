@@ -45,7 +45,18 @@ def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None) -
         store.finish(run_id, Status.FAILED, error=message)
         raise
     store.finish(run_id, status, metrics=metrics)
+    _write_tensorboard(store, run_id)
     return status
+
+
+def _write_tensorboard(store, run_id) -> None:
+    """The run's curves as TensorBoard event files in its folder, so that
+    ``tensorboard --logdir $KMNIST_HOME`` lists every run."""
+    from .export import tensorboard_events
+
+    history = store.get(run_id).history
+    if history:
+        tensorboard_events(history, store.run_dir(run_id) / "tensorboard")
 
 
 def fit_indices(labels, config):

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import charts, compare, monitor, state
-from kmnist_core import reference, significance, weights
+from kmnist_core import export, reference, significance, weights
 from kmnist_core.classes import CLASSES
 
 st.title("Compare")
@@ -45,6 +45,8 @@ st.dataframe(
 )
 st.caption("Held-out = the validation split, or the test split for runs trained on all training "
            "images (final). A large gap means the model memorised its training images.")
+st.download_button("Download every run's settings and scores (CSV)", export.runs_csv(run_store.list_runs()),
+                   "kmnist-runs.csv", mime="text/csv", key="dl_runs", icon=":material/download:")
 
 st.header("Settings")
 rows, differing = compare.settings_rows(chosen)

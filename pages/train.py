@@ -62,6 +62,14 @@ data, data_problem = state.dataset()
 if data_problem:
     monitor.data_problem(data_problem)
 
+QUERY_KEY = "train_applied_query"  # the URL parameters already loaded into the form
+query = st.query_params.to_dict()
+if query and query != st.session_state.get(QUERY_KEY):
+    st.session_state[QUERY_KEY] = query
+    try:
+        form.load(form.from_query(query))
+    except ParameterError as error:
+        st.warning(f"The link's settings were not applied: {form.problem_text(error)}")
 current = form.init()
 preset = form.defaults(current["variant"])
 form_column, run_column = st.columns([2, 3], gap="large")
@@ -93,8 +101,13 @@ with form_column:
         widget("kfold", left, disabled=not use_kfold)
 
     values = form.remember()
+    shared = form.to_query(values)
+    if shared != st.query_params.to_dict():
+        st.query_params.from_dict(shared)
+        st.session_state[QUERY_KEY] = shared  # our own write, not a link to load
     changed = form.changed(values)
     st.caption("Changed from the preset: " + "; ".join(changed) if changed else "All settings are the preset's.")
+    st.caption("The page's address holds these settings: copy it to share or bookmark this setup.")
 
     config = None
     try:

@@ -2,6 +2,7 @@
 refuses, queues runs that the background worker trains, and Stop stops them."""
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, config_from_dict, make_config, preset
 
@@ -19,6 +20,7 @@ from app_support import (  # noqa: F401
     wait_finished,
     wait_for,
 )
+from browser import ROOT
 
 KEY = "train_{}".format
 
@@ -259,3 +261,47 @@ def test_a_finished_run_can_be_renamed_and_deleted_from_its_view(app_runs):
     page.button(key=f"delete_{newest.id}").click().run()
     assert newest.id not in [run.id for run in app_runs.list_runs()]
     assert not page.exception and page.selectbox(key="train_view").value != newest.id
+
+
+def test_the_settings_live_in_the_url_and_a_link_restores_them(app_home):
+    page = app("pages/train.py")
+    page.selectbox(key="train_variant").select("overfit").run()
+    page.number_input(key=KEY("dropout")).set_value(0.3)
+    page.number_input(key=KEY("epochs")).set_value(25).run()
+    shared = page.query_params
+    assert shared["variant"] == "overfit" and shared["dropout"] == "0.3" and shared["epochs"] == "25"
+    assert "l2" not in shared  # only what differs from the preset
+
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    fresh.query_params.update({"variant": "overfit", "dropout": "0.3", "epochs": "25"})
+    fresh.run()
+    fresh.switch_page("pages/train.py")
+    fresh.query_params.update({"variant": "overfit", "dropout": "0.3", "epochs": "25"})
+    fresh.run()
+    assert fresh.selectbox(key="train_variant").value == "overfit"
+    assert fresh.number_input(key=KEY("dropout")).value == 0.3 and fresh.number_input(key=KEY("epochs")).value == 25
+
+
+@pytest.mark.parametrize("query, message", [
+    ({"variant": "<script>"}, "Variant preset must be one of"),
+    ({"variant": "overfit", "dropout": "7"}, "Dropout (hidden layers) must be in [0, 1), got 7"),
+    ({"variant": "overfit", "epochs": "many"}, "Epochs cannot be 'many'"),
+    ({"variant": "overfit", "rm -rf": "1"}, "rm -rf is not a setting of this form"),
+    ({"variant": "overfit", "augment": "perhaps"}, "Data augmentation cannot be 'perhaps'"),
+])
+def test_a_bad_link_gets_one_message_and_the_form_keeps_working(app_home, query, message):
+    page = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    page.run()
+    page.switch_page("pages/train.py")
+    page.query_params.update(query)
+    page.run()
+    assert not page.exception
+    assert message in texts(page.warning) and "were not applied" in texts(page.warning)
+    assert not page.button(key="start_training").disabled
+
+
+def test_a_finished_run_offers_its_model_history_metrics_and_script(app_runs):
+    page = app("pages/train.py")
+    labels = sorted(button.proto.label for button in page.get("download_button"))
+    assert labels == ["History (CSV)", "History (JSON)", "Metrics (JSON)", "Model (.keras)",
+                      "Standalone training script (Python, Keras only)"]

@@ -116,3 +116,42 @@ def test_kfold_run_reports_mean_and_std(home, synthetic_dir, capsys):
     assert 0.5 < result["cv"]["accuracy"]["mean"] <= 1 and result["cv"]["accuracy"]["std"] >= 0
     run = RunStore(home).get(result["id"])
     assert len(run.metrics["folds"]) == 3 and len(run.history) == 3 * 8
+
+
+def test_export_writes_everything_a_run_needs_to_travel(trained, home, tmp_path, capsys):
+    target = tmp_path / "out"
+    assert main(["export", "tiny", "--to", str(target)]) == 0
+    names = sorted(p.name for p in target.iterdir())
+    assert names == ["history.csv", "history.json", "metrics.json", "model.keras", "tensorboard", "train_run.py"]
+    history = RunStore(home).get(trained["id"]).history
+    rows = (target / "history.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(history) and rows[0].startswith("epoch,")
+    assert "kmnist_core" not in (target / "train_run.py").read_text()
+    compile((target / "train_run.py").read_text(), "train_run.py", "exec")
+    losses = [value for _, value in _tensorboard_scalars(target / "tensorboard" / "validation", "epoch_loss")]
+    assert losses == pytest.approx([record.val_loss for record in history], rel=1e-6)
+
+
+def test_every_finished_run_writes_tensorboard_events_in_its_folder(trained, home):
+    store = RunStore(home)
+    scalars = _tensorboard_scalars(store.run_dir(trained["id"]) / "tensorboard" / "train", "epoch_loss")
+    history = store.get(trained["id"]).history
+    assert [step for step, _ in scalars] == [r.epoch for r in history]
+    assert [value for _, value in scalars] == pytest.approx([r.train_loss for r in history], rel=1e-6)
+
+
+def _tensorboard_scalars(folder, tag):
+    """(step, value) pairs as TensorBoard's own reader sees them."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    events.Reload()
+    return [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
+
+
+def test_runs_csv_lists_settings_and_scores(trained, capsys):
+    assert main(["runs", "--csv"]) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    assert "name" in header and "config_dropout" in header and "test_accuracy" in header
+    assert ",tiny," in f",{row},"
