@@ -118,6 +118,14 @@ def weight_histogram_figure(series, height=300) -> go.Figure:
     return figure
 
 
+def _class_matrix_layout(figure, title, height) -> go.Figure:
+    """Rows are the true class (top to bottom), columns the prediction."""
+    figure.update_yaxes(autorange="reversed", title_text="true")
+    figure.update_xaxes(title_text="predicted", tickangle=0)
+    figure.update_layout(title=plain(title), height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    return figure
+
+
 def confusion_figure(confusion, title="", height=360, compact=False) -> go.Figure:
     """Counts on a colour scale of the row share (recall), so rare and common classes read
     alike; rows are the true class, columns the prediction, labelled in hiragana (without
@@ -131,10 +139,7 @@ def confusion_figure(confusion, title="", height=360, compact=False) -> go.Figur
         colorscale="Blues", zmin=0, zmax=1, showscale=False,
         hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images (%{z:.0%} of the row)<extra></extra>",
     ))
-    figure.update_yaxes(autorange="reversed", title_text="true")
-    figure.update_xaxes(title_text="predicted", tickangle=0)
-    figure.update_layout(title=plain(title), height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
-    return figure
+    return _class_matrix_layout(figure, title, height)
 
 
 def confusion_difference_figure(confusion_a, confusion_b, title="", height=380) -> go.Figure:
@@ -147,10 +152,7 @@ def confusion_difference_figure(confusion_a, confusion_b, title="", height=380) 
         colorscale="RdBu", showscale=False,
         hovertemplate="true %{y}, predicted %{x}<br>B − A: %{z:+d} images<extra></extra>",
     ))
-    figure.update_yaxes(autorange="reversed", title_text="true")
-    figure.update_xaxes(title_text="predicted", tickangle=0)
-    figure.update_layout(title=plain(title), height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
-    return figure
+    return _class_matrix_layout(figure, title, height)
 
 
 def embedding_figure(points, labels, title="", height=360) -> go.Figure:
