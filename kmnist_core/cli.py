@@ -91,6 +91,23 @@ def _add_config_arguments(parser) -> None:
             parser.add_argument(flag, type=types[parameter.kind], help=text)
 
 
+NATIVE_LOGS_ENV = "KMNIST_NATIVE_LOGS"  # set to 1 to see TensorFlow's C++ start-up messages
+
+
+def run() -> None:
+    """The console entry point (``python -m kmnist_core``, ``kmnist``): ``main`` with
+    TensorFlow's C++ start-up notes (oneDNN, CUDA probing on a CPU machine) kept off the
+    terminal. They are written to file descriptor 2 before any log level applies, so fd 2
+    goes to /dev/null while Python's own stderr — progress bars, errors, tracebacks —
+    keeps the terminal."""
+    if not os.environ.get(NATIVE_LOGS_ENV):
+        sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 2)
+        os.close(quiet)
+    sys.exit(main())
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)

@@ -155,3 +155,20 @@ def test_runs_csv_lists_settings_and_scores(trained, capsys):
     header, row = capsys.readouterr().out.strip().splitlines()
     assert "name" in header and "config_dropout" in header and "test_accuracy" in header
     assert ",tiny," in f",{row},"
+
+
+def test_the_console_keeps_tensorflow_start_up_noise_off_stderr(trained, home, tmp_path):
+    Image.fromarray(255 - load_local_sample()).save(tmp_path / "drawing.png")
+    env = dict(os.environ, KMNIST_HOME=str(home))
+    env.pop("KMNIST_NATIVE_LOGS", None)
+    result = _cli("predict", "tiny", str(tmp_path / "drawing.png"), env=env)
+    assert result.returncode == 0 and len(result.stdout.strip().splitlines()) == 3
+    assert "oneDNN" not in result.stderr and "cuda" not in result.stderr.lower(), result.stderr
+    failed = _cli("predict", "999", str(tmp_path / "drawing.png"), env=env)
+    assert failed.returncode != 0 and failed.stderr.strip() == "error: no run with id 999"
+
+
+def load_local_sample():
+    from conftest import synthetic_arrays
+
+    return synthetic_arrays(1)[0][0]
