@@ -3,8 +3,10 @@
 import streamlit as st
 
 from explorer import form, jobs, monitor, state
+from kmnist_core import estimate
 from kmnist_core.checks import ParameterError
 from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, describe, too_short
+from kmnist_core.status import Status
 from kmnist_core.study import QUICK_STUDY, study_configs
 
 NOTICE_KEY = "train_notice"  # what the last button did, shown once above the buttons
@@ -118,6 +120,13 @@ with form_column:
         warning = too_short(config)
         if warning:
             st.warning(warning)
+        if data is not None:
+            seconds, basis = estimate.estimate(config, estimate.train_images(config, len(data.y_train)),
+                                               run_store.list_runs(statuses=(Status.COMPLETED,)))
+            st.caption(f"Expected training time on this machine: about {monitor.duration(seconds)} ({basis}).")
+            if seconds > estimate.LONG:
+                st.warning(f"This run would take about {monitor.duration(seconds)} here. For a quicker look, lower "
+                           f"**{PARAMETERS['train_size'].label}** (e.g. 2000) or **Epochs**.")
         st.caption(f"Will be stored as variant {config.variant}, named from what differs from its preset:")
         st.text(describe(config))
 

@@ -305,3 +305,11 @@ def test_a_finished_run_offers_its_model_history_metrics_and_script(app_runs):
     labels = sorted(button.proto.label for button in page.get("download_button"))
     assert labels == ["History (CSV)", "History (JSON)", "Metrics (JSON)", "Model (.keras)",
                       "Standalone training script (Python, Keras only)"]
+
+
+def test_the_expected_duration_is_said_before_starting_and_long_runs_warned(app_home):
+    page = app("pages/train.py")
+    assert "Expected training time on this machine: about" in texts(page.caption)
+    page.selectbox(key="train_variant").select("best").run()
+    page.number_input(key=KEY("epochs")).set_value(400).run()
+    assert "This run would take about" in texts(page.warning) and "Training images" in texts(page.warning)

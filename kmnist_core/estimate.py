@@ -1,0 +1,55 @@
+"""How long a configuration will train on this machine, said before it starts.
+
+The cost of one training image for one epoch is measured, not guessed: finished runs of
+the same architecture on this machine give it (seconds / (images × epochs), median). With
+none yet, a rough figure per family measured on kmnist-mini on a 2-core Intel host stands
+in, and the estimate says so: on an AVX2-only host convolutions run about 4× slower.
+"""
+
+import statistics
+
+# Seconds per training image per epoch, 2-core Intel Xeon (AVX-512), kmnist-mini, 2026-11-25
+# (benchmarks/benchmark.py): dense 512-512 ~70 µs, the KMNIST simple CNN ~375 µs, bn_cnn ~690 µs.
+ROUGH_COST = {"dense": 7e-5, "cnn": 3.8e-4, "bn_cnn": 7e-4}
+LONG = 600.0  # seconds: past this the Train page says so before starting
+
+
+def architecture(config) -> tuple:
+    """What the per-image cost depends on: the family and the layer sizes."""
+    return (config["family"], tuple(config["hidden_units"])) if isinstance(config, dict) \
+        else (config.family, tuple(config.hidden_units))
+
+
+def images_seen(config, train_images: int) -> int:
+    """Training images × epochs the run will go through (k-fold trains k models)."""
+    folds = config.kfold or 1
+    per_model = train_images if not config.kfold else train_images * (folds - 1) // folds
+    return per_model * config.epochs * folds
+
+
+def seconds_per_image(runs, config):
+    """(median measured cost, how many runs it came from) for ``config``'s architecture
+    from finished runs, or (None, 0)."""
+    costs = [run.metrics["train_seconds"] / (run.metrics["train_images"] * run.metrics["epochs_done"])
+             for run in runs
+             if run.metrics and run.metrics.get("train_images") and run.metrics.get("epochs_done")
+             and run.metrics.get("train_seconds") and not run.metrics.get("kfold")
+             and architecture(run.config) == architecture(config)]
+    return (statistics.median(costs), len(costs)) if costs else (None, 0)
+
+
+def estimate(config, train_images: int, runs) -> tuple:
+    """(seconds, basis): the expected training time and where the per-image cost came from."""
+    cost, count = seconds_per_image(runs, config)
+    if cost is None:
+        cost, basis = ROUGH_COST[config.family], "rough: no earlier run of this architecture here"
+    else:
+        basis = f"from {count} earlier run{'s' if count != 1 else ''} of this architecture here"
+    return cost * images_seen(config, train_images), basis
+
+
+def train_images(config, available: int) -> int:
+    """Images the model trains on: ``train_size``, or what the validation split leaves."""
+    if config.train_size:
+        return config.train_size
+    return available if config.full_train else available - int(round(available * config.val_fraction))

@@ -1,0 +1,39 @@
+"""The expected duration said before a run starts: measured per-image costs of earlier runs
+of the same architecture, a labelled rough figure without them."""
+
+import pytest
+
+from kmnist_core import estimate
+from kmnist_core.config import make_config
+from kmnist_core.status import Status
+from kmnist_core.store import Run
+
+
+def finished(config, seconds, images, epochs, run_id=1):
+    return Run(id=run_id, name="r", variant=config.variant, status=Status.COMPLETED, config=config.to_dict(),
+               created_at=0.0, metrics={"train_seconds": seconds, "train_images": images, "epochs_done": epochs})
+
+
+def test_earlier_runs_of_the_same_architecture_set_the_cost():
+    config = make_config("overfit", epochs=10)
+    runs = [finished(make_config("dropout"), 20.0, 5400, 50, 1),  # same layers: 74 µs per image-epoch
+            finished(make_config("l1l2"), 30.0, 5400, 50, 2),
+            finished(make_config("combined"), 25.0, 5400, 50, 3),
+            finished(make_config("underfit"), 1.0, 5400, 10, 4)]  # other layers: ignored
+    seconds, basis = estimate.estimate(config, 5400, runs)
+    assert seconds == pytest.approx(25.0 / (5400 * 50) * 5400 * 10)
+    assert basis == "from 3 earlier runs of this architecture here"
+
+
+def test_without_earlier_runs_the_rough_figure_says_so():
+    config = make_config("best")
+    seconds, basis = estimate.estimate(config, 6000, [])
+    assert seconds == pytest.approx(estimate.ROUGH_COST["bn_cnn"] * 6000 * config.epochs)
+    assert basis.startswith("rough")
+
+
+def test_images_follow_the_split_the_size_knob_and_kfold():
+    assert estimate.train_images(make_config("overfit"), 6000) == 5400
+    assert estimate.train_images(make_config("final"), 6000) == 6000
+    assert estimate.train_images(make_config("overfit", train_size=1000), 6000) == 1000
+    assert estimate.images_seen(make_config("overfit", epochs=4, kfold=5), 6000) == 6000 * 4 // 5 * 4 * 5
