@@ -79,6 +79,35 @@ def curves_figure(series, height=340, marks=None) -> go.Figure:
     return figure
 
 
+def seed_band_figure(groups, height=340) -> go.Figure:
+    """Validation and clean training loss per epoch as mean ± std over runs that differ
+    only by seed: how much of a curve is the setting and how much the luck of the draw."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (mean ± std over seeds)", "Accuracy"),
+                           horizontal_spacing=0.1)
+    for number, (label, histories) in enumerate(groups.items()):
+        colour = PALETTE[number % len(PALETTE)]
+        epochs = min(len(history) for history in histories)
+        x = list(range(1, epochs + 1))
+        for column, metric in ((1, "loss"), (2, "accuracy")):
+            for pattern, split, dash in SERIES[:2]:
+                values = np.array([[getattr(r, pattern.format(metric)) for r in history[:epochs]]
+                                   for history in histories], dtype=float)
+                if np.isnan(values).all():
+                    continue
+                mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+                name = plain(f"{label} {split}")
+                figure.add_trace(go.Scatter(x=x + x[::-1], y=list(mean + std) + list((mean - std)[::-1]),
+                                            fill="toself", line=dict(width=0), fillcolor=colour, opacity=0.2,
+                                            hoverinfo="skip", showlegend=False), row=1, col=column)
+                figure.add_trace(go.Scatter(x=x, y=mean, mode="lines", name=name, legendgroup=name,
+                                            showlegend=column == 1, line=dict(color=colour, dash=dash)),
+                                 row=1, col=column)
+    figure.update_xaxes(title_text="epoch", tickformat="d")
+    figure.update_yaxes(tickformat=".0%", row=1, col=2)
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
 def weights_figure(series, height=320) -> go.Figure:
     """The first layer's ‖w‖ and share of near-zero weights per epoch, one colour per run.
     ``series``: (label, history) with each record's ``weights`` from ``layer_stats``."""

@@ -2,6 +2,8 @@
 and settings side by side (what differs highlighted), a one-line summary with numbers,
 and the most confident mistakes."""
 
+import json
+
 import numpy as np
 
 from kmnist_core.classes import CLASSES, NUM_CLASSES
@@ -159,3 +161,30 @@ def fixed_and_broken(y_test, proba_a, proba_b, count=8) -> tuple:
                  "b": CLASSES[predicted_b[i]].label} for i in order]
 
     return pick(~right_a & right_b, proba_b, predicted_b), pick(right_a & ~right_b, proba_a, predicted_a)
+
+
+def seed_groups(runs) -> dict:
+    """{label: [runs]} for runs whose settings differ only by their seed (two or more)."""
+    groups = {}
+    for run in runs:
+        settings = {k: v for k, v in run.config.items() if k != "seed"}
+        groups.setdefault(json.dumps(settings, sort_keys=True), []).append(run)
+    return {f"{group[0].variant} ×{len(group)} seeds ({', '.join(f'#{r.id}' for r in group)})": group
+            for group in groups.values() if len(group) >= 2}
+
+
+def ranking_sentence(y_test, runs, load_proba) -> str:
+    """The top two runs by test accuracy, ranked only when McNemar's test says the gap is
+    unlikely to be chance; otherwise says they are within noise."""
+    from kmnist_core.significance import ALPHA, format_p
+
+    first, second = sorted(runs, key=lambda run: -run.metrics["test"]["accuracy"])[:2]
+    paired = paired_difference(y_test, load_proba(first.id), load_proba(second.id))
+    gap = 100 * (first.metrics["test"]["accuracy"] - second.metrics["test"]["accuracy"])
+    if paired is None:
+        return ""
+    if paired["p_value"] < ALPHA:
+        return (f"Most accurate: #{first.id} {first.name}, {gap:.1f} points above #{second.id} {second.name} "
+                f"({format_p(paired['p_value'])}: unlikely to be chance).")
+    return (f"#{first.id} {first.name} and #{second.id} {second.name} are within noise: {gap:.1f} points apart, "
+            f"{format_p(paired['p_value'])}. Do not rank them; more seeds or more test images would tell.")

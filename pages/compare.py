@@ -34,9 +34,14 @@ chosen = [run_store.get(run_id) for run_id in picked]  # with their per-epoch hi
 labels = [compare.run_label(run) for run in chosen]
 
 st.header("Scores")
-summary = compare.loss_gap_summary(chosen)
-if summary:
-    st.text(summary)
+data, problem = state.dataset()
+if problem:
+    monitor.data_problem(problem)
+    st.stop()
+for sentence in (compare.loss_gap_summary(chosen),
+                 compare.ranking_sentence(data.y_test, chosen, lambda run_id: run_store.load_array(run_id, "test_proba"))):
+    if sentence:
+        st.text(sentence)
 st.dataframe(
     compare.table_rows(chosen), hide_index=True,
     column_config={"test acc %": st.column_config.NumberColumn(format="%.1f")}
@@ -55,10 +60,6 @@ st.dataframe(pd.DataFrame(rows).style.map(lambda _: "background-color: rgba(255,
 st.caption("Highlighted: the settings that differ between these runs — " + (", ".join(differing) or "none") + ".")
 
 st.header("Is the difference real?")
-data, problem = state.dataset()
-if problem:
-    monitor.data_problem(problem)
-    st.stop()
 by_accuracy = sorted(chosen, key=lambda run: -run.metrics["test"]["accuracy"])
 left, right = st.columns(2)
 first = left.selectbox("Run A", picked, index=picked.index(by_accuracy[0].id), key="paired_a",
@@ -97,6 +98,15 @@ st.header("Verdicts")
 for run in chosen:
     st.text(compare.run_label(run))
     monitor.show_verdict(run)
+
+groups = compare.seed_groups(chosen)
+if groups:
+    st.header("Seeds: the setting vs the luck of the draw")
+    st.plotly_chart(charts.seed_band_figure({label: [run.history for run in group] for label, group in groups.items()}))
+    for label, group in groups.items():
+        summary = significance.seed_summary([run.metrics["test"]["accuracy"] for run in group])
+        st.text(f"{label}: test accuracy {summary['mean']:.1%} ± {summary['std']:.1%} (mean ± std over "
+                f"{summary['n']} seeds)")
 
 st.header("Learning curves")
 marks = {label: {"best": run.metrics.get("best_epoch")} for label, run in zip(labels, chosen)

@@ -106,3 +106,37 @@ def test_embedding_maps_say_how_tight_each_run_is(app_runs):
     page.toggle(key="embedding_on").set_value(True).run()
     assert not page.exception
     assert sum("Silhouette" in c.value for c in page.caption) == 2
+
+
+def test_runs_that_differ_only_by_seed_are_drawn_as_a_band(app_runs):
+    from kmnist_core.config import make_config
+    from kmnist_core.worker import drain_queue
+
+    from app_support import data_dir
+
+    for seed in (1, 2):
+        app_runs.create_run(make_config("underfit", epochs=1, seed=seed), data_dir=data_dir())
+    drain_queue(app_runs)
+    page = app("pages/compare.py")
+    page.multiselect[0].set_value([run.id for run in app_runs.list_runs()]).run()
+    assert "Seeds: the setting vs the luck of the draw" in texts(page.header)
+    line = next(t for t in texts(page.text).splitlines() if "mean ± std over 3 seeds" in t)
+    assert line.startswith("underfit ×3 seeds")
+
+
+def test_the_top_two_are_ranked_only_when_the_gap_is_unlikely_to_be_chance():
+    from explorer.compare import ranking_sentence
+    from kmnist_core.status import Status
+    from kmnist_core.store import Run
+
+    y = np.repeat(np.arange(10), 20)
+    def run(run_id, right):  # right: how many of the 200 images it reads correctly
+        proba = np.full((200, 10), 0.01)
+        predicted = np.where(np.arange(200) < right, y, (y + 1) % 10)
+        proba[np.arange(200), predicted] = 0.91
+        return Run(run_id, f"r{run_id}", "overfit", Status.COMPLETED, {}, 0.0,
+                   metrics={"test": {"accuracy": right / 200}}), proba
+    (a, pa), (b, pb), (c, pc) = run(1, 180), run(2, 178), run(3, 120)
+    arrays = {1: pa, 2: pb, 3: pc}
+    assert "within noise: 1.0 points apart" in ranking_sentence(y, [a, b], arrays.get)
+    assert ranking_sentence(y, [a, c], arrays.get).startswith("Most accurate: #1 r1, 30.0 points above #3 r3")
