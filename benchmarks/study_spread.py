@@ -140,7 +140,8 @@ def run_once(variant, seed, args, overrides, dataset):
     print(f"{variant:>8} seed {seed} ({config.epochs} ep, {len(x_fit)} train imgs): gap {final['gap']:+.3f} "
           f"val-loss rise {_fmt_pct(final['rise'])} best ep {final['best_epoch']} "
           f"first 25% rise ep {final['first_flag']} train {final['train_acc']:.3f} "
-          f"val {_fmt(final['val_acc'])} test {final['test_acc']:.3f} {final['verdict']} {seconds:.1f} s",
+          f"val {_fmt(final['val_acc'])} test {final['test_acc']:.3f} {final['verdict']} {seconds:.1f} s\n"
+          f"    val loss by epoch: {' '.join(f'{v:.2f}' for v in val_losses if v is not None)}",
           file=sys.stderr, flush=True)
     return rows
 
