@@ -105,7 +105,7 @@ def test_a_run_is_named_from_what_differs_from_its_preset():
     assert describe(make_config("dropout")) == "dropout"
     assert describe(make_config("dropout", l1=0.0, dropout=0.3, epochs=8)) == "dropout · dropout 0.3 · epochs 8"
     assert describe(make_config("overfit", hidden_units=(256,), augment=True)) == "overfit · hidden units 256 · augment on"
-    assert differences(make_config("combined", l1=0.0, l2=0.0)) == [("l1", 1e-5, 0.0), ("l2", 1e-3, 0.0)]
+    assert differences(make_config("combined", l1=0.0, l2=0.0)) == [("l1", 1e-5, 0.0), ("l2", 1e-4, 0.0)]
 
 
 def test_hidden_units_parse_from_text_or_say_how():
