@@ -191,7 +191,7 @@ def test_describe_states_the_numbers():
              "non_finite": 0}
     baseline = dict(stats, l2_norm=29.39, near_zero=0.0143)
     assert describe(stats, make_config("l1l2"), baseline, "overfit") == (
-        "Trained with L1 1e-05 and L2 0.001, 13% of the first layer's 401,408 weights have |w| < 0.001; "
+        "Trained with L1 1e-05 and L2 0.0001, 13% of the first layer's 401,408 weights have |w| < 0.001; "
         "‖w‖ 12.3, mean |w| 0.014 (overfit: 1.4%, ‖w‖ 29.4).")
     assert describe(stats) == ("13% of the first layer's 401,408 weights have |w| < 0.001; "
                                "‖w‖ 12.3, mean |w| 0.014.")
@@ -232,24 +232,25 @@ def trained(mini_dir):
 
 
 def test_l1l2_leaves_more_near_zero_weights_and_a_smaller_norm(trained):
-    # Measured on a 2-core Xeon (kmnist-mini, seed 0, 10 epochs, ~17 s for both runs):
+    # Measured on a 2-core Xeon (kmnist-mini, seed 0, 10 epochs; presets L1 1e-5, L2 1e-4):
     #   first layer   near-zero share   ‖w‖     mean |w|
     #   overfit        1.43%            29.39   0.0386
-    #   l1l2          12.61%            12.29   0.0137
-    # second hidden layer: overfit 1.3% / 26.5, l1l2 20.4% / 9.6.
+    #   l1l2          19.24%            20.79   0.0240   (‖w‖ 0.71× overfit's)
+    # second hidden layer: overfit 1.3% / 26.5, l1l2 22.6% / 17.9 (0.68×). The bounds below
+    # leave room for other seeds and hosts: share > 4× and ‖w‖ < 0.8× overfit's.
     overfit, l1l2 = (trained[v][1][-1] for v in ("overfit", "l1l2"))
     assert len(trained["overfit"][1]) == len(trained["l1l2"][1]) == EPOCHS
     assert overfit[0]["near_zero"] < 0.03 and l1l2[0]["near_zero"] > 0.07
     assert l1l2[0]["near_zero"] > 4 * overfit[0]["near_zero"]
-    assert l1l2[0]["l2_norm"] < 0.6 * overfit[0]["l2_norm"]
-    assert l1l2[1]["near_zero"] > 4 * overfit[1]["near_zero"] and l1l2[1]["l2_norm"] < 0.6 * overfit[1]["l2_norm"]
+    assert l1l2[0]["l2_norm"] < 0.8 * overfit[0]["l2_norm"]
+    assert l1l2[1]["near_zero"] > 4 * overfit[1]["near_zero"] and l1l2[1]["l2_norm"] < 0.8 * overfit[1]["l2_norm"]
     assert layer_stats(trained["l1l2"][0]) == l1l2  # the last epoch-end record is the final model
     text = describe(l1l2[0], make_config("l1l2"), overfit[0], "overfit")
-    assert text.startswith("Trained with L1 1e-05 and L2 0.001, 1") and "(overfit: 1." in text
+    assert text.startswith("Trained with L1 1e-05 and L2 0.0001, 1") and "(overfit: 1." in text
 
 
 def test_the_penalty_shrinks_the_norm_epoch_after_epoch(trained):
-    # Measured: l1l2 ‖w‖ 21.5 → 12.3 and near-zero 3.3% → 12.6% from epoch 1 to 10, while
+    # Measured: l1l2 ‖w‖ 24.7 → 20.8 and near-zero 2.5% → 19.2% from epoch 1 to 10, while
     # overfit's ‖w‖ grows 25.9 → 29.4 and its near-zero share stays at ~1.4%.
     l1l2 = [epoch[0] for epoch in trained["l1l2"][1]]
     overfit = [epoch[0] for epoch in trained["overfit"][1]]
