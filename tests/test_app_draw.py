@@ -9,6 +9,7 @@ from PIL import Image
 
 from kmnist_core.classes import CLASSES
 from kmnist_core.data import load_kmnist
+from kmnist_core.preprocess import MAX_UPLOAD_BYTES
 
 from app_support import app, app_home, app_runs, texts, trained_home  # noqa: F401
 
@@ -75,6 +76,18 @@ def test_blank_and_broken_uploads_get_a_clear_message(app_runs):
     assert "Predictions" not in texts(page.subheader)
 
 
+def test_a_picture_over_the_size_limit_is_refused_with_the_size_and_the_limit(app_runs):
+    """A valid picture of 12 MB: the browser stops it at server.maxUploadSize, and a
+    client that gets past that meets the page's own check, one line with both sizes."""
+    noise = np.random.default_rng(0).integers(0, 256, (2000, 2000, 3), dtype=np.uint8)
+    picture = png(noise)
+    assert len(picture) > MAX_UPLOAD_BYTES
+    page = app("pages/draw.py")
+    upload(page, "photo.png", picture)
+    assert [warning.value for warning in page.warning] == [
+        f"Cannot read this file: the file is {len(picture) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB"]
+    assert "File: photo.png" in texts(page.text)
+    assert "Predictions" not in texts(page.subheader)
 
 
 def test_draw_asks_the_most_accurate_model_first_not_the_newest(app_runs):

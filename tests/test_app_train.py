@@ -181,11 +181,19 @@ def test_train_all_queues_the_study_in_order_and_a_queued_run_can_be_cancelled(a
 
 
 def test_a_finished_run_from_elsewhere_shows_its_results(app_runs):
+    """A run trained by another process: the page shows that run's stored scores and
+    its stored verdict and reason (green for a good fit, amber otherwise), not any verdict."""
     page = app("pages/train.py")
     newest = app_runs.list_runs()[0]
     assert page.selectbox(key="train_view").value == newest.id
-    assert {m.label for m in page.metric} >= {"Test accuracy", "Macro F1", "Cohen's kappa", "Test loss"}
-    assert any(v in texts(page.warning) + texts(page.success) for v in ("Underfitting", "Overfitting", "Good fit"))
+    test, fit = newest.metrics["test"], newest.metrics["fit"]
+    assert {m.label: m.value for m in page.metric} == {
+        "Test accuracy": f"{test['accuracy']:.1%}", "Macro F1": f"{test['macro_f1']:.3f}",
+        "Cohen's kappa": f"{test['kappa']:.3f}", "Test loss": f"{test['log_loss']:.3f}"}
+    shown = f"**{fit['verdict'].capitalize()}.** {fit['reason']}"
+    right_box, other_box = (page.success, page.warning) if fit["verdict"] == "good fit" else (page.warning, page.success)
+    assert shown in [box.value for box in right_box]
+    assert not any(fit["reason"] in box.value for box in other_box)
 
 
 def test_the_preset_survives_a_page_switch_and_labels_the_run(app_home, monkeypatch):

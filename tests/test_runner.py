@@ -1,5 +1,5 @@
 """A run's life through the store: queue order, stop, failure, interruption, the
-background worker process."""
+background worker process, and two workers started at once."""
 
 import threading
 import time
@@ -8,6 +8,8 @@ from kmnist_core.config import make_config
 from kmnist_core.inference import load_model
 from kmnist_core.store import RunStore
 from kmnist_core.worker import drain_queue, ensure_worker
+
+from killing import Zygote, wait_gone
 
 
 def _tiny(**overrides):
@@ -25,14 +27,14 @@ def _wait(predicate, timeout=90):
     return False
 
 
-def test_queue_runs_one_at_a_time_in_order(home, synthetic_dir):
+def test_the_queue_is_trained_oldest_first(home, synthetic_dir):
     store = RunStore(home)
     ids = [store.create_run(_tiny(seed=i), data_dir=synthetic_dir) for i in range(3)]
     assert drain_queue(store) is True
     runs = [store.get(i) for i in ids]
     assert [r.status for r in runs] == ["completed"] * 3
     for earlier, later in zip(runs, runs[1:]):
-        assert earlier.finished_at <= later.started_at  # never two at once
+        assert earlier.finished_at <= later.started_at  # in id order
     assert all(store.model_path(i).is_file() and store.load_array(i, "test_proba").shape == (50, 10) for i in ids)
     metrics = runs[0].metrics
     assert {"test", "val", "train", "fit", "train_seconds", "epochs_done"} <= set(metrics)
@@ -78,3 +80,25 @@ def test_background_worker_process_trains_the_queue(home, synthetic_dir):
     assert store.get(run_id).status == "completed"
     assert _wait(lambda: not store.trainer_active(), timeout=30)  # it exits when idle
     assert ensure_worker(home) is False  # nothing queued: nothing started
+
+
+def test_two_workers_started_together_never_train_at_once(home, synthetic_dir):
+    """Two apps (or an app and the CLI) may each start a worker on the same store at the
+    same moment. The training lock must let one train the queue while the other gives up:
+    no two trainings overlap, and each queued run is trained once, to the end."""
+    store = RunStore(home)
+    ids = [store.create_run(_tiny(seed=i), data_dir=synthetic_dir) for i in range(3)]
+    zygote = Zygote()
+    try:
+        workers = [zygote.worker(home), zygote.worker(home)]  # forked back to back
+        assert all(wait_gone(pid, timeout=600) for pid in workers), (home / "worker.log").read_text()
+    finally:
+        zygote.close()
+    runs = [store.get(i) for i in ids]
+    assert [r.status for r in runs] == ["completed"] * 3, [(r.id, r.status, r.error) for r in runs]
+    runs.sort(key=lambda run: run.started_at)
+    for earlier, later in zip(runs, runs[1:]):
+        assert earlier.finished_at <= later.started_at, "two trainings overlapped"
+    log = (home / "worker.log").read_text()
+    assert [log.count(f"training run {i} (") for i in ids] == [1, 1, 1], log
+    assert all([r.epoch for r in run.history] == [1, 2, 3] for run in runs)
