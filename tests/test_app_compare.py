@@ -3,6 +3,7 @@ and the most confident mistakes; an empty store offers a quick training instead.
 
 import numpy as np
 
+from explorer.compare import loss_gap_summary
 from explorer.jobs import QUICK_NAME, QUICK_RUN
 
 from app_support import app, app_home, app_runs, no_worker, texts, trained_home  # noqa: F401
@@ -35,15 +36,15 @@ def test_two_runs_side_by_side(app_runs):
     assert list(settings["variant"]) == ["underfit", "combined"] and list(settings["Epochs"]) == [1, 2]
     assert "Highlighted: the settings that differ between these runs — variant, Hidden layer sizes, " \
            "Dropout (hidden layers)" in texts(page.caption)
-    gaps = [r.metrics["fit"]["loss_gap"] for r in runs]
-    assert f"{runs[0].name} {gaps[0]:.2f}" in texts(page.text) or f"{runs[1].name} {gaps[1]:.2f}" in texts(page.text)
+    assert loss_gap_summary(runs) in texts(page.text).splitlines()  # the sentence, with both runs' numbers
+    assert all(f"{r.metrics['fit']['loss_gap']:.2f}" in loss_gap_summary(runs) for r in runs)
     verdicts = texts(page.warning) + texts(page.success)
     assert "Underfitting." in verdicts and runs[0].metrics["fit"]["reason"] in verdicts
     # B − A matrix, curves, two confusion matrices, per-class F1, weight curves and histogram, published rows
     assert len(page.get("plotly_chart")) == 8
     captions = [caption for block in page.image for caption in block.captions if "→" in caption]
     assert len(captions) == 2 * 8  # the eight most confident mistakes of each run
-    assert all("→" in caption and ("%" in caption) for caption in captions)
+    assert all(caption.removesuffix(" (sure, wrong)").endswith("%") for caption in captions)
 
 
 def test_fewer_than_two_picked_asks_for_more(app_runs):
