@@ -6,7 +6,7 @@ import streamlit as st
 from explorer import charts, monitor, state
 from explorer import sweeps as view
 from kmnist_core.checks import ParameterError
-from kmnist_core.config import LABELS, PARAMETERS
+from kmnist_core.config import LABELS, PARAMETERS, too_short
 from kmnist_core.sweep import MAX_RUNS, MAX_SEEDS, SWEEPABLE, best_sentence, summarise
 
 PICK_KEY = "sweep_pick"
@@ -116,6 +116,9 @@ except ParameterError as error:
     st.error(f"Cannot start this sweep: {view.problem_text(error)}")
 if configs:
     st.caption(view.plan_text(form, configs))
+    warning = too_short(configs[0]) if form["param"] != "epochs" else None  # over epochs, short runs are the point
+    if warning:
+        st.warning(warning)
 if st.session_state.get(NOTICE_KEY):
     st.warning(st.session_state[NOTICE_KEY])
 st.button("Start sweep", key="start_sweep", type="primary", icon=":material/play_arrow:", on_click=start,

@@ -316,6 +316,9 @@ def test_ctrl_c_stops_the_run_in_progress_and_cancels_the_rest(tmp_path, synthet
         out, _ = sweep.communicate(timeout=120)
     finally:
         sweep.kill()
+        if (home / "runs.sqlite").exists():  # on failure, leave no worker training the rest
+            for run in RunStore(home).list_runs(statuses=(Status.QUEUED, Status.RUNNING)):
+                RunStore(home).request_stop(run.id)
     assert sweep.returncode == 1
     assert [run.status for run in RunStore(home).sweep_runs(1)] == ["stopped", "cancelled", "cancelled", "cancelled"]
     assert "No run has finished yet." in out
