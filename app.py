@@ -70,5 +70,6 @@ st.navigation([
     st.Page(home, title="Home", icon=":material/home:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/sweep.py", title="Sweep", icon=":material/ssid_chart:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
 ]).run()

@@ -8,7 +8,7 @@ import html
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import hex_to_rgb, qualitative
 from plotly.subplots import make_subplots
 
 from kmnist_core.classes import CLASSES
@@ -267,3 +267,77 @@ def tile(images, columns, gap=2) -> np.ndarray:
         grid[top * (height + gap): top * (height + gap) + height,
              left * (width + gap): left * (width + gap) + width] = image
     return grid
+
+
+def sweep_figure(rows, param, height=380) -> go.Figure:
+    """A sweep's curve (``kmnist_core.sweep.summarise`` rows): train (solid) and held-out
+    (dashed) loss and accuracy against the swept value, mean over the seeds with a ± std
+    band, and a star on the value with the lowest mean held-out loss. With ``train_size``
+    this is the learning curve. Values without a finished run are left out, so the curve
+    fills in as runs finish.
+
+    The x-axis is logarithmic for parameters declared so in ``SWEEPABLE`` when the values
+    span two decades or more; a 0 among them (no penalty) is then drawn a decade left of
+    the smallest other value and labelled 0. Networks of several layers go on a category
+    axis in the sweep's order."""
+    from kmnist_core.config import LABELS
+    from kmnist_core.sweep import HELDOUT_NAMES, SWEEPABLE
+
+    done = [row for row in rows if row["train_loss"] and row["heldout_loss"]]
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
+    if not done:
+        return figure
+    heldout = HELDOUT_NAMES[done[0]["heldout"]]
+    x, axis = _sweep_axis([row["value"] for row in done], param, SWEEPABLE[param].log)
+    labels = [row["label"] for row in done]
+    for column, metric in ((1, "loss"), (2, "accuracy")):
+        for number, (split, key, dash) in enumerate((("train", f"train_{metric}", "solid"),
+                                                     (heldout, f"heldout_{metric}", "dash"))):
+            colour = PALETTE[number]
+            means = [row[key]["mean"] for row in done]
+            stds = [row[key]["std"] or 0.0 for row in done]
+            if any(stds):
+                red, green, blue = hex_to_rgb(colour)
+                figure.add_trace(go.Scatter(
+                    x=list(x) + list(x)[::-1], y=[m + s for m, s in zip(means, stds)] + [m - s for m, s in zip(means, stds)][::-1],
+                    mode="lines", fill="toself", fillcolor=f"rgba({red}, {green}, {blue}, 0.18)", line=dict(width=0),
+                    hoverinfo="skip", showlegend=False, legendgroup=split,
+                ), row=1, col=column)
+            hover = [f"{plain(LABELS[param])} {label}<br>{split} {metric} {m:.3f}"
+                     + (f" ± {row[key]['std']:.3f}" if row[key]["std"] is not None else "")
+                     + f" ({row[key]['n']} seed{'s' if row[key]['n'] != 1 else ''})"
+                     for label, m, row in zip(labels, means, done)]
+            figure.add_trace(go.Scatter(
+                x=x, y=means, mode="lines+markers", name=split, legendgroup=split, showlegend=column == 1,
+                line=dict(color=colour, dash=dash), marker=dict(size=6), text=hover, hovertemplate="%{text}<extra></extra>",
+            ), row=1, col=column)
+        best = [(position, row) for position, row in zip(x, done) if row["best"]]
+        for position, row in best:
+            figure.add_trace(go.Scatter(
+                x=[position], y=[row[f"heldout_{metric}"]["mean"]], mode="markers", name=f"lowest {heldout} loss",
+                legendgroup="best", showlegend=column == 1, hoverinfo="skip",
+                marker=dict(symbol="star", size=16, color=PALETTE[1], line=dict(color="black", width=1)),
+            ), row=1, col=column)
+    figure.update_xaxes(title_text=plain(LABELS[param]), **axis)
+    figure.update_yaxes(rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(tickformat=".0%", row=1, col=2)
+    title = "Learning curve" if param == "train_size" else f"{heldout.capitalize()} curve"
+    figure.update_layout(title=f"{title}: mean ± std over seeds", height=height,
+                         margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.3))
+    return figure
+
+
+def _sweep_axis(values, param, log_allowed) -> tuple:
+    """(x positions, x-axis settings) for swept values: numbers on a linear or log axis
+    with a tick at every value, or categories for networks of several layers."""
+    from kmnist_core.sweep import value_text
+
+    if param == "hidden_units":
+        if any(len(value) != 1 for value in values):
+            return [value_text(param, value) for value in values], dict(type="category")
+        values = [value[0] for value in values]
+    positive = [value for value in values if value > 0]
+    log = log_allowed and len(positive) >= 2 and max(positive) / min(positive) >= 100
+    x = [value if value > 0 or not log else min(positive) / 10 for value in values]
+    ticks = dict(tickmode="array", tickvals=x, ticktext=[value_text(param, value) for value in values])
+    return x, dict(type="log", **ticks) if log else ticks

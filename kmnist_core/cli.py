@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 
+from . import sweep as sweeping
 from .checks import ParameterError
 from .classes import CLASSES
 from .config import PARAMETERS, VARIANTS, make_config, parse_units
@@ -39,6 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", help="a label for the run (default: named from its settings)")
     _add_config_arguments(train)
     train.add_argument("--json", action="store_true", help="print the finished run as JSON")
+
+    sweep = commands.add_parser(
+        "sweep", help="train one configuration for several values of one parameter, with seeds",
+        description="Queue one run per value and seed (validated as a whole first), then train them here, or "
+                    "follow the background worker that trains them. Ctrl-C stops the run in progress and "
+                    "cancels the rest.")
+    sweep.add_argument("--variant", default="overfit",
+                       help=f"the preset every run starts from, one of: {', '.join(VARIANTS)} (default: overfit, "
+                            f"the unregularized network, where regularization shows its effect)")
+    sweep.add_argument("--param", required=True, help=f"the parameter to sweep: {', '.join(sweeping.SWEEPABLE)}")
+    sweep.add_argument("--values", required=True,
+                       help="its values, separated by commas (e.g. 0,0.2,0.4,0.6 or 0,1e-5,1e-4); for "
+                            "--param hidden_units one network per value, values separated by semicolons and "
+                            "layers by commas (e.g. '64;256;1024' or '256,256;512,512')")
+    sweep.add_argument("--seeds", type=int, default=1,
+                       help=f"runs per value, with seeds --seed, --seed + 1, … (default 1, at most {sweeping.MAX_SEEDS}; "
+                            f"{sweeping.MAX_RUNS} runs per sweep)")
+    _add_config_arguments(sweep)
+    sweep.add_argument("--json", action="store_true", help="print the sweep's runs and summary as JSON")
+
+    sweeps = commands.add_parser("sweeps", help="list sweeps, or one sweep's summary per value")
+    sweeps.add_argument("sweep", nargs="?", type=int, help="a sweep id (default: list every sweep)")
+    sweeps.add_argument("--json", action="store_true")
 
     evaluate = commands.add_parser("evaluate", help="score a stored model on the test split")
     evaluate.add_argument("run", help="run id or exact name")
@@ -147,23 +171,115 @@ def cmd_train(args) -> int:
 def _train_until_done(store, run_id, datasets):
     """Train in this process if nobody else is training; otherwise follow the run that the
     background worker will train in queue order. Ctrl-C asks the run to stop cleanly."""
+    _train_each(store, [run_id], datasets)
+
+
+def _train_each(store, run_ids, datasets, on_finished=None):
+    """``_train_until_done`` for several runs in turn, calling ``on_finished(run)`` after
+    each. Ctrl-C stops the run in progress cleanly and cancels those still queued."""
     from .worker import drain_queue, ensure_worker
 
-    bar = _ProgressBar()
-    previous = signal.signal(signal.SIGINT, lambda *_: store.request_stop(run_id))
+    current, interrupted = [None], []
+
+    def interrupt(*_):
+        interrupted.append(True)
+        if current[0] is not None:
+            store.request_stop(current[0])  # the rest are cancelled below, outside the handler
+
+    previous = signal.signal(signal.SIGINT, interrupt)
     try:
-        while not store.get(run_id).finished:
-            if not drain_queue(store, until_run=run_id, datasets=datasets, on_progress=bar.show,
-                               log=lambda m: print(m, file=sys.stderr)):
-                run = store.get(run_id)
-                bar.show_state(run)
-                time.sleep(0.5)
+        for run_id in run_ids:
+            if interrupted:
+                break
+            current[0] = run_id
+            bar = _ProgressBar()
+            try:
+                while not store.get(run_id).finished:
+                    if not drain_queue(store, until_run=run_id, datasets=datasets, on_progress=bar.show,
+                                       log=bar.log):
+                        run = store.get(run_id)
+                        bar.show_state(run)
+                        time.sleep(0.5)
+            finally:
+                bar.close()
+            if on_finished:
+                on_finished(store.get(run_id))
     finally:
         signal.signal(signal.SIGINT, previous)
-        bar.close()
+    if interrupted:
+        for run_id in run_ids:
+            if not store.get(run_id).finished:
+                store.request_stop(run_id)
     # A worker started while we held the training lock gave up at once, so runs queued
     # meanwhile (from the app) would wait for the next page load: hand them on now.
     ensure_worker(store.home, idle_exit=1.0)
+
+
+def cmd_sweep(args) -> int:
+    overrides = {name: getattr(args, name) for name in PARAMETERS if name != "variant"}
+    if overrides["hidden_units"] is not None:
+        overrides["hidden_units"] = parse_units(overrides["hidden_units"])
+    configs = sweeping.sweep_configs(args.variant, args.param, args.values, args.seeds, **overrides)
+    data_dir = args.data_dir or default_data_dir()
+    dataset = load_kmnist(data_dir)  # fail fast, before anything is stored
+    sweeping.check_against_data(configs, len(dataset.y_train))
+    data_dir = None if data_dir is None else os.path.abspath(data_dir)
+    store = _store(args)
+    sweep_id = sweeping.enqueue_sweep(store, args.variant, args.param, args.values, args.seeds, data_dir=data_dir, **overrides)
+    sweep = store.get_sweep(sweep_id)
+    run_ids = [run.id for run in store.sweep_runs(sweep_id)]
+    print(f"sweep {sweep_id}: {sweeping.title(sweep)}: {len(run_ids)} runs on {dataset.source}", file=sys.stderr)
+    _train_each(store, run_ids, {data_dir: dataset}, on_finished=lambda run: print(_result_line(run), file=sys.stderr))
+    runs = store.sweep_runs(sweep_id)
+    _print_sweep(store, sweep, runs, args.json)
+    return 0 if all(run.status == Status.COMPLETED for run in runs) else 1
+
+
+def cmd_sweeps(args) -> int:
+    store = _store(args)
+    if args.sweep is not None:
+        sweep = store.get_sweep(args.sweep)
+        _print_sweep(store, sweep, store.sweep_runs(sweep.id), args.json)
+        return 0
+    listed = []
+    for sweep in store.list_sweeps():
+        runs = store.sweep_runs(sweep.id)
+        rows = sweeping.summarise(runs, sweep.param, sweep.values)
+        best = next((row["label"] for row in rows if row["best"]), None)
+        listed.append({"id": sweep.id, "title": sweeping.title(sweep), "runs": len(runs),
+                       "completed": sum(run.status == Status.COMPLETED for run in runs), "best": best})
+    if args.json:
+        print(json.dumps(listed, indent=2))
+    elif not listed:
+        print("no sweeps yet: try `python -m kmnist_core sweep --param dropout --values 0,0.2,0.4,0.6 --seeds 2`")
+    else:
+        print(f"{'id':>4}  {'done':>7}  {'best':<10} sweep")
+        for entry in listed:
+            print(f"{entry['id']:>4}  {entry['completed']:>3}/{entry['runs']:<3}  {entry['best'] or '':<10} "
+                  f"{entry['title']}")
+    return 0
+
+
+def _print_sweep(store, sweep, runs, as_json) -> None:
+    rows = sweeping.summarise(runs, sweep.param, sweep.values)
+    if as_json:
+        print(json.dumps({"sweep": sweep.id, "param": sweep.param, "values": sweep.values, "seeds": sweep.seeds,
+                          "variant": sweep.variant, "overrides": sweep.overrides, "rows": rows,
+                          "runs": [_run_summary(run, store) for run in runs]}, indent=2))
+        return
+    heldout = sweeping.HELDOUT_NAMES[next((row["heldout"] for row in rows if row["heldout"]), "val")]
+    width = max(len(sweep.param), *(len(row["label"]) + 2 for row in rows))
+    print(f"sweep {sweep.id}: {sweeping.title(sweep)}")
+    columns = ("train acc", f"{heldout} acc", "train loss", f"{heldout} loss")
+    print(f"{sweep.param:<{width}}  {'seeds':>5}" + "".join(f"  {name:<15}" for name in columns).rstrip())
+    for row in rows:
+        label = row["label"] + (" *" if row["best"] else "")
+        cells = (row[key] for key in ("train_accuracy", "heldout_accuracy", "train_loss", "heldout_loss"))
+        print((f"{label:<{width}}  {row['finished']:>2}/{row['runs']:<2}"
+               + "".join(f"  {sweeping.mean_std_text(cell):<15}" for cell in cells)).rstrip())
+    print(sweeping.best_sentence(rows, sweep.param) or "No run has finished yet.")
+    if any(row["best"] for row in rows):
+        print(f"* lowest mean {heldout} loss; mean ± std over the seeds that finished")
 
 
 class _ProgressBar:
@@ -192,9 +308,15 @@ class _ProgressBar:
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {text}\033[K")
         sys.stderr.flush()
 
+    def log(self, message):
+        """A line of its own, below the bar (which starts afresh on the next progress)."""
+        self.close()
+        print(message, file=sys.stderr)
+
     def close(self):
         if self.last:
             sys.stderr.write("\n")
+            self.last = 0.0
 
 
 def _eta(seconds) -> str:
@@ -239,12 +361,15 @@ def cmd_runs(args) -> int:
     if not runs:
         print("no runs yet: try `python -m kmnist_core train --variant combined`")
         return 0
-    print(f"{'id':>4}  {'name':<20} {'variant':<9} {'status':<11} {'test acc':>8} {'F1':>6} {'kappa':>6} {'epochs':>6} {'time':>7}")
+    print(f"{'id':>4} {'sweep':>5}  {'variant':<9} {'status':<11} {'test acc':>8} {'F1':>6} {'kappa':>6} "
+          f"{'epochs':>6} {'time':>7}  name")
     for run in runs:
         test = (run.metrics or {}).get("test", {})
-        print(f"{run.id:>4}  {run.name[:20]:<20} {run.variant:<9} {run.status:<11} "
+        print(f"{run.id:>4} {run.sweep_id or '':>5}  {run.variant:<9} {run.status:<11} "
               f"{_fmt(test.get('accuracy')):>8} {_fmt(test.get('macro_f1')):>6} {_fmt(test.get('kappa')):>6} "
-              f"{(run.metrics or {}).get('epochs_done', ''):>6} {_fmt(run.duration, '.0f', 's'):>7}")
+              f"{(run.metrics or {}).get('epochs_done', ''):>6} {_fmt(run.duration, '.0f', 's'):>7}  {run.name}")
+    if any(run.sweep_id for run in runs):
+        print("sweep: the sweep a run belongs to (`sweeps ID` summarises it)")
     return 0
 
 
@@ -327,7 +452,7 @@ def _run_summary(run, store) -> dict:
     metrics = run.metrics or {}
     model_path = store.model_path(run.id)
     return {
-        "id": run.id, "name": run.name, "variant": run.variant, "status": str(run.status),
+        "id": run.id, "name": run.name, "variant": run.variant, "status": str(run.status), "sweep_id": run.sweep_id,
         "config": run.config, "data_source": run.data_source, "params": run.params, "runtime": run.runtime,
         "created_at": run.created_at, "duration_seconds": run.duration, "error": run.error,
         "test": {k: metrics.get("test", {}).get(k) for k in ("accuracy", "macro_f1", "kappa", "log_loss")},
@@ -346,6 +471,6 @@ def _result_line(run) -> str:
 
 
 COMMANDS = {
-    "train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "predict": cmd_predict,
+    "train": cmd_train, "sweep": cmd_sweep, "sweeps": cmd_sweeps, "evaluate": cmd_evaluate, "runs": cmd_runs, "predict": cmd_predict,
     "data": cmd_data, "export": cmd_export, "stop": cmd_stop, "delete": cmd_delete, "rename": cmd_rename, "worker": cmd_worker,
 }

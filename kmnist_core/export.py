@@ -137,7 +137,8 @@ def _flatten(values, prefix="") -> dict:
     return flat
 
 
-RUN_COLUMNS = ("id", "name", "variant", "status", "created", "duration_seconds", "params", "data_source", "error")
+RUN_COLUMNS = ("id", "name", "variant", "status", "created", "duration_seconds", "params", "data_source", "error",
+               "sweep_id")
 
 
 def runs_csv(runs) -> str:
@@ -153,7 +154,7 @@ def runs_csv(runs) -> str:
     for run in runs:
         row = {"id": run.id, "name": run.name, "variant": run.variant, "status": run.status,
                "created": _iso(run.created_at), "duration_seconds": run.duration, "params": run.params,
-               "data_source": run.data_source, "error": run.error}
+               "data_source": run.data_source, "error": run.error, "sweep_id": getattr(run, "sweep_id", None)}
         row.update({f"config_{k}": v for k, v in (run.config or {}).items()})
         row.update(_flatten(run.metrics))
         rows.append(row)

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import ParameterError
+from .checks import ParameterError, check_int
 from .records import EpochRecord, Progress
 from .status import FINISHED, Status, can_move
 
 HOME_ENV = "KMNIST_HOME"
 MAX_NAME = 80
-SCHEMA_VERSION = 2  # PRAGMA user_version; 0 is the unversioned schema of the first release
+SCHEMA_VERSION = 3  # PRAGMA user_version; 0 is the unversioned schema of the first release
 
 _SCHEMA = """
 CREATE TABLE runs (
@@ -73,6 +73,23 @@ ALTER TABLE epochs ADD COLUMN train_accuracy REAL;
 ALTER TABLE epochs ADD COLUMN weights TEXT;
 """
 
+# Version 2 -> 3: sweeps (one configuration trained for several values of one parameter,
+# and several seeds each). ``_SCHEMA`` above stays the version-2 schema: a new database is
+# created as version 2 and then upgraded like an old one, so the two cannot differ.
+_MIGRATE_FROM_2 = """
+CREATE TABLE sweeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    param TEXT NOT NULL,
+    values_json TEXT NOT NULL,
+    seeds INTEGER NOT NULL,
+    variant TEXT NOT NULL,
+    overrides TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL
+);
+ALTER TABLE runs ADD COLUMN sweep_id INTEGER REFERENCES sweeps(id) ON DELETE SET NULL;
+CREATE INDEX runs_by_sweep ON runs(sweep_id);
+"""
+
 
 class StoreError(RuntimeError):
     """The store cannot do what was asked; the message says why and what to do."""
@@ -101,6 +118,7 @@ class Run:
     stop_requested: bool = False
     runtime: dict | None = None  # how it was trained: precision, threads, CPU
     interruption: dict | None = None  # {"last_epoch", "waiting": [run ids queued then]}
+    sweep_id: int | None = None  # the sweep it belongs to (kmnist_core.sweep), if any
     history: list = field(default_factory=list)  # EpochRecord per finished epoch (``get`` only)
 
     @property
@@ -164,11 +182,14 @@ class RunStore:
             exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
             if not exists:
                 _execute_script(db, _SCHEMA)
+                version = 2
             elif version == 0:
                 _execute_script(db, _MIGRATE_FROM_0)
             elif version > SCHEMA_VERSION:
                 raise StoreError(f"{self.db_path} was written by a newer KMNIST Explorer (schema "
                                  f"{version}, this one reads {SCHEMA_VERSION}); update the app")
+            if version < 3:
+                _execute_script(db, _MIGRATE_FROM_2)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
@@ -479,6 +500,49 @@ class RunStore:
         with self.training_lock(blocking=False) as acquired:
             return not acquired
 
+    # -- sweeps (kmnist_core.sweep builds and validates them) ---------------------------------
+    def create_sweep(self, param, values, seeds, variant, runs, overrides=None, data_dir=None) -> int:
+        """Store a sweep and queue its runs, all in one transaction: a sweep is queued whole
+        or not at all. ``runs`` is [(validated TrainConfig, name)] in queue order."""
+        if not runs:
+            raise ParameterError([("runs", "must hold at least one (config, name) pair, got none")])
+        now = time.time()
+        with self._write() as db:
+            sweep_id = int(db.execute(
+                "INSERT INTO sweeps (param, values_json, seeds, variant, overrides, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (param, json.dumps(list(values)), int(seeds), variant, json.dumps(overrides or {}), now),
+            ).lastrowid)
+            for config, name in runs:
+                values_row = config.to_dict()
+                db.execute(
+                    "INSERT INTO runs (name, variant, status, config, data_dir, created_at, sweep_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (check_name(name[:MAX_NAME]), values_row["variant"], str(Status.QUEUED), json.dumps(values_row),
+                     None if data_dir is None else str(data_dir), now, sweep_id),
+                )
+        return sweep_id
+
+    def get_sweep(self, sweep_id) -> "Sweep":
+        sweep_id = check_int("sweep_id", sweep_id, 1)
+        with self._read() as db:
+            row = db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no sweep with id {sweep_id}")
+        return _to_sweep(row)
+
+    def list_sweeps(self) -> list:
+        """Every sweep, newest first."""
+        with self._read() as db:
+            return [_to_sweep(row) for row in db.execute("SELECT * FROM sweeps ORDER BY id DESC")]
+
+    def sweep_runs(self, sweep_id) -> list:
+        """The runs of a sweep in queue order, without their history."""
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM runs WHERE sweep_id = ? ORDER BY id",
+                              (check_int("sweep_id", sweep_id, 1),)).fetchall()
+        return [_to_run(row) for row in rows]
+
 
 def _replace_atomically(target: Path, temporary: Path, write) -> Path:
     """``write(temporary)`` then rename over ``target``: readers see the old file or the new
@@ -520,4 +584,24 @@ def _to_run(row) -> Run:
         error=row["error"], stop_requested=bool(row["stop_requested"]),
         runtime=json.loads(row["runtime"]) if row["runtime"] else None,
         interruption=json.loads(row["interruption"]) if row["interruption"] else None,
+        sweep_id=row["sweep_id"],
     )
+
+
+@dataclass
+class Sweep:
+    """One configuration trained for several ``values`` of ``param``, ``seeds`` seeds each
+    (``overrides``: the settings shared by all its runs, on top of ``variant``'s preset)."""
+
+    id: int
+    param: str
+    values: list
+    seeds: int
+    variant: str
+    overrides: dict
+    created_at: float
+
+
+def _to_sweep(row) -> Sweep:
+    return Sweep(id=row["id"], param=row["param"], values=json.loads(row["values_json"]), seeds=row["seeds"],
+                 variant=row["variant"], overrides=json.loads(row["overrides"]), created_at=row["created_at"])
