@@ -22,13 +22,13 @@ from kmnist_core.worker import drain_queue  # noqa: E402
 
 from browser import chromium, data_dir, open_page, serve_app, settle  # noqa: E402
 
-RUNS = [("underfit", 10), ("overfit", 15), ("dropout", 15), ("combined", 15)]
+RUNS = ["underfit", "overfit", "dropout", "l1l2"]  # each at its own preset
 
 
 def train_examples(home) -> RunStore:
     store = RunStore(home)
-    for variant, epochs in RUNS:
-        store.create_run(make_config(variant, epochs=epochs), data_dir=data_dir())
+    for variant in RUNS:
+        store.create_run(make_config(variant), data_dir=data_dir())
     drain_queue(store)
     return store
 
@@ -63,16 +63,24 @@ def main(out_dir):
             page.get_by_role("button", name="Stop").click()
             page.get_by_text("Stopped by request").wait_for(timeout=120_000)
             open_page(page, "Compare")
-            shoot(page, out / "compare.png", 3000)
+            shoot(page, out / "compare.png", 2400)
+            page.get_by_role("heading", name="What regularization did to the weights").scroll_into_view_if_needed()
+            page.set_viewport_size({"width": 1400, "height": 1300})
+            page.get_by_role("heading", name="What regularization did to the weights").evaluate(
+                "element => element.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out / "compare-weights.png"))
+            print("wrote", out / "compare-weights.png")
             open_page(page, "Draw")
             page.locator("[data-testid='stMultiSelect']").first.click()  # a second model beside it
-            page.keyboard.type("overfit")
+            page.keyboard.type("l1l2")
             page.keyboard.press("Enter")
             page.keyboard.press("Escape")
             settle(page)
             draw_stroke(page)
             page.get_by_text(re.compile(r"Reads .+ with \d+% confidence")).first.wait_for(timeout=120_000)
-            shoot(page, out / "draw.png", 1300)
+            page.get_by_text(re.compile(r"What drove")).first.wait_for(timeout=120_000)
+            shoot(page, out / "draw.png", 1500)
         print(len(store.list_runs()), "runs in the temporary store")
 
 

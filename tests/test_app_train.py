@@ -218,10 +218,10 @@ def test_an_edited_run_is_named_for_what_changed(app_home, monkeypatch):
     page = app("pages/train.py")
     page.selectbox(key="train_variant").select("overfit").run()
     page.number_input(key=KEY("dropout")).set_value(0.3)
-    page.number_input(key=KEY("epochs")).set_value(30).run()
+    page.number_input(key=KEY("epochs")).set_value(40).run()
     page.button(key="start_training").click().run()
     [run] = app_home.list_runs()
-    assert run.variant == "overfit" and run.name == "overfit · dropout 0.3 · epochs 30"
+    assert run.variant == "overfit" and run.name == "overfit · dropout 0.3 · epochs 40"
     page.run()
     assert "Settings — 2 changed from the overfit preset" in [e.label for e in page.expander]
 
@@ -233,7 +233,7 @@ def test_a_double_click_queues_one_run_and_says_so(app_home, monkeypatch):
     page.button(key="start_training").click().run()
     assert len(app_home.list_runs()) == 1
     assert "Not queued again" in texts(page.info)
-    page.number_input(key=KEY("epochs")).set_value(31).run()  # other settings: a new run
+    page.number_input(key=KEY("epochs")).set_value(35).run()  # other settings: a new run
     page.button(key="start_training").click().run()
     assert len(app_home.list_runs()) == 2
 
