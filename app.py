@@ -30,8 +30,9 @@ def home():
     )
     st.markdown(
         "**Train** an underfitting, an overfitting and four regularized variants and watch them "
-        "learn · **Compare** their scores, curves and mistakes · **Draw** a character and see "
-        "what each model reads."
+        "learn · **Compare** their scores, curves, weights and mistakes, and whether a difference is "
+        "real · **Sweep** one setting over its whole range · **Draw** a character and see what each "
+        "model reads, and why."
     )
     data, problem = state.dataset()
     if problem:

@@ -149,6 +149,8 @@ with form_column:
                    f"{QUICK_STUDY['epochs']} epochs: small enough to finish in about a minute on two cores, "
                    f"large enough that overfitting and what regularization does to it still show.")
     st.button("Reset to preset", key="reset_form", on_click=form.reset, icon=":material/restart_alt:")
+    st.page_link("pages/sweep.py", label="Or sweep one setting over its whole range (with seeds)",
+                 icon=":material/ssid_chart:")
 
 with run_column:
     monitor.run_browser(run_store)

@@ -156,7 +156,7 @@ def test_a_truncated_upload_gets_a_warning_not_a_traceback(app_runs):
     assert "Predictions" not in texts(page.subheader)
 
 
-@pytest.mark.parametrize("page_path", ["pages/train.py", "pages/compare.py", "pages/draw.py"])
+@pytest.mark.parametrize("page_path", ["pages/train.py", "pages/compare.py", "pages/sweep.py", "pages/draw.py"])
 def test_a_garbage_database_gives_one_message_and_what_to_do_on_every_page(tmp_path, monkeypatch, page_path):
     home = tmp_path / "home"
     use_home(monkeypatch, home, idle_exit=1)
