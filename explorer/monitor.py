@@ -15,7 +15,7 @@ import streamlit as st
 
 from kmnist_core.config import config_from_dict, differences
 from kmnist_core.status import ACTIVE, Status
-from kmnist_core.store import RunNotFoundError, StoreError
+from kmnist_core.store import RunNotFoundError, StoreError, stall_note, stalled
 
 from . import charts, compare, jobs, state
 
@@ -28,6 +28,8 @@ DATA_FIX = (
 RECOVERING = "recovering — restarting the background worker…"
 RECOVERING_DETAIL = ("Its training process stopped; the new worker marks this run interrupted, keeps its "
                      "finished epochs and goes on with the queue.")
+STALLED_DETAIL = ("Its training process is alive but has not moved, so the runs queued after it wait. If it "
+                  "was paused (Ctrl-Z in a terminal), resume it with `fg`; if it hangs, stop it.")
 
 
 def literal(text) -> str:
@@ -66,12 +68,12 @@ def polled(run_store, body) -> None:
     def fragment():
         try:
             runs = run_store.list_runs()  # a damaged database says so here, mid-poll
-        except StoreError as error:
+            if any(run.status in ACTIVE for run in runs):
+                jobs.wake_worker(run_store)  # revives the queue if its worker died or idled out
+            body(runs)
+        except StoreError as error:  # also an unusable training.lock, met by the worker checks
             state.store_problem(error, run_store.home)
             return
-        if any(run.status in ACTIVE for run in runs):
-            jobs.wake_worker(run_store)  # revives the queue if its worker died or idled out
-        body(runs)
         if active_at_start and not any(run.status in ACTIVE for run in runs):
             st.rerun()  # all done: redraw the whole page once (new results, no more polling)
 
@@ -146,6 +148,8 @@ def queue(run_store, runs, shown) -> None:
 def training_state(run_store, run) -> str:
     if state.recovering(run_store, run):
         return RECOVERING
+    if silent := stalled(run):
+        return stall_note(silent)
     progress = run.progress
     return f"training, epoch {progress.epoch}/{progress.epochs}" if progress else "training, starting"
 
@@ -221,6 +225,8 @@ def running(run_store, run, compact) -> None:
     if state.recovering(run_store, run):
         st.warning(f"Run #{run.id} is {RECOVERING} {RECOVERING_DETAIL}")
     else:
+        if silent := stalled(run):
+            st.warning(f"Run #{run.id} is {stall_note(silent)}. {STALLED_DETAIL}")
         progress_bar(run)
         stop_control(run_store, run)
     if compact:

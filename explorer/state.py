@@ -208,7 +208,7 @@ def recovering(run_store: RunStore, run) -> bool:
     will mark it interrupted. A shorter gap is only a worker starting up. The first
     sighting is remembered per server process, so every session and page agrees."""
     key = (str(run_store.home), run.id)
-    if run.status != Status.RUNNING or run_store.trainer_active():
+    if run.status != Status.RUNNING or run_store.read_only or run_store.trainer_active():
         _orphan_seen.pop(key, None)
         return False
     first_seen = _orphan_seen.setdefault(key, time.monotonic())

@@ -23,6 +23,11 @@ class ParameterError(ValueError):
         return "; ".join(f"{labels.get(name, name)} {text}".strip() for name, text in self.problems)
 
 
+class ModelLoadError(RuntimeError):
+    """A model file is missing, damaged, of the wrong kind, or unsafe to load. Defined here,
+    not in ``inference``, so the CLI can name it without importing TensorFlow."""
+
+
 def check_int(name, value, low=None, high=None):
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ParameterError([(name, f"must be an integer, got {value!r}")])

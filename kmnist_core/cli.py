@@ -1,26 +1,29 @@
 """``python -m kmnist_core``: the same engine as the app, from a terminal or a script.
 
 Every command validates its arguments before touching the store, and fails with one line
-on stderr and a non-zero exit code.
+on stderr and a non-zero exit code. Every command first reconciles runs left "running" by
+a trainer that died (``RunStore.reconcile``).
 """
 
 import argparse
 import json
 import os
-import signal
 import sys
 import time
+from contextlib import suppress
 
 from . import sweep as sweeping
-from .checks import ParameterError
+from .checks import ModelLoadError, ParameterError
 from .classes import CLASSES
 from .config import PARAMETERS, VARIANTS, make_config, parse_units
 from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, default_data_dir, load_kmnist, load_tfds
 from .preprocess import ImageError
 from .status import WITH_MODEL, Status
-from .store import HOME_ENV, RunStore, StoreError
+from .store import HOME_ENV, RunStore, StoreError, stall_note, stalled
 
-EXPECTED_ERRORS = (ParameterError, DataUnavailableError, DataFileError, StoreError, ImageError, ValueError, OSError)
+EXPECTED_ERRORS = (ParameterError, DataUnavailableError, DataFileError, StoreError, ModelLoadError, ImageError,
+                   ValueError, OSError)
+WORKER_GRACE = 5.0  # seconds a started worker has to take the training lock before another is started
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,7 +149,9 @@ def main(argv=None) -> int:
 
 
 def _store(args) -> RunStore:
-    return RunStore(args.home)
+    store = RunStore(args.home)
+    store.reconcile()
+    return store
 
 
 def cmd_train(args) -> int:
@@ -157,9 +162,15 @@ def cmd_train(args) -> int:
     data_dir = args.data_dir or default_data_dir()  # stored as used: a worker elsewhere trains on the same
     dataset = load_kmnist(data_dir)  # fail fast, before anything is stored
     store = _store(args)
-    run_id = store.create_run(config, name=args.name, data_dir=None if data_dir is None else os.path.abspath(data_dir))
+    store.trainer_active()  # an unusable lock file is said now, before a run is queued that nothing could train
+    run_id = store.create_run(config, name=args.name, data_dir=data_dir, data_source=dataset.source)
     print(f"run {run_id}: {config.variant} ({config.family}) on {dataset.source}", file=sys.stderr)
-    _train_until_done(store, run_id, {store.get(run_id).data_dir: dataset})
+    try:
+        _train_until_done(store, run_id, {store.get(run_id).data_dir: dataset})
+    except KeyboardInterrupt:  # a second Ctrl-C (or SIGTERM, SIGHUP): leave at once
+        store.request_stop(run_id)  # if the first has not been acted on yet
+        print(_left_at_once(store.get(run_id)), file=sys.stderr)
+        return 130
     run = store.get(run_id)
     if args.json:
         print(json.dumps(_run_summary(run, store), indent=2))
@@ -169,50 +180,54 @@ def cmd_train(args) -> int:
 
 
 def _train_until_done(store, run_id, datasets):
-    """Train in this process if nobody else is training; otherwise follow the run that the
-    background worker will train in queue order. Ctrl-C asks the run to stop cleanly."""
-    _train_each(store, [run_id], datasets)
+    """Train our run in this process when it is next in the queue and nobody else trains.
+    Otherwise follow it while the background worker trains the queue in order: runs queued
+    before ours are the worker's, since training them here would hold this terminal, and a
+    Ctrl-C, hostage to them. The first SIGINT, SIGTERM or SIGHUP cancels our run if it is
+    still queued, or stops it after the current batch (epochs and model kept); a second
+    raises KeyboardInterrupt to leave at once."""
+    from .worker import drain_queue, ensure_worker, stop_on_signals
 
-
-def _train_each(store, run_ids, datasets, on_finished=None):
-    """``_train_until_done`` for several runs in turn, calling ``on_finished(run)`` after
-    each. Ctrl-C stops the run in progress cleanly and cancels those still queued."""
-    from .worker import drain_queue, ensure_worker
-
-    current, interrupted = [None], []
-
-    def interrupt(*_):
-        interrupted.append(True)
-        if current[0] is not None:
-            store.request_stop(current[0])  # the rest are cancelled below, outside the handler
-
-    previous = signal.signal(signal.SIGINT, interrupt)
-    try:
-        for run_id in run_ids:
-            if interrupted:
-                break
-            current[0] = run_id
-            bar = _ProgressBar()
-            try:
-                while not store.get(run_id).finished:
-                    if not drain_queue(store, until_run=run_id, datasets=datasets, on_progress=bar.show,
-                                       log=bar.log):
-                        run = store.get(run_id)
-                        bar.show_state(run)
-                        time.sleep(0.5)
-            finally:
-                bar.close()
-            if on_finished:
-                on_finished(store.get(run_id))
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if interrupted:
-        for run_id in run_ids:
-            if not store.get(run_id).finished:
-                store.request_stop(run_id)
+    bar = _ProgressBar()
+    asked, worker_started = False, float("-inf")
+    with stop_on_signals() as stop:
+        try:
+            while not (run := store.get(run_id)).finished:
+                if stop.is_set() and not asked:  # here, not in the handler: this loop writes the store
+                    asked = True
+                    store.request_stop(run_id)  # cancelled if still queued, else stopped after its batch
+                elif run.status == Status.RUNNING:
+                    store.reconcile()  # the worker training it may die too
+                elif not stop.is_set():
+                    held = drain_queue(store, until_run=run_id, datasets=datasets, on_progress=bar.show,
+                                       stop=stop, log=lambda m: print(m, file=sys.stderr))
+                    if held and store.get(run_id).finished:
+                        break
+                    if held and time.monotonic() - worker_started > WORKER_GRACE:  # not our turn
+                        ensure_worker(store.home, idle_exit=1.0)  # runs queued before ours are the worker's
+                        worker_started = time.monotonic()
+                bar.show_state(store.get(run_id))
+                time.sleep(0.5)
+        finally:
+            bar.close()
     # A worker started while we held the training lock gave up at once, so runs queued
     # meanwhile (from the app) would wait for the next page load: hand them on now.
     ensure_worker(store.home, idle_exit=1.0)
+
+
+def _train_each(store, run_ids, datasets, on_finished=None):
+    """``_train_until_done`` for several runs in turn (a sweep), calling ``on_finished(run)``
+    after each. A run that ends stopped or cancelled (Ctrl-C, SIGTERM, a Stop in the app)
+    cancels those still queued: the learner asked the sweep to end."""
+    for position, run_id in enumerate(run_ids):
+        _train_until_done(store, run_id, datasets)
+        run = store.get(run_id)
+        if on_finished:
+            on_finished(run)
+        if run.status in (Status.STOPPED, Status.CANCELLED):
+            for later in run_ids[position + 1:]:
+                store.request_stop(later)
+            break
 
 
 def cmd_sweep(args) -> int:
@@ -282,6 +297,12 @@ def _print_sweep(store, sweep, runs, as_json) -> None:
         print(f"* lowest mean {heldout} loss; mean ± std over the seeds that finished")
 
 
+def _left_at_once(run) -> str:
+    if run.status == Status.RUNNING:
+        return f"run {run.id}: left at once; the background worker is stopping it"
+    return _result_line(run)
+
+
 class _ProgressBar:
     def __init__(self):
         self.last = 0.0
@@ -305,8 +326,9 @@ class _ProgressBar:
             return
         self.last = now
         filled = int(30 * fraction)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {text}\033[K")
-        sys.stderr.flush()
+        with suppress(OSError):  # a hung-up terminal (SIGHUP) must not fail the training
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {text}\033[K")
+            sys.stderr.flush()
 
     def log(self, message):
         """A line of its own, below the bar (which starts afresh on the next progress)."""
@@ -315,7 +337,8 @@ class _ProgressBar:
 
     def close(self):
         if self.last:
-            sys.stderr.write("\n")
+            with suppress(OSError):
+                sys.stderr.write("\n")
             self.last = 0.0
 
 
@@ -324,16 +347,21 @@ def _eta(seconds) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from .inference import load_model, make_predictor
+    from .inference import make_predictor
     from .metrics import classification_metrics
+    from .runner import run_dataset
 
     store = _store(args)
     run = store.get(store.resolve(args.run))
     if args.tfds and args.data_dir:
         raise ValueError("give either --data-dir or --tfds, not both")
+    model = _run_model(store, run)
     # The run's own data by default, so a re-score is comparable with its stored metrics.
-    dataset = load_tfds(os.environ.get(TFDS_DIR_ENV)) if args.tfds else load_kmnist(args.data_dir or run.data_dir)
-    predict = make_predictor(load_model(store.model_path(run.id)))
+    if args.tfds:
+        dataset = load_tfds(os.environ.get(TFDS_DIR_ENV))
+    else:
+        dataset = load_kmnist(args.data_dir) if args.data_dir else run_dataset(run)
+    predict = make_predictor(model)
     metrics = classification_metrics(dataset.y_test, predict(dataset.x_test))
     if args.json:
         print(json.dumps({"run": run.id, "data_source": dataset.source, **metrics}, indent=2))
@@ -361,15 +389,20 @@ def cmd_runs(args) -> int:
     if not runs:
         print("no runs yet: try `python -m kmnist_core train --variant combined`")
         return 0
+    now = time.time()
     print(f"{'id':>4} {'sweep':>5}  {'variant':<9} {'status':<11} {'test acc':>8} {'F1':>6} {'kappa':>6} "
           f"{'epochs':>6} {'time':>7}  name")
     for run in runs:
         test = (run.metrics or {}).get("test", {})
-        print(f"{run.id:>4} {run.sweep_id or '':>5}  {run.variant:<9} {run.status:<11} "
+        status = "stalled" if stalled(run, now) else run.status
+        print(f"{run.id:>4} {run.sweep_id or '':>5}  {run.variant:<9} {status:<11} "
               f"{_fmt(test.get('accuracy')):>8} {_fmt(test.get('macro_f1')):>6} {_fmt(test.get('kappa')):>6} "
               f"{(run.metrics or {}).get('epochs_done', ''):>6} {_fmt(run.duration, '.0f', 's'):>7}  {run.name}")
     if any(run.sweep_id for run in runs):
         print("sweep: the sweep a run belongs to (`sweeps ID` summarises it)")
+    for run in runs:
+        if silent := stalled(run, now):
+            print(f"run {run.id} {stall_note(silent)}")
     return 0
 
 
@@ -378,13 +411,14 @@ def _fmt(value, spec=".3f", suffix=""):
 
 
 def cmd_predict(args) -> int:
-    from .inference import load_model, make_predictor, top_k
+    from .inference import make_predictor, top_k
     from .preprocess import read_image_file, to_kmnist
 
     store = _store(args)
     run_id = store.resolve(args.run)
+    model = _run_model(store, store.get(run_id))
     sample = to_kmnist(read_image_file(args.image))  # checks size and kind before reading
-    predict = make_predictor(load_model(store.model_path(run_id)))
+    predict = make_predictor(model)
     ranked = top_k(predict(sample[None])[0], 3)
     if args.json:
         print(json.dumps({"run": run_id, "top3": ranked}, indent=2, ensure_ascii=False))
@@ -402,6 +436,19 @@ def cmd_export(args) -> int:
     for path in written:
         print(path)
     return 0
+
+
+def _run_model(store, run):
+    """The run's model, or one line naming the run and why not; asked before any data or
+    image is read, so nothing is read for a run that has no model to use."""
+    from .inference import load_model
+
+    if run.status == Status.CANCELLED:
+        raise StoreError(f"run {run.id} was cancelled before it started: it has no model")
+    try:
+        return load_model(store.model_path(run.id))
+    except ModelLoadError as error:
+        raise ModelLoadError(f"run {run.id} ({run.status}): {error}") from None
 
 
 def cmd_data(args) -> int:
@@ -457,12 +504,16 @@ def _run_summary(run, store) -> dict:
         "created_at": run.created_at, "duration_seconds": run.duration, "error": run.error,
         "test": {k: metrics.get("test", {}).get(k) for k in ("accuracy", "macro_f1", "kappa", "log_loss")},
         "val": {k: metrics.get("val", {}).get(k) for k in ("accuracy", "macro_f1", "kappa", "log_loss")} if "val" in metrics else None,
-        "fit": metrics.get("fit"), "cv": metrics.get("cv"),
+        "fit": metrics.get("fit"), "cv": metrics.get("cv"), "stalled_seconds": stalled(run),
         "model_path": str(model_path) if model_path.is_file() else None,
     }
 
 
 def _result_line(run) -> str:
+    if run.status == Status.CANCELLED:
+        return f"run {run.id} cancelled before it started"
+    if run.status == Status.INTERRUPTED:
+        return f"run {run.id} interrupted: history kept up to epoch {(run.interruption or {}).get('last_epoch', 0)}"
     if run.status not in WITH_MODEL:
         return f"run {run.id} {run.status}: {run.error or 'no model was trained'}"
     test = (run.metrics or {}).get("test", {})

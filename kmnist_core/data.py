@@ -62,6 +62,10 @@ class DataFileError(ValueError):
     """A dataset file exists but is truncated, of the wrong kind or of the wrong shape."""
 
 
+class DataMismatchError(ValueError):
+    """A run would train on other data than it was queued with."""
+
+
 @dataclass(frozen=True)
 class Dataset:
     x_train: np.ndarray  # uint8 (N, 28, 28), white ink on black

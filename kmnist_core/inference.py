@@ -5,6 +5,7 @@ Models are loaded with Keras ``safe_mode=True``: a ``.keras`` file that carries 
 """
 
 import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -14,17 +15,19 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from .checks import ModelLoadError  # noqa: E402, F401 (raised here; defined without TensorFlow)
 from .classes import CLASSES, NUM_CLASSES  # noqa: E402
 
-
-class ModelLoadError(RuntimeError):
-    """A model file is missing, damaged, of the wrong kind, or unsafe to load."""
+# The largest model a run may build (8 dense layers of 4096 units) is ~1.5 GB with its
+# optimizer state; a bigger file is no model of ours, and Keras would read it whole.
+MAX_MODEL_BYTES = 2 * 1024**3
+FILE_KINDS = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+              stat.S_ISSOCK: "a socket"}
 
 
 def load_model(path) -> keras.Model:
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"model file {path.name} is missing; the run may have failed before saving")
+    check_model_file(path)
     if not zipfile.is_zipfile(path):
         raise ModelLoadError(f"{path.name} is not a Keras model file (damaged or truncated)")
     try:
@@ -37,6 +40,26 @@ def load_model(path) -> keras.Model:
             f"{path.name} is not a KMNIST classifier (input {model.input_shape}, output {model.output_shape})"
         )
     return model
+
+
+def check_model_file(path: Path) -> None:
+    """Stat before reading: only a regular file of a model's size is opened. A FIFO would
+    block the reader, /dev/zero never ends; ``stat`` follows a link, so a link is judged by
+    what it leads to."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ModelLoadError(f"model file {path.name} is missing; the run may have failed before saving") from None
+    except OSError as error:
+        raise ModelLoadError(f"model file {path.name} cannot be read ({error.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelLoadError(f"model file {path.name} is missing (a folder is in its place)")
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in FILE_KINDS.items() if test(info.st_mode)), "special")
+        raise ModelLoadError(f"{path.name} is not a regular file ({kind}); it was not read")
+    if info.st_size > MAX_MODEL_BYTES:
+        raise ModelLoadError(f"{path.name} is {info.st_size / 1e9:.1f} GB, larger than any model a run makes "
+                             f"({MAX_MODEL_BYTES / 1e9:.1f} GB at most); it was not read")
 
 
 def make_predictor(model: keras.Model, batch_size: int = 512):

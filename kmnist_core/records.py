@@ -35,7 +35,8 @@ class EpochRecord:
 @dataclass
 class Progress:
     """Where a running training is: written to the store twice a second, read by the
-    progress bars. ``eta`` leaves out the first batch's graph tracing (see training)."""
+    progress bars. ``eta`` leaves out the first batch's graph tracing (see training).
+    ``updated_at`` and ``writes`` are set by the writer, so a paused or hung trainer shows."""
 
     epoch: int  # 1-based, the epoch in progress
     epochs: int
@@ -46,6 +47,8 @@ class Progress:
     elapsed: float = 0.0
     eta: float | None = None  # seconds left; None until there is a rate to trust
     fold: str | None = None  # "2/5" during k-fold cross-validation
+    updated_at: float | None = None  # time.time() of the store write: how long since it moved (store.stalled)
+    writes: int = 0  # store writes so far in this training: its usual pace, elapsed / writes
 
     @property
     def fraction(self) -> float:

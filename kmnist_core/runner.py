@@ -5,13 +5,14 @@ record per epoch, a model checkpoint now and then, and at the end its status, me
 prediction arrays. Both the CLI and the app's background worker call ``execute_run``.
 """
 
+import os
 import time
 
 import numpy as np
 
 from .checks import ParameterError
 from .config import config_from_dict
-from .data import load_kmnist, stratified_kfold, stratified_sample, stratified_split
+from .data import TFDS_DIR_ENV, DataMismatchError, load_local, load_tfds, stratified_kfold, stratified_sample, stratified_split
 from .hardware import cpu_name
 from .inference import make_predictor
 from .metrics import classification_metrics, fit_verdict
@@ -23,26 +24,31 @@ PROGRESS_EVERY = 0.5  # seconds between progress writes and stop-flag polls
 CHECKPOINT_EVERY = 15.0  # seconds between partial-model checkpoints
 
 
-def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None) -> Status:
-    """Train and score run ``run_id`` (already marked running); returns its final status.
+def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None, stop=None) -> Status:
+    """Train and score run ``run_id`` (already marked running, under the training lock);
+    returns its final status.
 
-    Any exception marks the run failed with the message and is re-raised; a stop request
-    ends it as stopped with the partial model and history kept. ``datasets`` is a cache
-    {data folder: Dataset} shared across the runs of one process.
+    Any exception marks the run failed with the message and is re-raised; a stop request,
+    or ``stop`` (a ``threading.Event``: this process was asked to stop by a signal), ends
+    it as stopped with the partial model and history kept. Leaving at once (a second
+    Ctrl-C: KeyboardInterrupt) marks it interrupted, as if the process had died, with its
+    history. ``datasets`` is a cache {data folder: Dataset} shared across the runs of one
+    process.
     """
     run = store.get(run_id)
     datasets = {} if datasets is None else datasets
     try:
+        store.writable_run_dir(run_id)  # a link out of the home fails the run now, not after training
         config = config_from_dict(run.config)
-        if run.data_dir not in datasets:
-            datasets[run.data_dir] = load_kmnist(run.data_dir)
-        dataset = datasets[run.data_dir]
+        dataset = run_dataset(run, datasets)
         store.update(run_id, data_source=dataset.source)
         train = _cross_validate if config.kfold else _train_once
-        status, metrics = train(store, run_id, config, dataset, on_progress)
-    except BaseException as error:
-        message = "stopped by keyboard interrupt" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
-        store.finish(run_id, Status.FAILED, error=message)
+        status, metrics = train(store, run_id, config, dataset, on_progress, stop)
+    except Exception as error:
+        store.finish(run_id, Status.FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    except BaseException:
+        store.mark_interrupted()  # we hold the lock: ours is the only running run
         raise
     store.finish(run_id, status, metrics=metrics)
     _write_tensorboard(store, run_id)
@@ -57,6 +63,20 @@ def _write_tensorboard(store, run_id) -> None:
     history = store.get(run_id).history
     if history:
         tensorboard_events(history, store.run_dir(run_id) / "tensorboard")
+
+
+def run_dataset(run, datasets=None):
+    """The data ``run`` was queued with: its folder, or tensorflow-datasets when it has none;
+    never this process's own default (a worker started with another KMNIST_DATA_DIR).
+    Refused when that is no longer the data it was queued with (``run.data_source``)."""
+    datasets = {} if datasets is None else datasets
+    if run.data_dir not in datasets:
+        datasets[run.data_dir] = load_local(run.data_dir) if run.data_dir else load_tfds(os.environ.get(TFDS_DIR_ENV))
+    dataset = datasets[run.data_dir]
+    if run.data_source and run.data_source != dataset.source:
+        raise DataMismatchError(f"run {run.id} was queued to train on {run.data_source}, but that is now "
+                                f"{dataset.source}; queue it again to train on that")
+    return dataset
 
 
 def fit_indices(labels, config):
@@ -76,11 +96,11 @@ def fit_indices(labels, config):
     return fit, val
 
 
-def _train_once(store, run_id, config, dataset, on_progress):
+def _train_once(store, run_id, config, dataset, on_progress, stop=None):
     fit, val = fit_indices(dataset.y_train, config)
     x, y = dataset.x_train, dataset.y_train
     x_val, y_val = (None, None) if val is None else (x[val], y[val])
-    reporter = _StoreReporter(store, run_id, on_progress)
+    reporter = _StoreReporter(store, run_id, on_progress, stop=stop)
     result = train_model(config, x[fit], y[fit], x_val, y_val, on_progress=reporter.progress,
                          should_stop=reporter.should_stop, on_epoch=reporter.epoch)
     metrics = score(result.model, dataset, x[fit], y[fit], x_val, y_val, result.history)
@@ -126,13 +146,14 @@ def score(model, dataset, x_fit, y_fit, x_val=None, y_val=None, history=()) -> d
     return metrics
 
 
-def _cross_validate(store, run_id, config, dataset, on_progress):
+def _cross_validate(store, run_id, config, dataset, on_progress, stop=None):
     """k-fold CV stored as one run: per-fold scores, mean ± std, and the best fold's model."""
     folds = stratified_kfold(dataset.y_train, config.kfold, config.seed)
     results, best = [], None
     x, y = dataset.x_train, dataset.y_train
     for number, (train_idx, val_idx) in enumerate(folds, start=1):
-        reporter = _StoreReporter(store, run_id, on_progress, fold=(number, len(folds)), epoch_offset=(number - 1) * config.epochs)
+        reporter = _StoreReporter(store, run_id, on_progress, fold=(number, len(folds)),
+                                  epoch_offset=(number - 1) * config.epochs, stop=stop)
         result = train_model(config, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
                              on_progress=reporter.progress, should_stop=reporter.should_stop, on_epoch=reporter.epoch)
         if result.status == Status.STOPPED:
@@ -161,16 +182,19 @@ def _headline(metrics):
 
 
 class _StoreReporter:
-    """Writes progress (throttled) and epoch records to the store, checkpoints the model
-    now and then, and turns the store's stop flag into ``should_stop``."""
+    """Writes progress (throttled, stamped with when and how often) and epoch records to the
+    store, checkpoints the model now and then, and turns the store's stop flag or this
+    process's stop signal (``stop``, an Event set by a signal handler) into ``should_stop``."""
 
-    def __init__(self, store, run_id, on_progress, fold=None, epoch_offset=0):
+    def __init__(self, store, run_id, on_progress, fold=None, epoch_offset=0, stop=None):
         self.store, self.run_id, self.on_progress = store, run_id, on_progress
         self.fold = None if fold is None else f"{fold[0]}/{fold[1]}"
         self.epoch_offset = epoch_offset
         self.last_write = self.last_poll = 0.0
         self.last_checkpoint = time.monotonic()
         self.stop = False
+        self.stop_signal = stop
+        self.writes = 0
 
     def progress(self, event):
         event.fold = self.fold
@@ -179,6 +203,8 @@ class _StoreReporter:
         now = time.monotonic()
         if now - self.last_write >= PROGRESS_EVERY or event.step == event.steps:
             self.last_write = now
+            self.writes += 1
+            event.updated_at, event.writes = time.time(), self.writes
             self.store.update(self.run_id, progress=event)
 
     def epoch(self, record, model):
@@ -189,6 +215,8 @@ class _StoreReporter:
             self.last_checkpoint = time.monotonic()
 
     def should_stop(self):
+        if self.stop_signal is not None and self.stop_signal.is_set():
+            return True
         now = time.monotonic()
         if not self.stop and now - self.last_poll >= PROGRESS_EVERY:
             self.last_poll = now

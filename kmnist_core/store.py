@@ -4,7 +4,12 @@ SQLite in WAL mode gives atomic, crash-safe writes and lets readers in other pro
 (the app, the CLI, the background worker) see a consistent state while one process
 writes. Files (models, prediction arrays) are written to a temporary name and renamed,
 so a crash mid-write leaves the previous file. Folder names come only from integer run
-ids, never from user text.
+ids, never from user text, and no write or delete follows a link out of the home.
+
+Every entry point (the CLI's commands, the app's listing, the worker) reconciles runs left
+"running" by a trainer that died: if nobody holds the training lock, nobody trains them.
+A store whose folder this user cannot write opens read-only: it lists and reads, and a
+change says "read-only".
 """
 
 import fcntl
@@ -12,6 +17,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import time
 import unicodedata
 from contextlib import contextmanager, suppress
@@ -26,6 +32,9 @@ from .status import FINISHED, Status, can_move
 
 HOME_ENV = "KMNIST_HOME"
 MAX_NAME = 80
+STALL_FLOOR = 60.0  # seconds without progress before any running run is called stalled
+STALL_PACE = 10  # ... or this many times its own mean time between progress writes, if longer
+STALL_START = 600.0  # seconds a run may take to load its data before its first progress write
 SCHEMA_VERSION = 3  # PRAGMA user_version; 0 is the unversioned schema of the first release
 
 _SCHEMA = """
@@ -160,13 +169,47 @@ def check_name(name) -> str:
     return name
 
 
+def stalled(run, now=None) -> float | None:
+    """Seconds a running run has gone without a progress write, when that is longer than
+    max(STALL_FLOOR, STALL_PACE x its own mean time between writes); else None.
+
+    A trainer paused with Ctrl-Z, or hung, still holds the training lock, so its run is no
+    orphan, yet nothing moves and the queue waits behind it. The rule follows the run's own
+    pace (a large model's batch may take seconds) with a floor for the fast ones; before
+    the first write (data loading, graph tracing) it allows ``STALL_START`` seconds."""
+    if run.status != Status.RUNNING:
+        return None
+    now = time.time() if now is None else now
+    progress = run.progress
+    if progress is None:
+        silent = now - (run.started_at or now)
+        return silent if silent > STALL_START else None
+    if progress.updated_at is None:  # written by a release that did not record the time
+        return None
+    silent = now - progress.updated_at
+    pace = progress.elapsed / max(1, progress.writes)
+    return silent if silent > max(STALL_FLOOR, STALL_PACE * pace) else None
+
+
+def stall_note(seconds) -> str:
+    """How a stalled run is described, the same in the CLI and the app."""
+    return f"stalled: no progress for {int(seconds // 60)} min (paused or hung?)"
+
+
 class RunStore:
     def __init__(self, home=None):
-        self.home = Path(home) if home is not None else default_home()
+        # Resolved once: a worker started in another folder opens this same store, and links
+        # out of it are judged against its real path.
+        self.home = Path(default_home() if home is None else home).resolve()
         self.db_path = self.home / "runs.sqlite"
+        self.read_only = False
         try:
             self.home.mkdir(parents=True, exist_ok=True)
-            self._create_or_migrate()
+            self.read_only = not _writable(self.home, self.db_path)
+            if self.read_only:
+                self._check_read_only()
+            else:
+                self._create_or_migrate()
         except sqlite3.DatabaseError as error:
             raise self._unusable(error) from None
         except OSError as error:
@@ -198,6 +241,22 @@ class RunStore:
             raise
         finally:
             db.close()
+
+    def _check_read_only(self) -> None:
+        """A database this user cannot write is read as it is: it must already hold the
+        current schema, since it cannot be created or upgraded."""
+        if not self.db_path.is_file():
+            raise StoreError(f"cannot use {self.home} as KMNIST_HOME (read-only here, and it holds no run database)")
+        with self._read() as db:
+            exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        if not exists or version != SCHEMA_VERSION:
+            raise StoreError(f"{self.db_path} is read-only here and needs {'creating' if not exists else 'upgrading'} "
+                             f"first; open it once where it can be written, or copy KMNIST_HOME elsewhere")
+
+    def _read_only_error(self) -> StoreError:
+        return StoreError(f"{self.db_path} is read-only here (this user cannot write {self.home}): runs can be "
+                          f"listed and read, not changed; copy KMNIST_HOME to a folder you can write")
 
     def _unusable(self, error) -> StoreError:
         return StoreError(
@@ -232,6 +291,8 @@ class RunStore:
 
     # -- connections -------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA busy_timeout = 30000")
@@ -240,9 +301,22 @@ class RunStore:
         db.execute("PRAGMA foreign_keys = ON")
         return db
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """``mode=ro``. A WAL database needs its -shm file, which a read-only folder cannot
+        get; without a -wal file there is nothing beyond the main file to read, so it is
+        opened ``immutable`` (no -shm needed)."""
+        uri = f"{self.db_path.as_uri()}?mode=ro"
+        if not Path(f"{self.db_path}-wal").exists():
+            uri += "&immutable=1"
+        db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        return db
+
     @contextmanager
     def _write(self):
         """One IMMEDIATE transaction: writers queue on SQLite's lock instead of failing."""
+        if self.read_only:
+            raise self._read_only_error()
         with self._damage_as_store_error():
             db = self._connect()
             try:
@@ -266,9 +340,12 @@ class RunStore:
                 db.close()
 
     # -- runs ----------------------------------------------------------------------------
-    def create_run(self, config, name=None, data_dir=None, status=Status.QUEUED) -> int:
+    def create_run(self, config, name=None, data_dir=None, status=Status.QUEUED, data_source=None) -> int:
         """Store a validated ``TrainConfig`` as a new run. Without a ``name`` the run is named
-        from its settings (``config.describe``), so its label cannot disagree with them."""
+        from its settings (``config.describe``), so its label cannot disagree with them.
+        ``data_dir`` is stored absolute (the worker runs in another folder; None means
+        tensorflow-datasets); ``data_source``, when the caller loaded the data, is what the
+        run must be trained on (the runner refuses other data)."""
         from .config import describe
 
         if status not in (Status.QUEUED, Status.RUNNING):
@@ -277,10 +354,10 @@ class RunStore:
         now = time.time()
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO runs (name, variant, status, config, data_dir, created_at, started_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (name, variant, status, config, data_dir, data_source, created_at, started_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (check_name(name) if name else describe(config)[:MAX_NAME], values["variant"], str(status),
-                 json.dumps(values), None if data_dir is None else str(data_dir), now,
+                 json.dumps(values), None if data_dir is None else os.path.abspath(data_dir), data_source, now,
                  now if status == Status.RUNNING else None),
             )
             return int(cursor.lastrowid)
@@ -299,7 +376,9 @@ class RunStore:
         return run
 
     def list_runs(self, statuses=None) -> list:
-        """Runs (all, or those in ``statuses``), newest first, without their history."""
+        """Runs (all, or those in ``statuses``), newest first, without their history; orphans
+        reconciled first, so no listing shows a dead trainer's run as "running"."""
+        self.reconcile()
         with self._read() as db:
             if statuses is None:
                 rows = db.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
@@ -321,13 +400,14 @@ class RunStore:
             raise RunNotFoundError(f"{what} named {text!r}; use the run id from `runs`")
         return int(rows[0]["id"])
 
-    def claim_next(self) -> Run | None:
-        """Atomically move the oldest queued run to running (queue order = id order)."""
+    def claim_next(self, only=None) -> Run | None:
+        """Atomically move the oldest queued run to running (queue order = id order); with
+        ``only`` (a run id), only when that run is the oldest queued one."""
         with self._write() as db:
             row = db.execute(
                 "SELECT id FROM runs WHERE status = ? ORDER BY id LIMIT 1", (Status.QUEUED,)
             ).fetchone()
-            if row is None:
+            if row is None or (only is not None and row["id"] != only):
                 return None
             db.execute(
                 "UPDATE runs SET status = ?, started_at = ? WHERE id = ?",
@@ -412,7 +492,24 @@ class RunStore:
             if row["status"] == Status.RUNNING:
                 raise StoreError(f"run {run_id} is training; stop it before deleting it")
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        _remove(self.run_dir(run_id))
+
+    def reconcile(self) -> list:
+        """Mark runs left "running" by a trainer that died interrupted, when nobody holds the
+        training lock (then nobody can be training them). A trainer killed by SIGKILL cannot
+        say so itself and the next worker may be hours away, so every entry point calls this;
+        otherwise such a run shows "running" with its clock counting, stop says "stopping"
+        forever and delete is refused. One read when nothing runs; else one lock attempt."""
+        if self.read_only:
+            return []
+        with self._read() as db:
+            if db.execute("SELECT 1 FROM runs WHERE status = ? LIMIT 1", (Status.RUNNING,)).fetchone() is None:
+                return []
+        try:
+            with self.training_lock(blocking=False) as acquired:
+                return self.mark_interrupted() if acquired else []
+        except StoreError:  # an unusable lock file: listing still works, training says why
+            return []
 
     def mark_interrupted(self) -> list:
         """Runs left running by a process that died become interrupted, with their last
@@ -443,10 +540,10 @@ class RunStore:
             known = {self.run_dir(row["id"]) for row in db.execute("SELECT id FROM runs")}
         removed = []
         for folder in self.home.glob("run-*"):
-            if folder.is_dir() and folder not in known:
-                shutil.rmtree(folder, ignore_errors=True)
+            if folder not in known and (folder.is_symlink() or folder.is_dir()):
+                _remove(folder)  # a link goes itself, never what it points to
                 removed.append(folder)
-            elif folder.is_dir():
+            elif folder.is_dir() and not folder.is_symlink():
                 for temporary in folder.glob(".*.tmp.*"):
                     temporary.unlink(missing_ok=True)
                     removed.append(temporary)
@@ -459,14 +556,25 @@ class RunStore:
     def model_path(self, run_id) -> Path:
         return self.run_dir(run_id) / "model.keras"
 
+    def writable_run_dir(self, run_id) -> Path:
+        """The run's folder, for writing. A link in its place that leads out of KMNIST_HOME is
+        refused: writes through it, and the cleanup of "temporary" files there, would land
+        outside the home."""
+        folder = self.run_dir(run_id)
+        real = Path(os.path.realpath(folder))
+        if not real.is_relative_to(self.home):
+            raise StoreError(f"{folder.name} in KMNIST_HOME is a link to {real}, outside KMNIST_HOME "
+                             f"({self.home}); refusing to write there: remove the link")
+        return folder
+
     def save_model(self, run_id, model) -> Path:
-        target = self.model_path(run_id)
+        target = self.writable_run_dir(run_id) / "model.keras"
         return _replace_atomically(target, target.with_name(f".model-{os.getpid()}.tmp.keras"), model.save)
 
     def save_array(self, run_id, name, array) -> Path:
         if name not in ("test_proba", "val_proba", "test_index"):
             raise ParameterError(f"name must be test_proba, val_proba or test_index, got {name!r}")
-        target = self.run_dir(run_id) / f"{name}.npy"
+        target = self.writable_run_dir(run_id) / f"{name}.npy"
         temporary = target.with_name(f".{name}-{os.getpid()}.tmp.npy")
         return _replace_atomically(target, temporary, lambda path: np.save(path, np.asarray(array)))
 
@@ -481,20 +589,33 @@ class RunStore:
 
     # -- the one-training-at-a-time lock ----------------------------------------------------------
     @contextmanager
-    def training_lock(self, blocking=True):
+    def training_lock(self, blocking=True, patience=0.0):
         """Held by whoever trains. The OS drops it when that process dies, even by SIGKILL,
         so 'running' runs found while holding it are known to be orphans.
-        Yields True when acquired, False when ``blocking=False`` and someone else has it."""
-        handle = open(self.home / "training.lock", "a+")  # noqa: SIM115 (held for the lock's lifetime)
+        Yields True when acquired, False when ``blocking=False`` and someone else has it
+        (after retrying for ``patience`` seconds: others take it for a moment to check)."""
+        handle = self._open_lock()
         try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except BlockingIOError:
+            if not _flock(handle, blocking, patience):
                 yield False
                 return
             yield True
         finally:
-            handle.close()
+            os.close(handle)
+
+    def _open_lock(self) -> int:
+        """The lock file, never followed through a link, and only if it is a regular file."""
+        path = self.home / "training.lock"
+        if self.read_only:
+            raise self._read_only_error()
+        try:
+            handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as error:
+            raise StoreError(f"{path} cannot be used as the training lock ({error.strerror}); move it aside") from None
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            os.close(handle)
+            raise StoreError(f"{path} is not a regular file, so it cannot be the training lock; move it aside")
+        return handle
 
     def trainer_active(self) -> bool:
         with self.training_lock(blocking=False) as acquired:
@@ -544,12 +665,38 @@ class RunStore:
         return [_to_run(row) for row in rows]
 
 
+def _writable(home: Path, db_path: Path) -> bool:
+    return os.access(home, os.W_OK) and (not db_path.exists() or os.access(db_path, os.W_OK))
+
+
+def _flock(handle, blocking, patience) -> bool:
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+def _remove(path: Path) -> None:
+    """A run folder, or a link in its place: the link itself goes, never what it points to
+    (``rmtree`` refuses a link, so it used to stay)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _replace_atomically(target: Path, temporary: Path, write) -> Path:
     """``write(temporary)`` then rename over ``target``: readers see the old file or the new
     one, never half of one. A failed write (disk full, read-only folder) removes its
     temporary file; one left by a killed process is removed by ``remove_leftovers``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        temporary.unlink(missing_ok=True)  # a link planted under that name must not be written through
         write(temporary)
         os.replace(temporary, target)
     except BaseException:

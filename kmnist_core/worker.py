@@ -3,24 +3,65 @@
 Whoever trains holds the store's training lock, so there is never more than one
 training on the machine's two cores. The app starts this as a detached process
 (``python -m kmnist_core worker``) so trainings outlive page switches, browser tabs and
-server restarts; the CLI's ``train`` runs the same loop in the foreground.
+server restarts; the CLI's ``train`` trains its own run in the foreground when it is next
+in the queue, and otherwise leaves the queue to this worker and follows its run.
+
+SIGINT, SIGTERM and SIGHUP stop the run being trained as the Stop button does (status
+stopped, epochs and model kept) and leave the rest of the queue for the next worker; a
+second signal leaves at once (the run is then interrupted, its history kept).
 """
 
+import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .status import ACTIVE, Status
 from .store import RunStore
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+LOCK_PATIENCE = 2.0  # seconds a new worker retries the lock: listings and checks take it for a moment
 
-def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, on_progress=None, log=None) -> bool:
-    """Train queued runs while holding the lock. Returns False at once if another process
-    holds it. Stops when run ``until_run`` has finished, or when the queue has been empty
-    for ``idle_exit`` seconds. ``datasets`` caches loaded data by folder across runs."""
+
+@contextmanager
+def stop_on_signals():
+    """Yields a ``threading.Event`` that the first SIGINT, SIGTERM or SIGHUP sets (its
+    ``signal_name`` says which); a second raises KeyboardInterrupt to leave at once. The
+    handler only sets a flag: a store write from inside it could wait on a transaction the
+    interrupted code holds. Outside the main thread (where Python allows no handlers)
+    the Event is never set."""
+    stop = threading.Event()
+    stop.signal_name = None
+
+    def handle(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.signal_name = signal.Signals(signum).name
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {signum: signal.signal(signum, handle) for signum in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, on_progress=None, log=None,
+                stop=None, patience=0.0) -> bool:
+    """Train queued runs while holding the lock. Returns False if another process holds it
+    (after retrying for ``patience`` seconds). With ``until_run``, trains that run only, and
+    only once it is the oldest queued run; otherwise stops when the queue has been empty
+    for ``idle_exit`` seconds, or once ``stop`` (an Event) is set. ``datasets`` caches
+    loaded data by folder across runs."""
     datasets = {} if datasets is None else datasets
-    with store.training_lock(blocking=False) as acquired:
+    with store.training_lock(blocking=False, patience=patience) as acquired:
         if not acquired:
             return False
         # Orphans first: the app shows a dead worker's run as interrupted within moments
@@ -29,20 +70,24 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
             _log(log, f"run {run_id} was left running by a process that died; marked interrupted")
         for path in store.remove_leftovers():
             _log(log, f"removed {path.name}, left behind by a process that died")
-        # TensorFlow only once the lock is ours: a worker started while another trains
-        # exits in a fraction of a second instead of spending seconds importing it.
-        from .runner import execute_run
         idle_since = time.monotonic()
         while until_run is None or not store.get(until_run).finished:
-            run = store.claim_next()
+            if stop is not None and stop.is_set():
+                _log(log, f"{getattr(stop, 'signal_name', None) or 'stop'}: leaving; queued runs wait for the next worker")
+                break
+            run = store.claim_next(only=until_run)
             if run is None:
-                if time.monotonic() - idle_since >= idle_exit:
+                if until_run is not None or time.monotonic() - idle_since >= idle_exit:
                     break
                 time.sleep(0.3)
                 continue
+            # TensorFlow only once a run is ours: a worker started while another trains
+            # exits in a moment instead of spending seconds importing it.
+            from .runner import execute_run
+
             _log(log, f"training run {run.id} ({run.name})")
             try:
-                status = execute_run(store, run.id, datasets=datasets,
+                status = execute_run(store, run.id, datasets=datasets, stop=stop,
                                      on_progress=on_progress if run.id == until_run else None)
                 _log(log, f"run {run.id} {status}")
             except Exception as error:  # already recorded on the run; the queue goes on
@@ -58,11 +103,13 @@ def _log(log, message):
 
 def ensure_worker(home, idle_exit=30.0) -> bool:
     """Start a detached background worker unless a trainer already holds the lock.
-    Returns True when a new worker process was started."""
+    Returns True when a new worker process was started. It gets the store's absolute
+    home and the project folder as its working folder, so it opens this same store
+    whatever folder the caller runs in."""
     store = RunStore(home)
-    if store.trainer_active() or not store.list_runs(statuses=ACTIVE):
+    if store.read_only or store.trainer_active() or not store.list_runs(statuses=ACTIVE):
         return False
-    log_path = Path(store.home) / "worker.log"
+    log_path = store.home / "worker.log"
     with open(log_path, "a") as log_file:
         subprocess.Popen(
             [sys.executable, "-m", "kmnist_core", "--home", str(store.home), "worker",
@@ -77,6 +124,10 @@ def run_worker(home, idle_exit=30.0) -> None:
     """Entry point of the background process."""
     store = RunStore(home)
     log = lambda message: print(time.strftime("%H:%M:%S"), message, flush=True)  # noqa: E731
-    while drain_queue(store, idle_exit=idle_exit, log=log):
-        if not store.list_runs(statuses=(Status.QUEUED,)):
-            break  # nothing was queued between our last look and releasing the lock
+    with stop_on_signals() as stop:
+        try:
+            while drain_queue(store, idle_exit=idle_exit, log=log, stop=stop, patience=LOCK_PATIENCE):
+                if stop.is_set() or not store.list_runs(statuses=(Status.QUEUED,)):
+                    break  # asked to stop, or nothing was queued between our last look and releasing the lock
+        except KeyboardInterrupt:
+            log(f"{stop.signal_name} again: left at once; the run in training is marked interrupted")

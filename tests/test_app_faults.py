@@ -5,12 +5,12 @@ clear message on the page that needs it, and every other run still loads."""
 import io
 import shutil
 import sqlite3
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import jobs
 from explorer.compare import run_label
 from kmnist_core.config import make_config
 from kmnist_core.data import load_kmnist
@@ -103,7 +103,10 @@ def test_the_notice_outlives_the_queue_until_something_new_is_queued(app_home, m
     assert not page.exception and INTERRUPTED_TEXT not in texts(page.warning)
 
 
-def test_a_running_run_with_no_trainer_shows_recovery_not_a_frozen_progress_bar(app_home, monkeypatch):
+def test_a_running_run_with_no_trainer_is_shown_interrupted_at_once_not_a_frozen_progress_bar(app_home, monkeypatch):
+    """The app's listing reconciles: with nobody holding the training lock, nobody trains
+    the run, so it is interrupted at once (it used to say "recovering" until a new worker
+    came, and a CLI's orphan stayed "running" until then)."""
     no_worker(monkeypatch)
     run_id = orphan_with_history(app_home, epochs_done=1)
     app_home.update(run_id, progress={"epoch": 2, "epochs": 5, "step": 3, "steps": 10, "fraction": 0.25,
@@ -111,14 +114,29 @@ def test_a_running_run_with_no_trainer_shows_recovery_not_a_frozen_progress_bar(
     with app_home.training_lock():  # a live trainer: progress as usual
         page = app("pages/train.py")
         assert page.get("progress") and "recovering" not in texts(page.warning) + texts(page.text)
-    page.run()  # no trainer, but within SPAWN_GRACE: a worker may be starting
-    assert page.get("progress")
-    monkeypatch.setattr(jobs, "SPAWN_GRACE", 0.0)
-    page.run()
-    assert not page.get("progress")
-    assert f"Run #{run_id} is recovering — restarting the background worker…" in texts(page.warning)
-    assert "recovering — restarting the background worker…" in texts(page.text)  # the queue line
+    page.run()  # its trainer is gone
+    assert not page.exception and not page.get("progress")
+    assert app_home.get(run_id).status == "interrupted"
+    assert f"{INTERRUPTED_TEXT} History kept up to epoch 1." in texts(page.warning)
     assert f"stop_{run_id}" not in [button.key for button in page.button]
+
+
+def test_a_paused_training_shows_stalled_not_a_frozen_progress_bar(app_home, monkeypatch):
+    no_worker(monkeypatch)
+    run_id = orphan_with_history(app_home, epochs_done=1)
+    app_home.update(run_id, progress={"epoch": 2, "epochs": 200, "step": 3, "steps": 10, "elapsed": 40.0,
+                                      "eta": 4000.0, "updated_at": time.time() - 300, "writes": 80})
+    with app_home.training_lock():  # its trainer is alive, only paused (Ctrl-Z)
+        page = app("pages/train.py")
+        assert not page.exception
+        note = "stalled: no progress for 5 min (paused or hung?)"
+        assert f"Run #{run_id} is {note}." in texts(page.warning)
+        assert f"▶ #{run_id} underfit — {note}" in texts(page.text)  # the queue line
+        assert page.get("progress") and f"stop_{run_id}" in [button.key for button in page.button]
+        app_home.update(run_id, progress={"epoch": 2, "epochs": 200, "step": 4, "steps": 10, "elapsed": 41.0,
+                                          "updated_at": time.time(), "writes": 81})  # resumed with `fg`
+        page.run()
+        assert "stalled" not in texts(page.warning) + texts(page.text)
 
 
 def test_a_damaged_model_gets_its_message_and_the_other_model_still_reads(app_runs):

@@ -2,21 +2,30 @@
 databases, and a disk that is full or read-only. Each gives a clear message, and every
 other run still loads."""
 
+import ctypes
 import errno
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 import zipfile
 
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from kmnist_core import cli
 from kmnist_core.config import make_config
+from kmnist_core.data import load_local
 from kmnist_core.inference import ModelLoadError, load_model
 from kmnist_core.records import EpochRecord
 from kmnist_core.store import RunStore, StoreError
 from kmnist_core.worker import drain_queue
+
+from conftest import PROJECT_ROOT
 
 
 def _tiny(**overrides):
@@ -224,3 +233,207 @@ def test_a_home_that_cannot_be_a_folder_is_refused_before_anything_is_written(tm
         RunStore(tmp_path / "file" / "home")
     assert cli.main(["--home", str(tmp_path / "file" / "home"), "runs"]) == 1
     assert "cannot use" in capsys.readouterr().err
+
+
+# -- the data a run was queued with ------------------------------------------------------------
+def test_a_relative_data_dir_is_stored_as_the_folder_it_names_here(home, synthetic_dir, monkeypatch):
+    monkeypatch.chdir(synthetic_dir.parent)  # a worker runs in another folder
+    run_id = RunStore(home).create_run(_tiny(), data_dir=synthetic_dir.name)
+    assert RunStore(home).get(run_id).data_dir == str(synthetic_dir)
+
+
+def test_a_cli_run_queued_behind_a_worker_with_other_data_trains_on_its_own(home, synthetic_dir, tmp_path,
+                                                                             monkeypatch):
+    """`KMNIST_DATA_DIR=X kc train` queued while a worker started with other data trains."""
+    from conftest import write_npz_folder
+
+    other = write_npz_folder(tmp_path / "other", per_class_train=30, seed=7)
+    store = RunStore(home)
+    with store.training_lock():  # the worker: busy, so the CLI's run waits in the queue
+        env = dict(os.environ, KMNIST_HOME=str(home), KMNIST_DATA_DIR=str(synthetic_dir))
+        process = subprocess.Popen([sys.executable, "-m", "kmnist_core", "train", "--variant", "overfit",
+                                    "--hidden-units", "16", "--epochs", "1", "--batch-size", "50"],
+                                   cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not store.list_runs() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            [queued] = store.list_runs()
+        finally:
+            process.kill()  # the run stays queued: the worker trains it
+            process.communicate()
+    assert queued.status == "queued" and queued.data_dir == str(synthetic_dir)
+    assert queued.data_source == load_local(synthetic_dir).source  # what it was queued with
+    monkeypatch.setenv("KMNIST_DATA_DIR", str(other))  # the worker's own data
+    drain_queue(store)
+    run = store.get(queued.id)
+    assert run.status == "completed" and run.data_source == load_local(synthetic_dir).source
+    assert run.metrics["train"]["n"] + run.metrics["val"]["n"] == 200  # synthetic_dir's 200, not other's 300
+
+
+def test_a_run_queued_for_tensorflow_datasets_never_trains_on_the_workers_folder(home, synthetic_dir, tmp_path,
+                                                                                monkeypatch):
+    from kmnist_core import data
+
+    store = RunStore(home)
+    run_id = store.create_run(_tiny())  # what `KMNIST_DATA_DIR= kc train` queues: no local folder
+    monkeypatch.setenv("KMNIST_DATA_DIR", str(synthetic_dir))  # the worker's own data
+    monkeypatch.setenv("KMNIST_TFDS_DIR", str(tmp_path / "no-tfds"))
+    monkeypatch.setattr(data, "_host_reachable", lambda *args: False)
+    drain_queue(store)
+    run = store.get(run_id)
+    assert run.status == "failed" and "tensorflow-datasets" in run.error, (run.status, run.error)
+    assert run.data_source is None
+
+
+def test_a_run_whose_data_changed_while_it_waited_is_refused(home, synthetic_dir, tmp_path):
+    from conftest import write_npz_folder
+
+    other = write_npz_folder(tmp_path / "other", seed=7)
+    current = tmp_path / "current"
+    current.symlink_to(synthetic_dir)
+    store = RunStore(home)
+    queued_with = load_local(current).source
+    run_id = store.create_run(_tiny(), data_dir=current, data_source=queued_with)
+    current.unlink()
+    current.symlink_to(other)  # the folder now holds other data
+    drain_queue(store)
+    run = store.get(run_id)
+    assert run.status == "failed" and run.error.startswith("DataMismatchError: ")
+    assert str(synthetic_dir) in run.error and str(other) in run.error and "queue it again" in run.error
+    assert not store.model_path(run_id).exists() and run.data_source == queued_with
+
+
+# -- a run folder replaced by a link out of the home ---------------------------------------------
+def test_a_run_folder_linked_outside_the_home_is_never_written_or_emptied(home, synthetic_dir, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".notes.tmp.txt").write_text("looks like a leftover temporary file")
+    (outside / "precious.txt").write_text("keep")
+    before = sorted(p.name for p in outside.iterdir())
+    store = RunStore(home)
+    linked = store.create_run(_tiny(), data_dir=synthetic_dir)
+    store.run_dir(linked).symlink_to(outside, target_is_directory=True)
+    (home / "run-000099").symlink_to(outside, target_is_directory=True)  # as if its run was deleted
+    fine = store.create_run(_tiny(), data_dir=synthetic_dir)
+    drain_queue(store)
+    assert sorted(p.name for p in outside.iterdir()) == before
+    run = store.get(linked)
+    assert run.status == "failed" and "outside KMNIST_HOME" in run.error and "run-" in run.error
+    assert store.get(fine).status == "completed"
+    assert not (home / "run-000099").is_symlink()  # the stray link went, not what it points to
+    store.delete(linked)
+    assert not store.run_dir(linked).is_symlink() and not store.run_dir(linked).exists()
+    assert sorted(p.name for p in outside.iterdir()) == before
+
+
+# -- model paths that are no model file; a training lock that is no file ------------------------------
+def _finished_without_training(store, status="completed"):
+    run_id = store.create_run(_tiny(), name="looks trained")
+    store.claim_next()
+    store.finish(run_id, status)
+    return run_id
+
+
+def _picture(tmp_path):
+    path = tmp_path / "drawing.png"
+    pixels = np.full((56, 56), 255, np.uint8)
+    pixels[10:40, 20:30] = 0
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _one_line(capsys):
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1, error
+    return error
+
+
+def test_evaluate_or_predict_a_cancelled_run_says_so_before_reading_anything(home, tmp_path, capsys):
+    store = RunStore(home)
+    run_id = store.create_run(_tiny())
+    store.request_stop(run_id)  # cancelled before it started
+    for args in (["evaluate", str(run_id)], ["predict", str(run_id), str(tmp_path / "no-such.png")]):
+        assert cli.main(["--data-dir", str(tmp_path / "no-data"), *args]) == 1
+        assert f"run {run_id} was cancelled before it started: it has no model" in _one_line(capsys)
+
+
+SPECIAL_MODEL_PATHS = {
+    "a FIFO": (os.mkfifo, "not a regular file (a FIFO)"),
+    "a link to /dev/zero": (lambda path: path.symlink_to("/dev/zero"), "not a regular file (a character device)"),
+    "a link to /etc/passwd": (lambda path: path.symlink_to("/etc/passwd"), "not a Keras model file"),
+    "a folder": (lambda path: path.mkdir(), "is missing (a folder is in its place)"),
+    "a sparse 3 GB file": (lambda path: _sparse(path, 3 * 1024**3), "larger than any model"),
+}
+
+
+def _sparse(path, size):
+    with open(path, "wb") as file:
+        file.truncate(size)
+
+
+@pytest.mark.parametrize("kind", list(SPECIAL_MODEL_PATHS))
+def test_a_model_path_that_is_no_model_file_gets_one_line_naming_the_run_and_file(home, synthetic_dir, tmp_path,
+                                                                                   capsys, kind):
+    make, message = SPECIAL_MODEL_PATHS[kind]
+    store = RunStore(home)
+    run_id = _finished_without_training(store)
+    store.run_dir(run_id).mkdir()
+    make(store.model_path(run_id))
+    for args in (["evaluate", str(run_id)], ["predict", str(run_id), str(_picture(tmp_path))]):
+        start = time.monotonic()
+        assert cli.main(["--data-dir", str(synthetic_dir), *args]) == 1
+        error = _one_line(capsys)
+        assert f"run {run_id}" in error and "model.keras" in error and message in error, error
+        assert time.monotonic() - start < 30  # nothing blocked on a FIFO or read a device
+
+
+def test_a_folder_in_place_of_the_training_lock_gets_one_line(home, synthetic_dir, capsys):
+    store = RunStore(home)
+    (home / "training.lock").mkdir()
+    assert cli.main(["runs"]) == 0  # listing needs no lock
+    capsys.readouterr()
+    assert cli.main(["--data-dir", str(synthetic_dir), "train", "--variant", "overfit", "--epochs", "1"]) == 1
+    error = _one_line(capsys)
+    assert "training.lock" in error and "move it aside" in error
+    assert store.list_runs() == []  # refused before anything was queued
+    store.create_run(_tiny(), data_dir=synthetic_dir)
+    with pytest.raises(StoreError, match="training.lock"):
+        drain_queue(store)
+
+
+# -- an intact database in a folder this user cannot write --------------------------------------------
+def _as_if_not_root():
+    """preexec_fn: root writes anywhere. Without the capabilities that let it ignore
+    permissions (dropped from the bounding set before exec) it meets them as their owner."""
+    if os.getuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for capability in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+            if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "cannot drop root's capabilities")
+
+
+def test_an_intact_database_in_a_read_only_folder_lists_and_says_read_only_on_writes(tmp_path):
+    home = tmp_path / "home"
+    store = RunStore(home)
+    run_id = _finished_without_training(store)
+    store.append_epoch(run_id, EpochRecord(epoch=1, fit_loss=0.5))
+    os.chmod(home / "runs.sqlite", 0o444)
+    os.chmod(home, 0o555)
+    try:
+        def kc(*args):
+            return subprocess.run([sys.executable, "-m", "kmnist_core", "--home", str(home), *args],
+                                  cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+                                  preexec_fn=_as_if_not_root)
+
+        listing = kc("runs")
+        assert listing.returncode == 0 and "looks trained" in listing.stdout, listing.stderr
+        assert kc("runs", "--json").returncode == 0
+        for args in (["rename", str(run_id), "new name"], ["delete", str(run_id)]):
+            refused = kc(*args)
+            assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+            assert "read-only" in refused.stderr and "runs.sqlite" in refused.stderr
+        assert sorted(p.name for p in home.iterdir()) == ["runs.sqlite"]
+    finally:
+        os.chmod(home, 0o755)
+    assert [r.name for r in RunStore(home).list_runs()] == ["looks trained"]
