@@ -142,11 +142,11 @@ with form_column:
     st.toggle("…with this form's epochs, batch size, learning rate, training images and seed", key=SHARED_KEY,
               help="Off: every variant keeps its own preset. On: these five settings apply to all six "
                    "(each keeps its own architecture and regularization).")
-    st.button("Quick study (about a minute)", key="quick_study", icon=":material/bolt:",
+    st.button("Quick study (1–2 minutes)", key="quick_study", icon=":material/bolt:",
               on_click=queue_runs, args=(lambda: study_configs(**QUICK_STUDY), "the quick study"),
               disabled=bool(data_problem),
               help=f"The six variants on {QUICK_STUDY['train_size']:,} training images for "
-                   f"{QUICK_STUDY['epochs']} epochs: small enough to finish in about a minute on two cores, "
+                   f"{QUICK_STUDY['epochs']} epochs: small enough to finish in a minute or two on two cores, "
                    f"large enough that overfitting and what regularization does to it still show.")
     st.button("Reset to preset", key="reset_form", on_click=form.reset, icon=":material/restart_alt:")
     st.page_link("pages/sweep.py", label="Or sweep one setting over its whole range (with seeds)",

@@ -321,3 +321,16 @@ def test_the_expected_duration_is_said_before_starting_and_long_runs_warned(app_
     page.selectbox(key="train_variant").select("best").run()
     page.number_input(key=KEY("epochs")).set_value(400).run()
     assert "This run would take about" in texts(page.warning) and "Training images" in texts(page.warning)
+
+
+def test_the_quick_study_queues_the_six_variants_on_fewer_images(app_home, monkeypatch):
+    from kmnist_core.study import QUICK_STUDY
+
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.button(key="quick_study").click().run()
+    queued = sorted(app_home.list_runs(), key=lambda r: r.id)
+    assert [r.variant for r in queued] == list(STUDY_ORDER)
+    assert all(r.config["train_size"] == QUICK_STUDY["train_size"] and r.config["epochs"] == QUICK_STUDY["epochs"]
+               for r in queued)
+    assert queued[1].config["hidden_units"] == [512, 512] and queued[0].config["hidden_units"] == [8]
