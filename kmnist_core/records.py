@@ -11,8 +11,21 @@ changing model), kept as a second series because the difference is itself a less
 from dataclasses import asdict, dataclass, fields
 
 
+class _Record:
+    """Plain-dict round trip for the store's JSON and rows; unknown keys are dropped, so a
+    record written by another version still reads."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
 @dataclass
-class EpochRecord:
+class EpochRecord(_Record):
     epoch: int  # 1-based; k-fold runs continue the count across folds
     train_loss: float | None = None
     train_accuracy: float | None = None
@@ -23,17 +36,9 @@ class EpochRecord:
     elapsed: float | None = None  # seconds since the training started
     weights: list | None = None  # per-layer weight statistics (kmnist_core.weights)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "EpochRecord":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
 
 @dataclass
-class Progress:
+class Progress(_Record):
     """Where a running training is: written to the store twice a second, read by the
     progress bars. ``eta`` leaves out the first batch's graph tracing (see training).
     ``updated_at`` and ``writes`` are set by the writer, so a paused or hung trainer shows."""
@@ -54,10 +59,3 @@ class Progress:
     def fraction(self) -> float:
         return min(1.0, ((self.epoch - 1) * self.steps + self.step) / max(1, self.epochs * self.steps))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "Progress":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})

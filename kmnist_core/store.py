@@ -444,11 +444,9 @@ class RunStore:
         status = Status(status)
         run_id = check_run_id(run_id)
         with self._write() as db:
-            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise RunNotFoundError(f"no run with id {run_id}")
-            if not can_move(row["status"], status):
-                raise StoreError(f"run {run_id} cannot move from {row['status']} to {status}")
+            current = _status_of(db, run_id)
+            if not can_move(current, status):
+                raise StoreError(f"run {run_id} cannot move from {current} to {status}")
             db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, metrics = COALESCE(?, metrics), "
                 "error = ? WHERE id = ?",
@@ -459,17 +457,15 @@ class RunStore:
         """Cancel a queued run at once; ask a running one to stop after its current batch."""
         run_id = check_run_id(run_id)
         with self._write() as db:
-            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise RunNotFoundError(f"no run with id {run_id}")
-            if row["status"] == Status.QUEUED:
+            current = _status_of(db, run_id)
+            if current == Status.QUEUED:
                 db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
                            (Status.CANCELLED, time.time(), run_id))
                 return str(Status.CANCELLED)
-            if row["status"] == Status.RUNNING:
+            if current == Status.RUNNING:
                 db.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
                 return "stopping"
-            return row["status"]
+            return current
 
     def stop_requested(self, run_id) -> bool:
         with self._read() as db:
@@ -486,10 +482,7 @@ class RunStore:
     def delete(self, run_id) -> None:
         run_id = check_run_id(run_id)
         with self._write() as db:
-            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise RunNotFoundError(f"no run with id {run_id}")
-            if row["status"] == Status.RUNNING:
+            if _status_of(db, run_id) == Status.RUNNING:
                 raise StoreError(f"run {run_id} is training; stop it before deleting it")
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         _remove(self.run_dir(run_id))
@@ -704,6 +697,14 @@ def _replace_atomically(target: Path, temporary: Path, write) -> Path:
             temporary.unlink()
         raise
     return target
+
+
+def _status_of(db, run_id) -> str:
+    """A run's status inside the caller's transaction; RunNotFoundError when there is none."""
+    row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"no run with id {run_id}")
+    return row["status"]
 
 
 def _execute_script(db, script) -> None:

@@ -2,6 +2,7 @@
 set for the figures that matter, and a fresh run store per test."""
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +56,24 @@ def home(tmp_path, monkeypatch):
     path = tmp_path / "home"
     monkeypatch.setenv("KMNIST_HOME", str(path))
     return path
+
+
+def wait_until(predicate, timeout=120.0, poll=0.05) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (False):
+    tests wait for what the other process does, never for a guessed duration."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    """A pre-imported process that forks trainers and workers in milliseconds (tests/killing.py)."""
+    from killing import Zygote
+
+    forker = Zygote()
+    yield forker
+    forker.close()

@@ -22,30 +22,16 @@ from kmnist_core.status import FINISHED, Status
 from kmnist_core.store import RunStore
 from kmnist_core.worker import ensure_worker
 
-from conftest import PROJECT_ROOT
-from killing import Zygote, kill, wait_gone
+from conftest import PROJECT_ROOT, wait_until
+from killing import kill, wait_gone
 
 KILLS = 20
 
-
-@pytest.fixture(scope="module")
-def zygote():
-    zygote = Zygote()
-    yield zygote
-    zygote.close()
 
 
 def _tiny(epochs=10, **overrides):
     return make_config("overfit", hidden_units=(32,), epochs=epochs, batch_size=50, **overrides)
 
-
-def _wait(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def snapshot(store, exclude=()):
@@ -194,27 +180,27 @@ def test_server_restart_neither_kills_nor_wedges_the_queue(home, synthetic_dir):
         assert ensure_worker({str(home)!r}, idle_exit=60.0)
         time.sleep(600)
     """)], start_new_session=True)
-    assert _wait(lambda: store.get(first[0]).status == "running")
+    assert wait_until(lambda: store.get(first[0]).status == "running")
     os.killpg(server.pid, signal.SIGKILL)  # the server and everything in its session
     server.wait()
-    assert _wait(lambda: all(store.get(i).finished for i in first)), (home / "worker.log").read_text()
+    assert wait_until(lambda: all(store.get(i).finished for i in first)), (home / "worker.log").read_text()
     assert [store.get(i).status for i in first] == ["completed", "completed"]
 
     second = [store.create_run(_tiny(epochs=40 if i == 0 else 2, seed=i), data_dir=synthetic_dir)
               for i in range(3)]  # the surviving worker (idle, 60 s) picks these up
-    assert _wait(lambda: len(store.get(second[0]).history) >= 1)
+    assert wait_until(lambda: len(store.get(second[0]).history) >= 1)
     for pid in _worker_pids(home):
         os.kill(pid, signal.SIGKILL)  # the machine or the worker dies too
-    assert _wait(lambda: not _worker_pids(home) and not store.trainer_active())
+    assert wait_until(lambda: not _worker_pids(home) and not store.trainer_active())
     assert store.get(second[0]).status == "running"  # until anyone looks
     assert ensure_worker(home, idle_exit=0.5) is True  # what the restarted app does on its first page
     assert store.get(second[0]).status == "interrupted"  # its listing reconciled before the worker started
-    assert _wait(lambda: all(store.get(i).finished for i in second)), (home / "worker.log").read_text()
+    assert wait_until(lambda: all(store.get(i).finished for i in second)), (home / "worker.log").read_text()
     runs = [store.get(i) for i in first + second]
     assert [r.status for r in runs] == ["completed"] * 2 + ["interrupted", "completed", "completed"]
     assert runs[2].interruption["waiting"] == second[1:]  # recorded when it happened
     _assert_one_at_a_time_in_id_order(runs)
-    assert _wait(lambda: not store.trainer_active())
+    assert wait_until(lambda: not store.trainer_active())
 
 
 def test_after_a_crash_the_queue_can_be_cancelled_instead(zygote, home, synthetic_dir):
@@ -222,7 +208,7 @@ def test_after_a_crash_the_queue_can_be_cancelled_instead(zygote, home, syntheti
     running = store.create_run(_tiny(epochs=40), data_dir=synthetic_dir)
     waiting = [store.create_run(_tiny(), data_dir=synthetic_dir) for _ in range(2)]
     pid = zygote.worker(home)
-    assert _wait(lambda: len(store.get(running).history) >= 1)
+    assert wait_until(lambda: len(store.get(running).history) >= 1)
     kill(pid)
     assert [store.request_stop(i) for i in waiting] == ["cancelled", "cancelled"]
     _recover(zygote, store)

@@ -21,28 +21,13 @@ from kmnist_core.records import Progress
 from kmnist_core.store import RunStore
 from kmnist_core.worker import ensure_worker
 
-from conftest import PROJECT_ROOT
-from killing import Zygote, wait_gone
-
-
-@pytest.fixture(scope="module")
-def zygote():
-    zygote = Zygote()
-    yield zygote
-    zygote.close()
+from conftest import PROJECT_ROOT, wait_until
+from killing import wait_gone
 
 
 def _tiny(epochs=400, **overrides):
     return make_config("overfit", hidden_units=(16,), epochs=epochs, batch_size=50, **overrides)
 
-
-def _wait(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _cli_train(home, data_dir, name, epochs=400):
@@ -67,7 +52,7 @@ def _stop_everything(store, *processes):
             process.communicate()
     for run in store.list_runs(statuses=("queued", "running")):
         store.request_stop(run.id)
-    assert _wait(lambda: not store.trainer_active()), "a trainer is still running"
+    assert wait_until(lambda: not store.trainer_active()), "a trainer is still running"
 
 
 # -- row 1: a CLI `train` killed, terminated or hung up ---------------------------------------
@@ -75,7 +60,7 @@ def test_a_killed_cli_train_is_reconciled_by_the_next_command_of_any_kind(home, 
     store = RunStore(home)
     process = _cli_train(home, synthetic_dir, "killed")
     try:
-        assert _wait(lambda: (run := _run_named(store, "killed")) and len(store.get(run.id).history) >= 1)
+        assert wait_until(lambda: (run := _run_named(store, "killed")) and len(store.get(run.id).history) >= 1)
         run_id = _run_named(store, "killed").id
         process.kill()  # SIGKILL: no handler runs, nothing is written
         process.communicate()
@@ -111,7 +96,7 @@ def test_sigterm_or_sighup_stops_a_cli_train_like_ctrl_c(home, synthetic_dir, si
     store = RunStore(home)
     process = _cli_train(home, synthetic_dir, "signalled")
     try:
-        assert _wait(lambda: (run := _run_named(store, "signalled")) and len(store.get(run.id).history) >= 2)
+        assert wait_until(lambda: (run := _run_named(store, "signalled")) and len(store.get(run.id).history) >= 2)
         process.send_signal(signum)
         out, err = process.communicate(timeout=60)
         run = _run_named(store, "signalled")
@@ -132,7 +117,7 @@ def test_a_signalled_worker_stops_its_run_cleanly_and_leaves_the_queue(zygote, h
     running = store.create_run(_tiny(), name="training", data_dir=synthetic_dir)
     waiting = store.create_run(_tiny(epochs=1), name="waiting", data_dir=synthetic_dir)
     pid = zygote.worker(home, idle_exit=0.0)
-    assert _wait(lambda: len(store.get(running).history) >= 2)
+    assert wait_until(lambda: len(store.get(running).history) >= 2)
     os.kill(pid, signum)
     assert wait_gone(pid, timeout=60)
     run = store.get(running)
@@ -150,10 +135,10 @@ def test_ctrl_c_on_a_cli_waiting_behind_a_worker_cancels_its_run_at_once(zygote,
     store = RunStore(home)
     ahead = store.create_run(_tiny(), name="ahead", data_dir=synthetic_dir)
     pid = zygote.worker(home, idle_exit=0.0)
-    assert _wait(lambda: store.get(ahead).status == "running")
+    assert wait_until(lambda: store.get(ahead).status == "running")
     process = _cli_train(home, synthetic_dir, "mine")
     try:
-        assert _wait(lambda: _run_named(store, "mine") is not None)
+        assert wait_until(lambda: _run_named(store, "mine") is not None)
         time.sleep(1.0)  # the CLI is following its queued run
         mine = _run_named(store, "mine")
         assert mine.status == "queued"
@@ -175,7 +160,7 @@ def test_ctrl_c_on_a_cli_whose_run_waits_behind_untrained_runs_cancels_it_at_onc
     ahead = store.create_run(_tiny(), name="queued from the app", data_dir=synthetic_dir)
     process = _cli_train(home, synthetic_dir, "mine")
     try:
-        assert _wait(lambda: store.get(ahead).status == "running" and _run_named(store, "mine") is not None)
+        assert wait_until(lambda: store.get(ahead).status == "running" and _run_named(store, "mine") is not None)
         time.sleep(1.0)
         mine = _run_named(store, "mine")
         process.send_signal(signal.SIGINT)
@@ -194,7 +179,7 @@ def test_the_second_signal_leaves_at_once():
     with stop_on_signals() as stop:
         assert not stop.is_set()
         os.kill(os.getpid(), signal.SIGINT)
-        assert _wait(stop.is_set, timeout=5)
+        assert wait_until(stop.is_set, timeout=5)
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises here, at once
@@ -213,9 +198,9 @@ def test_a_relative_home_from_another_folder_is_the_store_the_worker_trains(tmp_
         assert store.home == elsewhere / relative  # resolved once, at construction
         run_id = store.create_run(_tiny(epochs=1), data_dir=synthetic_dir)
         assert ensure_worker(relative, idle_exit=0.5)
-        assert _wait(lambda: store.get(run_id).finished), (elsewhere / relative / "worker.log").read_text()
+        assert wait_until(lambda: store.get(run_id).finished), (elsewhere / relative / "worker.log").read_text()
         assert store.get(run_id).status == "completed"
-        assert _wait(lambda: not store.trainer_active())
+        assert wait_until(lambda: not store.trainer_active())
         assert not stray.exists()
     finally:
         shutil.rmtree(stray, ignore_errors=True)

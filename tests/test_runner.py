@@ -2,14 +2,14 @@
 background worker process, and two workers started at once."""
 
 import threading
-import time
 
 from kmnist_core.config import make_config
 from kmnist_core.inference import load_model
 from kmnist_core.store import RunStore
 from kmnist_core.worker import drain_queue, ensure_worker
 
-from killing import Zygote, wait_gone
+from conftest import wait_until
+from killing import wait_gone
 
 
 def _tiny(**overrides):
@@ -17,14 +17,6 @@ def _tiny(**overrides):
     values.update(overrides)
     return make_config("overfit", **values)
 
-
-def _wait(predicate, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_the_queue_is_trained_oldest_first(home, synthetic_dir):
@@ -46,7 +38,7 @@ def test_stop_keeps_partial_history_and_a_loadable_model(home, synthetic_dir):
     run_id = store.create_run(_tiny(epochs=400), data_dir=synthetic_dir)
     worker = threading.Thread(target=drain_queue, args=(store,))
     worker.start()
-    assert _wait(lambda: len(store.get(run_id).history) >= 2)
+    assert wait_until(lambda: len(store.get(run_id).history) >= 2)
     store.request_stop(run_id)
     worker.join(timeout=30)
     run = store.get(run_id)
@@ -76,24 +68,20 @@ def test_background_worker_process_trains_the_queue(home, synthetic_dir):
     store = RunStore(home)
     run_id = store.create_run(_tiny(), data_dir=synthetic_dir)
     assert ensure_worker(home, idle_exit=1.0) is True
-    assert _wait(lambda: store.get(run_id).finished, timeout=120), (home / "worker.log").read_text()
+    assert wait_until(lambda: store.get(run_id).finished, timeout=120), (home / "worker.log").read_text()
     assert store.get(run_id).status == "completed"
-    assert _wait(lambda: not store.trainer_active(), timeout=30)  # it exits when idle
+    assert wait_until(lambda: not store.trainer_active(), timeout=30)  # it exits when idle
     assert ensure_worker(home) is False  # nothing queued: nothing started
 
 
-def test_two_workers_started_together_never_train_at_once(home, synthetic_dir):
+def test_two_workers_started_together_never_train_at_once(home, synthetic_dir, zygote):
     """Two apps (or an app and the CLI) may each start a worker on the same store at the
     same moment. The training lock must let one train the queue while the other gives up:
     no two trainings overlap, and each queued run is trained once, to the end."""
     store = RunStore(home)
     ids = [store.create_run(_tiny(seed=i), data_dir=synthetic_dir) for i in range(3)]
-    zygote = Zygote()
-    try:
-        workers = [zygote.worker(home), zygote.worker(home)]  # forked back to back
-        assert all(wait_gone(pid, timeout=600) for pid in workers), (home / "worker.log").read_text()
-    finally:
-        zygote.close()
+    workers = [zygote.worker(home), zygote.worker(home)]  # forked back to back
+    assert all(wait_gone(pid, timeout=600) for pid in workers), (home / "worker.log").read_text()
     runs = [store.get(i) for i in ids]
     assert [r.status for r in runs] == ["completed"] * 3, [(r.id, r.status, r.error) for r in runs]
     runs.sort(key=lambda run: run.started_at)
