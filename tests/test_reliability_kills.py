@@ -42,8 +42,8 @@ def snapshot(store, exclude=()):
             continue
         full = store.get(run.id)
         folder = store.run_dir(run.id)
-        files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                 for p in sorted(folder.iterdir())} if folder.is_dir() else {}
+        files = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                 for p in sorted(folder.rglob("*")) if p.is_file()} if folder.is_dir() else {}
         state[run.id] = (full.name, full.status, full.error, full.metrics, full.history,
                          full.started_at, full.finished_at, files)
     return state

@@ -198,7 +198,7 @@ def test_describe_states_the_numbers():
     assert describe(stats, make_config("overfit").to_dict()).startswith(
         "Trained without weight penalties or dropout, 13%")
     assert describe(stats, make_config("dropout")).startswith(
-        "Trained with dropout 0.5 and pixel dropout 0.2 but no weight penalty, 13%")
+        "Trained with dropout 0.5 and pixel dropout 0.3 but no weight penalty, 13%")
     assert describe(dict(stats, near_zero=0.0004, kind="conv")).startswith("<0.1% of the first conv layer's")
     assert describe(dict(stats, near_zero=0.9999)).startswith(">99.9% of")
     assert describe(dict(stats, near_zero=0.0)).startswith("0% of")
