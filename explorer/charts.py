@@ -127,7 +127,7 @@ def weights_figure(series, height=320) -> go.Figure:
                              row=1, col=column)
     figure.update_xaxes(title_text="epoch", tickformat="d")
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
-    figure.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=2)
+    figure.update_yaxes(tickformat=".1%", rangemode="tozero", row=1, col=2)  # shares of 1-2%: no repeated ticks
     figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
     return figure
 

@@ -78,14 +78,20 @@ def settings_rows(runs) -> tuple:
 def loss_gap_summary(runs) -> str:
     """One sentence with numbers: how far the regularized runs moved the held-out−train
     loss gap from the least regularized run's (the study's point in one line)."""
-    gaps = [(run, run.metrics["fit"]["loss_gap"]) for run in runs]
+    # An underfitting run has a small gap because it fits nothing well, not because anything
+    # cured its memorising: it is set apart, never credited with a cut.
+    fitted = [run for run in runs if run.metrics["fit"]["verdict"] != "underfitting"]
+    gaps = [(run, run.metrics["fit"]["loss_gap"]) for run in fitted]
+    if len(gaps) < 2:
+        return ""
     base_run, base_gap = max(gaps, key=lambda pair: (_regularization(pair[0]) == 0, pair[1]))
     others = [(run, gap) for run, gap in gaps if run.id != base_run.id]
-    if not others:
-        return ""
     parts = [f"{run.name} {'cut' if gap < base_gap else 'raised'} it to {gap:.2f}" for run, gap in others]
+    aside = [run.name for run in runs if run not in fitted]
     return (f"Held-out − train loss gap (smaller = less memorising): {base_run.name} {base_gap:.2f}; "
-            + "; ".join(parts) + ".")
+            + "; ".join(parts) + "."
+            + (f" Not counted: {', '.join(aside)} (underfitting: a small gap from fitting nothing well)."
+               if aside else ""))
 
 
 def _regularization(run) -> float:

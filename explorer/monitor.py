@@ -365,9 +365,11 @@ def manage(run_store, run) -> None:
                 st.rerun()
             except (StoreError, ValueError) as error:
                 st.error(str(error))
-        if right.button("Delete this run", key=f"delete_{run.id}", icon=":material/delete:"):
+        sure = right.checkbox(f"Yes, delete run #{run.id} and its files", key=f"delete_sure_{run.id}")
+        if right.button("Delete this run", key=f"delete_{run.id}", icon=":material/delete:", disabled=not sure):
             try:
                 run_store.delete(run.id)
+                st.toast(f"Run #{run.id} deleted.")
                 st.rerun()
             except StoreError as error:
                 st.error(str(error))

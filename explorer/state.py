@@ -183,12 +183,12 @@ def _first_layer_picture(path: str, signature: tuple):
     from kmnist_core.weights import first_layer_images, weight_grid
 
     images, kind = first_layer_images(load_model(path), count=16)
-    return weight_grid(images, columns=8, upscale=3 if kind == "dense" else 10), kind
+    return weight_grid(images, columns=8, upscale=3 if kind == "dense" else 10), kind, len(images)
 
 
 def first_layer_picture(run_store: RunStore, run_id: int):
-    """(uint8 picture of the first layer's 16 strongest units or filters, "dense" | "conv").
-    Raises ModelLoadError."""
+    """(uint8 picture of the first layer's strongest units or filters (up to 16), "dense" |
+    "conv", how many it shows). Raises ModelLoadError."""
     path = run_store.model_path(run_id)
     return _first_layer_picture(str(path), _file_signature(path))
 

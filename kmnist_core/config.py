@@ -106,7 +106,7 @@ PARAMETERS = {
                          0.0, 1.0, high_inclusive=False),
     "input_dropout": Parameter("float", "Input dropout (pixels)", "Share of pixels blanked at random on every training "
                                "step: the network must read partly erased characters.", 0.0, 1.0, high_inclusive=False),
-    "l1": Parameter("float", "L1 penalty", "Adds L1 × Σ|w| to the loss: pushes many weights to exactly zero "
+    "l1": Parameter("float", "L1 penalty", "Adds L1 × Σ|w| to the loss: pushes many weights to (near) zero "
                     "(sparse weights).", 0.0, 0.1),
     "l2": Parameter("float", "L2 penalty", "Adds L2 × Σw² to the loss: keeps every weight small (smooth weights).",
                     0.0, 0.1),

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from .checks import check_float, check_int
+from .checks import check_choice, check_float, check_int
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 25_000_000
@@ -104,7 +104,7 @@ def _to_rgba_array(image: Image.Image) -> np.ndarray:
     return np.asarray(ImageOps.exif_transpose(image).convert("RGBA"))
 
 
-def ink_map(pixels: np.ndarray) -> np.ndarray:
+def ink_map(pixels: np.ndarray, background: str = "guess") -> np.ndarray:
     """Any greyscale, RGB or RGBA array -> float ink (H, W) in [0, 1].
 
     Transparent pixels count as background (the canvas's empty area). The background is
@@ -132,7 +132,10 @@ def ink_map(pixels: np.ndarray) -> np.ndarray:
         else:
             paper = 255.0
         grey = grey * alpha + paper * (1 - alpha)
-    light_background = np.median(_border(grey)) >= 128
+    check_choice("background", background, ("guess", "light"))
+    # The canvas is always dark ink on white: guessing there would invert a frame drawn
+    # along its edges. Uploads may be either, so their border decides.
+    light_background = background == "light" or np.median(_border(grey)) >= 128
     ink = (255 - grey) / 255 if light_background else grey / 255
     return np.clip(ink, 0, 1).astype(np.float32)
 
@@ -225,6 +228,6 @@ def _disk(radius):
     return rows * rows + cols * cols <= radius * radius
 
 
-def prepare(pixels) -> np.ndarray:
+def prepare(pixels, background: str = "guess") -> np.ndarray:
     """Canvas or image array -> KMNIST-like uint8 (28, 28). Raises EmptyImageError."""
-    return to_kmnist(ink_map(pixels))
+    return to_kmnist(ink_map(pixels, background))

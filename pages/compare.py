@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import charts, compare, monitor, state
-from kmnist_core import export, reference, significance, weights
+from kmnist_core import export, reference, significance
 from kmnist_core.classes import CLASSES
 
 st.title("Compare")
@@ -60,11 +60,15 @@ st.dataframe(pd.DataFrame(rows).style.map(lambda _: "background-color: rgba(255,
 st.caption("Highlighted: the settings that differ between these runs — " + (", ".join(differing) or "none") + ".")
 
 st.header("Is the difference real?")
+# A: the unregularized run (or the least accurate); B: the most accurate other run, so
+# "fixed by B" reads as what regularization bought.
 by_accuracy = sorted(chosen, key=lambda run: -run.metrics["test"]["accuracy"])
+baseline_run = compare.unregularized(chosen) or by_accuracy[-1]
+better_run = next(run for run in by_accuracy if run.id != baseline_run.id)
 left, right = st.columns(2)
-first = left.selectbox("Run A", picked, index=picked.index(by_accuracy[0].id), key="paired_a",
+first = left.selectbox("Run A", picked, index=picked.index(baseline_run.id), key="paired_a",
                        format_func=lambda run_id: compare.run_label(runs[run_id]))
-second = right.selectbox("Run B", picked, index=picked.index(by_accuracy[1].id), key="paired_b",
+second = right.selectbox("Run B", picked, index=picked.index(better_run.id), key="paired_b",
                          format_func=lambda run_id: compare.run_label(runs[run_id]))
 proba_a, proba_b = run_store.load_array(first, "test_proba"), run_store.load_array(second, "test_proba")
 paired = compare.paired_difference(data.y_test, proba_a, proba_b)
@@ -126,6 +130,7 @@ st.plotly_chart(charts.per_class_f1_figure([(label, run.metrics["test"]["per_cla
                                             for label, run in zip(labels, chosen)]))
 
 st.header("What regularization did to the weights")
+from kmnist_core import weights  # noqa: E402 (Keras: loaded only once there are runs to compare)
 from kmnist_core.inference import ModelLoadError  # noqa: E402 (TensorFlow, for the pictures: after the figures)
 
 st.plotly_chart(charts.weights_figure(list(zip(labels, [run.history for run in chosen]))))
@@ -140,10 +145,10 @@ for start in range(0, len(chosen), 3):
         with column:
             st.text(label)
             try:
-                picture, kind = state.first_layer_picture(run_store, run.id)
+                picture, kind, count = state.first_layer_picture(run_store, run.id)
                 st.image(picture, output_format="PNG", width="stretch",
-                         caption="16 strongest first-layer units, as 28×28 pixel weights" if kind == "dense"
-                         else "16 strongest first-layer 3×3 filters")
+                         caption=f"{count} strongest first-layer units, as 28×28 pixel weights" if kind == "dense"
+                         else f"{count} strongest first-layer 3×3 filters")
             except ModelLoadError as error:
                 st.caption(f"No picture: {error}")
             stats = compare.first_layer_stats(run)
@@ -151,9 +156,10 @@ for start in range(0, len(chosen), 3):
                 st.caption(weights.describe(stats, run.config, baseline=None if run is base else base_stats,
                                             baseline_name=f"#{base.id}" if base else "baseline"))
 st.caption("Grey is a zero weight, white the strongest positive and black the strongest negative. Unregularized "
-           "first layers keep their random start (noise); L2 shrinks every weight (smoother, fainter pictures); "
-           "L1 pushes many to exactly zero (flat grey), leaving stroke-like patterns. Dropout spreads the work "
-           "over many units instead of shrinking weights.")
+           "first layers keep their random start (noise). L1/L2 shrink the weights and push many towards zero — "
+           "with Adam they hover near zero rather than sit exactly at it — so the pixels characters never ink "
+           "fade to grey and stroke-like patterns remain. Dropout does not shrink weights (they often grow): it "
+           "spreads the work over many units.")
 
 st.header("Against the published results")
 st.plotly_chart(charts.published_figure(
@@ -166,7 +172,7 @@ st.caption(f"Grey: {reference.SOURCE}; * measured on an earlier release of the d
 st.header("What the last hidden layer sees")
 if st.toggle("Map the test images through each run's last hidden layer (loads the models)", key="embedding_on"):
     method = st.segmented_control("Projection", ["pca", "tsne"], default="pca", key="embedding_method",
-                                  format_func={"pca": "PCA (fast)", "tsne": "t-SNE (a few seconds per run)"}.get) \
+                                  format_func={"pca": "PCA (fast)", "tsne": "t-SNE (slow: 5–15 s per run)"}.get) \
         or "pca"
     for start in range(0, len(chosen), 3):
         for column, run, label in zip(st.columns(3), chosen[start:start + 3], labels[start:start + 3]):
@@ -179,7 +185,8 @@ if st.toggle("Map the test images through each run's last hidden layer (loads th
                 event = st.plotly_chart(charts.embedding_figure(points, data.y_test, label), key=f"map_{run.id}",
                                         on_select="rerun", selection_mode=("points", "box", "lasso"))
                 st.caption(f"Silhouette {score:.2f} (cosine, in the full layer; 1 = tight, separate classes).")
-                selected = [p["customdata"] for p in (event.selection.points if event else [])][:10]
+                chosen_points = [p["customdata"] for p in (event.selection.points if event else [])]
+                selected = chosen_points[:: max(1, len(chosen_points) // 10)][:10]  # spread over the selection
                 if selected:
                     st.image([charts.enlarge(data.x_test[i], 2) for i in selected], width=56, output_format="PNG",
                              caption=[CLASSES[data.y_test[i]].hiragana for i in selected])

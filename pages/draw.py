@@ -62,7 +62,7 @@ with drawing_column:
                            key=f"canvas_{st.session_state.get('canvas_generation', 0)}")
         st.button("Clear", on_click=clear_canvas, icon=":material/ink_eraser:")
         try:
-            sample = None if canvas.image_data is None else prepare(canvas.image_data)
+            sample = None if canvas.image_data is None else prepare(canvas.image_data, background="light")
         except EmptyImageError:
             sample = None
         if sample is None:
@@ -104,10 +104,10 @@ def reading(run_id, method):
         st.text(str(error))
         return
     top = top_k(model.predict(sample[None])[0], 3)
-    st.markdown(f"Reads **{top[0]['hiragana']}** ({top[0]['romaji']}) with {top[0]['probability']:.0%} confidence")
+    st.markdown(f"Reads **{top[0]['hiragana']}** ({top[0]['romaji']}) with {top[0]['probability']:.1%} confidence")
     st.plotly_chart(charts.probability_figure(top), key=f"probabilities_{run_id}")
     if method == GRAD_CAM and not explain.supports_grad_cam(model.model):
-        heat, how = explain.saliency(model.model, sample), "occlusion (Grad-CAM needs a convolutional layer)"
+        heat, how = explain.saliency(model.model, sample), "occlusion: Grad-CAM needs a convolutional layer"
     elif method == GRAD_CAM:
         heat, how = explain.grad_cam(model.model, sample), "Grad-CAM"
     else:

@@ -22,10 +22,21 @@ def the_study():
     return study_configs(**shared)
 
 
-def queue_runs(make_configs, what: str) -> None:
+def queue_runs(make_configs, what: str, rendered_variant=None) -> None:
     """Button callback: queue ``make_configs()`` unless this session queued the same a moment
     ago. The configs are built here, from the widgets' values at the click (a value typed
-    and clicked away from in one go arrives with the click, after the page last ran)."""
+    and clicked away from in one go arrives with the click, after the page last ran).
+
+    ``rendered_variant`` is the preset the form on screen belonged to. A click that arrives
+    before the page has redrawn after a preset change carries the old preset's values with
+    the new preset's name: nothing is queued, the new preset's values are loaded, and the
+    learner is asked to look and press again."""
+    if rendered_variant is not None and st.session_state[form.widget_key("variant")] != rendered_variant:
+        form.reset()
+        st.session_state[NOTICE_KEY] = ("Not queued: the form was still switching presets. These are the "
+                                        f"{st.session_state[form.widget_key('variant')]} preset's settings; "
+                                        "check them and press Start again.")
+        return
     try:
         configs = make_configs()
     except ParameterError as error:
@@ -39,10 +50,20 @@ def queue_runs(make_configs, what: str) -> None:
     st.session_state[NOTICE_KEY] = None
 
 
+def preset_text(name) -> str:
+    """The preset's value as a learner reads it: on/off, "all", "off"."""
+    value = preset[name]
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if name in PARAMETERS and PARAMETERS[name].off is not None and value == PARAMETERS[name].off:
+        return "all" if name == "train_size" else "off"
+    return str(value)
+
+
 def widget(name, column=st, **extra):
     """The widget for one parameter, its limits and tooltip read from ``PARAMETERS``."""
     parameter = PARAMETERS[name]
-    key, label, text = form.widget_key(name), parameter.label, f"{parameter.help} Preset: {preset[name]}."
+    key, label, text = form.widget_key(name), parameter.label, f"{parameter.help} Preset: {preset_text(name)}."
     if parameter.kind == "choice":
         return column.selectbox(label, parameter.choices, key=key, help=text, **extra)
     if parameter.kind == "bool":
@@ -99,7 +120,8 @@ with form_column:
         widget("schedule", right)
         widget("label_smoothing", left, step=0.05)
         widget("augment", right)
-        use_kfold = right.toggle("k-fold CV", key=form.widget_key("use_kfold"), help=PARAMETERS["kfold"].help)
+        use_kfold = right.toggle("k-fold CV", key=form.widget_key("use_kfold"),
+                                 help=PARAMETERS["kfold"].help.replace("; 0: off)", ")") + f" Preset: {preset_text('kfold')}.")
         widget("kfold", left, disabled=not use_kfold)
 
     values = form.remember()
@@ -133,7 +155,7 @@ with form_column:
     if st.session_state.get(NOTICE_KEY):
         st.info(st.session_state[NOTICE_KEY])
     st.button("Start training", key="start_training", type="primary", icon=":material/play_arrow:",
-              on_click=queue_runs, args=(lambda: [form.to_config(form.remember())], "this run"),
+              on_click=queue_runs, args=(lambda: [form.to_config(form.remember())], "this run", variant),
               disabled=config is None or bool(data_problem))
     st.button("Train all variants", key="train_all", icon=":material/playlist_add:",
               on_click=queue_runs, args=(the_study, "the study"), disabled=bool(data_problem),

@@ -18,6 +18,7 @@ from test_e2e_browser import draw_stroke  # noqa: E402
 
 from kmnist_core.config import make_config  # noqa: E402
 from kmnist_core.store import RunStore  # noqa: E402
+from kmnist_core.sweep import enqueue_sweep  # noqa: E402
 from kmnist_core.worker import drain_queue  # noqa: E402
 
 from browser import chromium, data_dir, open_page, serve_app, settle  # noqa: E402
@@ -26,9 +27,11 @@ RUNS = ["underfit", "overfit", "dropout", "l1l2"]  # each at its own preset
 
 
 def train_examples(home) -> RunStore:
+    """The study's runs, and a learning-curve sweep (training images 500 … 5,400, 2 seeds)."""
     store = RunStore(home)
     for variant in RUNS:
         store.create_run(make_config(variant), data_dir=data_dir())
+    enqueue_sweep(store, "overfit", "train_size", "500,1500,3000,5400", seeds=2, data_dir=data_dir(), epochs=15)
     drain_queue(store)
     return store
 
@@ -71,6 +74,9 @@ def main(out_dir):
             page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "compare-weights.png"))
             print("wrote", out / "compare-weights.png")
+            open_page(page, "Sweep")
+            page.wait_for_timeout(2000)
+            shoot(page, out / "sweep.png", 1300)
             open_page(page, "Draw")
             page.locator("[data-testid='stMultiSelect']").first.click()  # a second model beside it
             page.keyboard.type("l1l2")

@@ -266,6 +266,8 @@ def test_a_finished_run_can_be_renamed_and_deleted_from_its_view(app_runs):
     page.text_input(key=f"rename_{newest.id}").input("42")
     page.button(key=f"rename_button_{newest.id}").click().run()
     assert "must not be only digits" in texts(page.error) and app_runs.get(newest.id).name.startswith("**bold**")
+    assert page.button(key=f"delete_{newest.id}").disabled  # a delete is confirmed first
+    page.checkbox(key=f"delete_sure_{newest.id}").check().run()
     page.button(key=f"delete_{newest.id}").click().run()
     assert newest.id not in [run.id for run in app_runs.list_runs()]
     assert not page.exception and page.selectbox(key="train_view").value != newest.id
@@ -334,3 +336,22 @@ def test_the_quick_study_queues_the_six_variants_on_fewer_images(app_home, monke
     assert all(r.config["train_size"] == QUICK_STUDY["train_size"] and r.config["epochs"] == QUICK_STUDY["epochs"]
                for r in queued)
     assert queued[1].config["hidden_units"] == [512, 512] and queued[0].config["hidden_units"] == [8]
+
+
+def test_a_start_that_races_a_preset_change_queues_nothing_and_loads_the_preset(app_home, monkeypatch):
+    """Bug: pick overfit, then dropout, and press Start before the page redrew: the click
+    carried overfit's values under dropout's name, and a 'dropout' run trained with none."""
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.selectbox(key="train_variant").select("overfit").run()
+    # What the browser sends when Start is clicked before the redraw: the new preset with the
+    # values the old form still shows (Start's callback belongs to the overfit form on screen).
+    page.session_state["train_variant"] = "dropout"
+    page.button(key="start_training").click().run()
+    assert app_home.list_runs() == []
+    assert "the form was still switching presets" in texts(page.info)
+    assert page.selectbox(key="train_variant").value == "dropout"
+    assert page.number_input(key=KEY("dropout")).value == preset("dropout")["dropout"]
+    page.button(key="start_training").click().run()
+    [run] = app_home.list_runs()
+    assert run.variant == "dropout" and config_from_dict(run.config) == make_config("dropout")

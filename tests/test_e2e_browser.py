@@ -9,7 +9,7 @@ from kmnist_core.store import RunStore
 from app_support import wait_for
 from browser import chromium, open_page, serve_app, settle
 
-PAGES = ("Home", "Train", "Compare", "Draw")
+PAGES = ("Home", "Train", "Compare", "Sweep", "Draw")
 
 
 def no_exception(page, where):
@@ -37,7 +37,7 @@ def test_train_then_draw_in_a_real_browser(tmp_path):
         page.get_by_role("heading", name="KMNIST Explorer").wait_for()
         settle(page)
         no_exception(page, "Home")
-        for title in ("Train", "Compare", "Draw"):  # every page, before any run exists
+        for title in ("Train", "Compare", "Sweep", "Draw"):  # every page, before any run exists
             open_page(page, title)
             no_exception(page, f"{title} without runs")
 
@@ -60,6 +60,7 @@ def test_train_then_draw_in_a_real_browser(tmp_path):
         page.get_by_text("Draw a character on the canvas").wait_for()
         draw_stroke(page)
         page.get_by_text(re.compile(r"Reads .+ with \d+% confidence")).wait_for(timeout=120_000)
+        page.get_by_text(re.compile(r"What drove")).first.wait_for(timeout=120_000)  # the explanation
         settle(page)
         bars = page.locator("[data-testid='stPlotlyChart'] text").all_text_contents()
         assert len([text for text in bars if re.fullmatch(r"\d+(\.\d)?%", text)]) >= 3

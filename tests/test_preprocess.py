@@ -108,3 +108,15 @@ def test_decompression_bombs_are_refused():
 def test_wrong_array_shapes_are_refused(shape):
     with pytest.raises(ImageError):
         ink_map(np.zeros(shape, np.uint8))
+
+
+def test_a_frame_along_the_canvas_edges_stays_ink_on_the_canvas():
+    """Bug: a frame drawn along the canvas border made the border mostly dark, so the
+    light/dark guess inverted the drawing. The canvas is always dark ink on white."""
+    canvas = np.full((280, 280, 4), 255, np.uint8)
+    for side in (np.s_[0:18, :], np.s_[-18:, :], np.s_[:, 0:18], np.s_[:, -18:]):
+        canvas[side + (slice(0, 3),)] = 0
+    sample = prepare(canvas, background="light")
+    assert sample[:, :3].mean() > 100 and sample[10:18, 10:18].mean() < 20  # the frame inked, its inside empty
+    guessed = prepare(canvas)  # an upload of the same picture still guesses from its border
+    assert guessed[10:18, 10:18].mean() > sample[10:18, 10:18].mean()
