@@ -123,14 +123,16 @@ def to_query(form: dict) -> dict:
     return query
 
 
-def from_query(query: dict) -> dict:
-    """A whole form from URL parameters (every value checked like the form's own); raises
-    ParameterError naming each bad or unknown parameter."""
+def from_query(query: dict) -> tuple:
+    """(form, problems) from URL parameters: every readable, valid value applied on top of
+    its preset, and every other one named in ``problems`` (a ParameterError's list) and
+    left at the preset's value — a link with one typo still opens what it can."""
     variant = query.get("variant", DEFAULT_VARIANT)
+    problems = []
     if variant not in PARAMETERS["variant"].choices:
-        raise ParameterError([("variant", f"must be one of {', '.join(PARAMETERS['variant'].choices)}; "
-                                          f"got {variant[:40]!r}")])
-    values, problems = defaults(variant), []
+        problems.append(("variant", f"must be one of {', '.join(PARAMETERS['variant'].choices)}; got {variant[:40]!r}"))
+        variant = DEFAULT_VARIANT
+    values = defaults(variant)
     for field, text in query.items():
         if field == "variant":
             continue
@@ -138,13 +140,14 @@ def from_query(query: dict) -> dict:
             problems.append((field[:40], "is not a setting of this form"))
             continue
         try:
-            values[field] = _parse(field, text)
-        except ValueError:
-            problems.append((field, f"cannot be {text[:40]!r}"))
-    if problems:
-        raise ParameterError(problems)
-    to_config(values)  # every range and rule, as for the form itself
-    return values
+            candidate = dict(values, **{field: _parse(field, text)})
+            to_config(candidate)  # the value's range and the rules that tie fields together
+        except ValueError as error:  # ParameterError is a ValueError too
+            reason = error.problems[0][1] if isinstance(error, ParameterError) else f"cannot be {text[:40]!r}"
+            problems.append((field, reason))
+            continue
+        values = candidate
+    return values, problems
 
 
 def _parse(field, text):

@@ -89,10 +89,11 @@ QUERY_KEY = "train_applied_query"  # the URL parameters already loaded into the 
 query = st.query_params.to_dict()
 if query and query != st.session_state.get(QUERY_KEY):
     st.session_state[QUERY_KEY] = query
-    try:
-        form.load(form.from_query(query))
-    except ParameterError as error:
-        st.warning(f"The link's settings were not applied: {form.problem_text(error)}")
+    loaded, problems = form.from_query(query)
+    form.load(loaded)
+    if problems:
+        st.warning(f"Part of the link was not applied (the preset's value is used instead): "
+                   f"{form.problem_text(ParameterError(problems))}")
 current = form.init()
 preset = form.defaults(current["variant"])
 form_column, run_column = st.columns([2, 3], gap="large")

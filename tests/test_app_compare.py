@@ -157,3 +157,18 @@ def test_the_gap_summary_credits_regularization_and_sets_underfitting_apart():
     assert loss_gap_summary(runs) == (
         "Held-out − train loss gap (smaller = less memorising): overfit 0.63; dropout cut it to 0.36. "
         "Not counted: underfit (underfitting: a small gap from fitting nothing well).")
+
+
+def test_the_chosen_runs_survive_a_new_run_finishing_elsewhere(app_runs):
+    from kmnist_core.config import make_config
+    from kmnist_core.worker import drain_queue
+
+    from app_support import data_dir
+
+    page = app("pages/compare.py")
+    first, second = sorted(run.id for run in app_runs.list_runs())
+    page.multiselect[0].set_value([second, first]).run()
+    app_runs.create_run(make_config("underfit", epochs=1, seed=5), data_dir=data_dir())
+    drain_queue(app_runs)  # a third scored run: the picker's options change
+    page.run()
+    assert page.multiselect[0].value == [second, first]

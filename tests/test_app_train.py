@@ -306,8 +306,21 @@ def test_a_bad_link_gets_one_message_and_the_form_keeps_working(app_home, query,
     page.query_params.update(query)
     page.run()
     assert not page.exception
-    assert message in texts(page.warning) and "were not applied" in texts(page.warning)
+    assert message in texts(page.warning) and "Part of the link was not applied" in texts(page.warning)
     assert not page.button(key="start_training").disabled
+
+
+def test_a_link_with_one_bad_value_keeps_the_good_ones(app_home):
+    page = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    page.run()
+    page.switch_page("pages/train.py")
+    page.query_params.update({"variant": "overfit", "dropout": "7", "epochs": "40", "l2": "-1"})
+    page.run()
+    assert page.selectbox(key="train_variant").value == "overfit"
+    assert page.number_input(key=KEY("epochs")).value == 40  # kept
+    assert page.number_input(key=KEY("dropout")).value == 0.0 and page.number_input(key=KEY("l2")).value == 0.0
+    warning = texts(page.warning)
+    assert "Dropout (hidden layers) must be in [0, 1), got 7" in warning and "L2 penalty must be in [0, 0.1], got -1" in warning
 
 
 def test_a_finished_run_offers_its_model_history_metrics_and_script(app_runs):
