@@ -67,10 +67,16 @@ def home():
 
 
 st.set_page_config(page_title="KMNIST Explorer", page_icon="📜", layout="wide")
-st.navigation([
-    st.Page(home, title="Home", icon=":material/home:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("pages/sweep.py", title="Sweep", icon=":material/ssid_chart:"),
-    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
-]).run()
+PAGES = {
+    "pages/train.py": st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    "pages/compare.py": st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    "pages/sweep.py": st.Page("pages/sweep.py", title="Sweep", icon=":material/ssid_chart:"),
+    "pages/draw.py": st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
+}
+navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])
+state.arrived_through_app()
+deep_link = state.pending_deep_link()
+if deep_link and deep_link[0] in PAGES:
+    state.keep_link_query(deep_link[1])  # switch_page clears the address's query: the page reads it here
+    st.switch_page(PAGES[deep_link[0]])
+navigation.run()

@@ -44,7 +44,7 @@ def main():
             page.wait_for_timeout(max(0.0, args.idle - (time.monotonic() - opened)) * 1000)
             draw_stroke(page)
             drawn = time.monotonic()  # the stroke's end: when the canvas hands it to the app
-            page.get_by_text(re.compile(r"Reads .+ with \d+% confidence")).first.wait_for(timeout=120_000)
+            page.get_by_text(re.compile(r"Reads .+ with \d+(\.\d)?% confidence")).first.wait_for(timeout=120_000)
             waited = time.monotonic() - drawn
     print(f"host: {cpu_name()}; date {time.strftime('%Y-%m-%d')}")
     print(f"first reading {waited:.2f} s after the stroke, the Draw page having been open {args.idle:.0f} s "

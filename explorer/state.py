@@ -227,3 +227,40 @@ def watch(run_id: int) -> None:
     """Show ``run_id`` in the Train page's picker and in empty-state panels."""
     st.session_state[FOCUS_KEY] = run_id
     st.session_state[VIEW_KEY] = run_id
+
+
+# -- links straight to a page -------------------------------------------------------------------
+APP_KEY = "entered_through_app"
+DEEP_LINK_KEY = "deep_link"
+
+
+def arrived_through_app() -> None:
+    """Called by app.py on every run, before the page it routes to."""
+    st.session_state[APP_KEY] = True
+
+
+def enter_through_app(page_path: str) -> None:
+    """Each page's first line. A link straight to a page (``/train?…``), opened before this
+    server has run app.py once, makes Streamlit run the page file alone, with the ``pages/``
+    folder as a bare menu and no page config. Send the visit through app.py instead,
+    keeping the page and its query parameters for ``pending_deep_link``."""
+    if not st.session_state.get(APP_KEY):
+        st.session_state[DEEP_LINK_KEY] = (page_path, st.query_params.to_dict())
+        st.switch_page("app.py")
+
+
+def pending_deep_link():
+    """(page path, query parameters) of a link that was sent through app.py, once."""
+    return st.session_state.pop(DEEP_LINK_KEY, None)
+
+
+LINK_QUERY_KEY = "link_query"
+
+
+def keep_link_query(query: dict) -> None:
+    st.session_state[LINK_QUERY_KEY] = query
+
+
+def link_query() -> dict:
+    """The page's query parameters: the address's, or those of a link sent through app.py."""
+    return st.query_params.to_dict() or st.session_state.pop(LINK_QUERY_KEY, {})

@@ -8,6 +8,8 @@ from explorer import charts, compare, monitor, state
 from kmnist_core import export, reference, significance
 from kmnist_core.classes import CLASSES
 
+state.enter_through_app("pages/compare.py")
+
 st.title("Compare")
 run_store = state.store()
 runs = {run.id: run for run in run_store.list_runs() if compare.scored(run)}

@@ -7,6 +7,8 @@ from explorer import charts, compare, monitor, state
 from kmnist_core.classes import CLASSES
 from kmnist_core.preprocess import EmptyImageError, ImageError, prepare, read_image, to_kmnist
 
+state.enter_through_app("pages/draw.py")
+
 CANVAS_SIZE = 280  # ten canvas pixels per KMNIST pixel
 UNSURE = 0.5  # below this top probability the card says the model is unsure
 METHODS = {"Occlusion": "occlusion", "Integrated gradients": "integrated_gradients"}

@@ -9,6 +9,8 @@ from kmnist_core.checks import ParameterError
 from kmnist_core.config import LABELS, PARAMETERS, too_short
 from kmnist_core.sweep import MAX_RUNS, MAX_SEEDS, SWEEPABLE, best_sentence, summarise
 
+state.enter_through_app("pages/sweep.py")
+
 PICK_KEY = "sweep_pick"
 NOTICE_KEY = "sweep_notice"
 

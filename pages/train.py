@@ -9,6 +9,8 @@ from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, describe, too_
 from kmnist_core.status import Status
 from kmnist_core.study import QUICK_STUDY, study_configs
 
+state.enter_through_app("pages/train.py")
+
 NOTICE_KEY = "train_notice"  # what the last button did, shown once above the buttons
 SHARED_KEY = "study_shared"  # "Train all variants" with this form's training settings
 SHARED = ("epochs", "batch_size", "learning_rate", "train_size", "seed")
@@ -86,7 +88,7 @@ if data_problem:
     monitor.data_problem(data_problem)
 
 QUERY_KEY = "train_applied_query"  # the URL parameters already loaded into the form
-query = st.query_params.to_dict()
+query = state.link_query()
 if query and query != st.session_state.get(QUERY_KEY):
     st.session_state[QUERY_KEY] = query
     loaded, problems = form.from_query(query)

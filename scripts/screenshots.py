@@ -84,7 +84,7 @@ def main(out_dir):
             page.keyboard.press("Escape")
             settle(page)
             draw_stroke(page)
-            page.get_by_text(re.compile(r"Reads .+ with \d+% confidence")).first.wait_for(timeout=120_000)
+            page.get_by_text(re.compile(r"Reads .+ with \d+(\.\d)?% confidence")).first.wait_for(timeout=120_000)
             page.get_by_text(re.compile(r"What drove")).first.wait_for(timeout=120_000)
             shoot(page, out / "draw.png", 1500)
         print(len(store.list_runs()), "runs in the temporary store")
