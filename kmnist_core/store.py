@@ -218,9 +218,7 @@ class RunStore:
     def _create_or_migrate(self) -> None:
         """A new database gets the current schema; one written by an older release is
         upgraded in one transaction, so a crash mid-way leaves the old version intact."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with _immediate(self._connect()) as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
             if not exists:
@@ -234,13 +232,6 @@ class RunStore:
             if version < 3:
                 _execute_script(db, _MIGRATE_FROM_2)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
 
     def _check_read_only(self) -> None:
         """A database this user cannot write is read as it is: it must already hold the
@@ -317,18 +308,8 @@ class RunStore:
         """One IMMEDIATE transaction: writers queue on SQLite's lock instead of failing."""
         if self.read_only:
             raise self._read_only_error()
-        with self._damage_as_store_error():
-            db = self._connect()
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            finally:
-                db.close()
+        with self._damage_as_store_error(), _immediate(self._connect()) as db:
+            yield db
 
     @contextmanager
     def _read(self):
@@ -697,6 +678,21 @@ def _replace_atomically(target: Path, temporary: Path, write) -> Path:
             temporary.unlink()
         raise
     return target
+
+
+@contextmanager
+def _immediate(db):
+    """One IMMEDIATE transaction on ``db``, committed, or rolled back on any error; then closed."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    finally:
+        db.close()
 
 
 def _status_of(db, run_id) -> str:
