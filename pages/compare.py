@@ -62,7 +62,8 @@ st.download_button("Download every run's settings and scores (CSV)", export.runs
 
 st.header("Settings")
 rows, differing = compare.settings_rows(chosen)
-st.dataframe(pd.DataFrame(rows).style.map(lambda _: "background-color: rgba(255, 200, 0, 0.3)", subset=differing),
+settings_table = pd.DataFrame(rows).style.map(lambda _: "background-color: rgba(255, 200, 0, 0.3)", subset=differing)
+st.dataframe(settings_table.format(lambda value: f"{value:g}" if isinstance(value, float) else value),  # 1e-05, not 0.000010
              hide_index=True)
 st.caption("Highlighted: the settings that differ between these runs — " + (", ".join(differing) or "none") + ".")
 
