@@ -18,7 +18,9 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 
 
 def data_dir() -> str:
-    return os.environ.get("KMNIST_DATA_DIR") or str(ROOT.parent / "shared" / "data" / "kmnist-mini")
+    from conftest import MINI_DIR
+
+    return str(MINI_DIR)
 
 
 def free_port() -> int:

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kmnist_core.data import SIBLING_DATA_DIR
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MINI_DIR = Path(os.environ.get("KMNIST_DATA_DIR") or PROJECT_ROOT.parent / "shared" / "data" / "kmnist-mini")
+MINI_DIR = Path(os.environ.get("KMNIST_DATA_DIR") or SIBLING_DATA_DIR)  # the same fallback as the app's
 
 
 def synthetic_arrays(per_class=20, seed=0):
