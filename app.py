@@ -5,6 +5,10 @@ and the navigation to the others. It must open fast, so nothing here imports
 TensorFlow; only the Draw page loads models.
 """
 
+# pandas first, before anything is drawn: plotly and st.dataframe import it lazily, and a
+# click on another page during that first import stops the script mid-import, leaving a
+# half-initialised module ("partially initialized module 'pandas'") for every later chart.
+import pandas  # noqa: F401
 import streamlit as st
 
 from explorer import charts, monitor, state

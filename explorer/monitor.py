@@ -329,26 +329,30 @@ def settings(run) -> None:
 
 def downloads(run_store, run) -> None:
     """The run to take away: model, history, metrics and a standalone script that retrains
-    it with Keras alone. File names come from the run id, never from its name."""
+    it with Keras alone. File names come from the run id, never from its name. Each file is
+    made when its button is pressed, not on every redraw (the view redraws every second
+    while anything trains)."""
     from kmnist_core import export
+
+    def full():
+        return run_store.get(run.id)
 
     with st.expander("Take it with you: model, history, metrics, script"):
         stem = f"kmnist-run-{run.id}"
         model = run_store.model_path(run.id)
         left, right = st.columns(2)
         if model.is_file():
-            left.download_button("Model (.keras)", model.read_bytes(), f"{stem}.keras", key=f"dl_model_{run.id}",
+            left.download_button("Model (.keras)", model.read_bytes, f"{stem}.keras", key=f"dl_model_{run.id}",
                                  icon=":material/download:")
-        full = run_store.get(run.id)
-        right.download_button("History (CSV)", export.history_csv(full.history), f"{stem}-history.csv",
+        right.download_button("History (CSV)", lambda: export.history_csv(full().history), f"{stem}-history.csv",
                               mime="text/csv", key=f"dl_csv_{run.id}", icon=":material/table:")
-        left.download_button("History (JSON)", export.history_json(full.history), f"{stem}-history.json",
+        left.download_button("History (JSON)", lambda: export.history_json(full().history), f"{stem}-history.json",
                              mime="application/json", key=f"dl_json_{run.id}", icon=":material/data_object:")
-        right.download_button("Metrics (JSON)", export.metrics_json(full), f"{stem}-metrics.json",
+        right.download_button("Metrics (JSON)", lambda: export.metrics_json(full()), f"{stem}-metrics.json",
                               mime="application/json", key=f"dl_metrics_{run.id}", icon=":material/analytics:")
         st.download_button("Standalone training script (Python, Keras only)",
-                           export.standalone_script(full.config, run=full, filename=f"{stem}.py"), f"{stem}.py",
-                           mime="text/x-python", key=f"dl_script_{run.id}", icon=":material/code:")
+                           lambda: export.standalone_script(run.config, run=full(), filename=f"{stem}.py"),
+                           f"{stem}.py", mime="text/x-python", key=f"dl_script_{run.id}", icon=":material/code:")
         st.caption(f"The script reads the official KMNIST files from a folder (`python {stem}.py /path/to/kmnist`) "
                    "and retrains this configuration with Keras alone. TensorBoard: `tensorboard --logdir "
                    f"{run_store.home}` lists every finished run.")
