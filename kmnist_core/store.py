@@ -35,7 +35,7 @@ MAX_NAME = 80
 STALL_FLOOR = 60.0  # seconds without progress before any running run is called stalled
 STALL_PACE = 10  # ... or this many times its own mean time between progress writes, if longer
 STALL_START = 600.0  # seconds a run may take to load its data before its first progress write
-SCHEMA_VERSION = 3  # PRAGMA user_version; 0 is the unversioned schema of the first release
+SCHEMA_VERSION = 4  # PRAGMA user_version; 0 is the unversioned schema of the first release
 
 _SCHEMA = """
 CREATE TABLE runs (
@@ -99,6 +99,15 @@ ALTER TABLE runs ADD COLUMN sweep_id INTEGER REFERENCES sweeps(id) ON DELETE SET
 CREATE INDEX runs_by_sweep ON runs(sweep_id);
 """
 
+# Version 3 -> 4: several trainers at once (KMNIST_WORKERS) and shared servers. ``slot`` is
+# the training slot (lock) of the trainer that claimed the run, so a run is an orphan only
+# when *its* slot's lock is free; ``owner`` is the app session that queued it (NULL: CLI or
+# an older release), so a shared server lets a session change only its own runs.
+_MIGRATE_FROM_3 = """
+ALTER TABLE runs ADD COLUMN slot INTEGER;
+ALTER TABLE runs ADD COLUMN owner TEXT;
+"""
+
 
 class StoreError(RuntimeError):
     """The store cannot do what was asked; the message says why and what to do."""
@@ -128,6 +137,8 @@ class Run:
     runtime: dict | None = None  # how it was trained: precision, threads, CPU
     interruption: dict | None = None  # {"last_epoch", "waiting": [run ids queued then]}
     sweep_id: int | None = None  # the sweep it belongs to (kmnist_core.sweep), if any
+    slot: int | None = None  # the training slot whose trainer claimed it (None: slot 0)
+    owner: str | None = None  # the app session that queued it (None: the CLI)
     history: list = field(default_factory=list)  # EpochRecord per finished epoch (``get`` only)
 
     @property
@@ -229,8 +240,9 @@ class RunStore:
             elif version > SCHEMA_VERSION:
                 raise StoreError(f"{self.db_path} was written by a newer KMNIST Explorer (schema "
                                  f"{version}, this one reads {SCHEMA_VERSION}); update the app")
-            if version < 3:
-                _execute_script(db, _MIGRATE_FROM_2)
+            for target, script in ((3, _MIGRATE_FROM_2), (4, _MIGRATE_FROM_3)):
+                if version < target <= SCHEMA_VERSION:
+                    _execute_script(db, script)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _check_read_only(self) -> None:
@@ -321,12 +333,14 @@ class RunStore:
                 db.close()
 
     # -- runs ----------------------------------------------------------------------------
-    def create_run(self, config, name=None, data_dir=None, status=Status.QUEUED, data_source=None) -> int:
+    def create_run(self, config, name=None, data_dir=None, status=Status.QUEUED, data_source=None,
+                   owner=None) -> int:
         """Store a validated ``TrainConfig`` as a new run. Without a ``name`` the run is named
         from its settings (``config.describe``), so its label cannot disagree with them.
         ``data_dir`` is stored absolute (the worker runs in another folder; None means
         tensorflow-datasets); ``data_source``, when the caller loaded the data, is what the
-        run must be trained on (the runner refuses other data)."""
+        run must be trained on (the runner refuses other data); ``owner``, the app session
+        that queued it."""
         from .config import describe
 
         if status not in (Status.QUEUED, Status.RUNNING):
@@ -335,11 +349,11 @@ class RunStore:
         now = time.time()
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO runs (name, variant, status, config, data_dir, data_source, created_at, started_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (name, variant, status, config, data_dir, data_source, created_at, started_at, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (check_name(name) if name else describe(config)[:MAX_NAME], values["variant"], str(status),
                  json.dumps(values), None if data_dir is None else os.path.abspath(data_dir), data_source, now,
-                 now if status == Status.RUNNING else None),
+                 now if status == Status.RUNNING else None, owner),
             )
             return int(cursor.lastrowid)
 
@@ -728,7 +742,7 @@ def _to_run(row) -> Run:
         error=row["error"], stop_requested=bool(row["stop_requested"]),
         runtime=json.loads(row["runtime"]) if row["runtime"] else None,
         interruption=json.loads(row["interruption"]) if row["interruption"] else None,
-        sweep_id=row["sweep_id"],
+        sweep_id=row["sweep_id"], slot=row["slot"], owner=row["owner"],
     )
 
 

@@ -79,3 +79,14 @@ def zygote():
     forker = Zygote()
     yield forker
     forker.close()
+
+
+def insert_old_run(db_path, config, name) -> int:
+    """A queued run as an older release's ``create_run`` wrote it (only the base schema's
+    columns), for the upgrade tests: today's ``create_run`` writes columns they lack."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(db_path) as db:
+        return db.execute("INSERT INTO runs (name, variant, status, config, created_at) VALUES (?, ?, ?, ?, ?)",
+                          (name, config.variant, "queued", json.dumps(config.to_dict()), time.time())).lastrowid

@@ -13,7 +13,7 @@ from kmnist_core.records import EpochRecord
 from kmnist_core.status import Status
 from kmnist_core.store import SCHEMA_VERSION, RunNotFoundError, RunStore, StoreError, check_run_id
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, insert_old_run
 
 
 @pytest.fixture
@@ -228,3 +228,27 @@ def test_a_database_from_a_newer_release_is_refused_not_damaged(tmp_path):
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="written by a newer KMNIST Explorer"):
         RunStore(store.home)
+
+
+def test_a_version_3_database_gains_slot_and_owner_with_its_runs_intact(tmp_path, monkeypatch):
+    """Written by this code as it was at schema 3 (no version-4 step), then opened by the
+    current store: old runs have no slot (slot 0's trainer) and no owner (the CLI's)."""
+    from kmnist_core import store as store_module
+
+    home = tmp_path / "home"
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 3)
+    old = RunStore(home)
+    queued = insert_old_run(old.db_path, make_config("overfit", epochs=2), "old queued")
+    with sqlite3.connect(old.db_path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    assert "slot" not in columns and "owner" not in columns
+    monkeypatch.undo()
+
+    store = RunStore(home)
+    with sqlite3.connect(store.db_path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    run = store.get(queued)
+    assert (run.name, run.status, run.slot, run.owner) == ("old queued", Status.QUEUED, None, None)
+    mine = store.create_run(make_config("dropout", epochs=2), owner="session-a")
+    assert store.get(mine).owner == "session-a"
+    assert store.claim_next().id == queued  # the old queue goes first

@@ -22,7 +22,7 @@ from kmnist_core.status import Status
 from kmnist_core.store import SCHEMA_VERSION, Run, RunStore
 from kmnist_core.sweep import MAX_RUNS, check_against_data, enqueue_sweep, parse_values, run_name, summarise, sweep_configs, title
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, insert_old_run
 
 
 @pytest.fixture
@@ -138,15 +138,14 @@ def _columns(path) -> dict:
 
 
 def test_a_version_2_database_is_upgraded_with_its_runs_intact(tmp_path, monkeypatch):
-    """Written by this code as it was at schema 2 (the same base schema, no version-3 step),
+    """Written by this code as it was at schema 2 (the same base schema, no later steps),
     then opened by the current store."""
     home = tmp_path / "home"
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_module, "_MIGRATE_FROM_2", "")
     old = RunStore(home)
-    done = old.create_run(make_config("overfit", epochs=2), name="finished one")
-    waiting = old.create_run(make_config("dropout"))
-    cancelled = old.create_run(make_config("l1l2"))
+    done = insert_old_run(old.db_path, make_config("overfit", epochs=2), "finished one")
+    waiting = insert_old_run(old.db_path, make_config("dropout"), "dropout")
+    cancelled = insert_old_run(old.db_path, make_config("l1l2"), "l1l2")
     old.request_stop(cancelled)
     for epoch in (1, 2):
         old.append_epoch(done, EpochRecord(epoch=epoch, train_loss=1.0 / epoch, val_loss=1.5 / epoch, elapsed=epoch))
@@ -158,7 +157,7 @@ def test_a_version_2_database_is_upgraded_with_its_runs_intact(tmp_path, monkeyp
 
     store = RunStore(home)
     with sqlite3.connect(store.db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     runs = {run.id: run for run in store.list_runs()}
     assert {i: (r.name, r.status, r.sweep_id) for i, r in runs.items()} == {
         done: ("finished one", Status.COMPLETED, None), waiting: ("dropout", Status.QUEUED, None),
