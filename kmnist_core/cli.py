@@ -210,7 +210,7 @@ def _train_until_done(store, run_id, datasets):
                 time.sleep(0.5)
         finally:
             bar.close()
-    # A worker started while we held the training lock gave up at once, so runs queued
+    # A worker started while we held the last free training slot gave up at once, so runs queued
     # meanwhile (from the app) would wait for the next page load: hand them on now.
     ensure_worker(store.home, idle_exit=1.0)
 

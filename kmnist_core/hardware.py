@@ -8,7 +8,10 @@ bfloat16 halves the memory traffic of convolutions on CPUs that compute it nativ
 import os
 from pathlib import Path
 
+from .checks import ParameterError, check_int, range_text
+
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+WORKERS_ENV = "KMNIST_WORKERS"  # trainings side by side; at most one per usable core
 
 
 def _cpuinfo_field(prefixes, cpuinfo=None):
@@ -67,16 +70,35 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def training_threads(workers: int = 1, cores: int = None) -> int:
+def worker_count(value=None, cores: int = None) -> int:
+    """How many trainings may run side by side: ``KMNIST_WORKERS`` (default 1), an integer
+    from 1 to the usable cores. One by default: on a small machine a second training only
+    halves the speed of the first. Each process reads it, so the app, its workers and the
+    CLI agree when they share an environment."""
+    text = str(os.environ.get(WORKERS_ENV, "") if value is None else value).strip()
+    if not text:
+        return 1
+    low, high = 1, usable_cores() if cores is None else cores
+    try:
+        return check_int(WORKERS_ENV, int(text) if text.isascii() and text.isdigit() else text, low, high)
+    except ParameterError:
+        raise ParameterError([(WORKERS_ENV, f"must be an integer in {range_text(low, high)} (at most one "
+                                            f"training per usable core), got {text!r}")]) from None
+
+
+def training_threads(workers: int = None, cores: int = None) -> int:
     """TensorFlow intra-op threads for one training: the usable cores split between the
-    trainings that run side by side (more threads than cores only adds switching)."""
+    trainings that run side by side (``worker_count``; more threads than cores only adds
+    switching)."""
     cores = usable_cores() if cores is None else cores
+    workers = worker_count(cores=cores) if workers is None else workers
     return max(1, cores // max(1, workers))
 
 
-def configure_threads(workers: int = 1) -> int:
-    """Size TensorFlow's thread pools for this machine; returns the intra-op count. Must
-    run before TensorFlow executes its first op; later calls leave the pools as they are."""
+def configure_threads(workers: int = None) -> int:
+    """Size TensorFlow's thread pools for this machine and the trainings beside this one
+    (``workers``, default ``worker_count()``); returns the intra-op count. Must run before
+    TensorFlow executes its first op; later calls leave the pools as they are."""
     import tensorflow as tf
 
     threads = training_threads(workers)

@@ -25,7 +25,7 @@ CHECKPOINT_EVERY = 15.0  # seconds between partial-model checkpoints
 
 
 def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None, stop=None) -> Status:
-    """Train and score run ``run_id`` (already marked running, under the training lock);
+    """Train and score run ``run_id`` (already claimed, under its training slot's lock);
     returns its final status.
 
     Any exception marks the run failed with the message and is re-raised; a stop request,
@@ -48,7 +48,7 @@ def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None, s
         store.finish(run_id, Status.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     except BaseException:
-        store.mark_interrupted()  # we hold the lock: ours is the only running run
+        store.mark_interrupted(run.slot or 0)  # we hold its slot: ours is that slot's only running run
         raise
     store.finish(run_id, status, metrics=metrics)
     _write_tensorboard(store, run_id)

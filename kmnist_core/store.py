@@ -6,8 +6,10 @@ writes. Files (models, prediction arrays) are written to a temporary name and re
 so a crash mid-write leaves the previous file. Folder names come only from integer run
 ids, never from user text, and no write or delete follows a link out of the home.
 
-Every entry point (the CLI's commands, the app's listing, the worker) reconciles runs left
-"running" by a trainer that died: if nobody holds the training lock, nobody trains them.
+Up to ``KMNIST_WORKERS`` trainers train side by side, each holding one training slot (a lock
+file the OS releases when its holder dies) and recording it on the runs it claims. Every
+entry point (the CLI's commands, the app's listing, the worker) reconciles runs left
+"running" by a trainer that died: if nobody holds a run's slot, nobody trains it.
 A store whose folder this user cannot write opens read-only: it lists and reads, and a
 change says "read-only".
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import ParameterError, check_int
+from .hardware import worker_count
 from .records import EpochRecord, Progress
 from .status import FINISHED, Status, can_move
 
@@ -395,9 +398,11 @@ class RunStore:
             raise RunNotFoundError(f"{what} named {text!r}; use the run id from `runs`")
         return int(rows[0]["id"])
 
-    def claim_next(self, only=None) -> Run | None:
-        """Atomically move the oldest queued run to running (queue order = id order); with
-        ``only`` (a run id), only when that run is the oldest queued one."""
+    def claim_next(self, only=None, slot=0) -> Run | None:
+        """Atomically move the oldest queued run to running (queue order = id order), for the
+        trainer holding training slot ``slot``; with ``only`` (a run id), only when that run
+        is the oldest queued one. The slot is written in the same transaction: two trainers
+        never get the same run, and a running run's trainer is always known."""
         with self._write() as db:
             row = db.execute(
                 "SELECT id FROM runs WHERE status = ? ORDER BY id LIMIT 1", (Status.QUEUED,)
@@ -405,8 +410,8 @@ class RunStore:
             if row is None or (only is not None and row["id"] != only):
                 return None
             db.execute(
-                "UPDATE runs SET status = ?, started_at = ? WHERE id = ?",
-                (Status.RUNNING, time.time(), row["id"]),
+                "UPDATE runs SET status = ?, started_at = ?, slot = ? WHERE id = ?",
+                (Status.RUNNING, time.time(), slot, row["id"]),
             )
         return self.get(row["id"])
 
@@ -483,31 +488,35 @@ class RunStore:
         _remove(self.run_dir(run_id))
 
     def reconcile(self) -> list:
-        """Mark runs left "running" by a trainer that died interrupted, when nobody holds the
-        training lock (then nobody can be training them). A trainer killed by SIGKILL cannot
-        say so itself and the next worker may be hours away, so every entry point calls this;
-        otherwise such a run shows "running" with its clock counting, stop says "stopping"
-        forever and delete is refused. One read when nothing runs; else one lock attempt."""
+        """Mark runs left "running" by a trainer that died interrupted: those whose training
+        slot nobody holds (then nobody can be training them). A trainer killed by SIGKILL
+        cannot say so itself and the next worker may be hours away, so every entry point
+        calls this; otherwise such a run shows "running" with its clock counting, stop says
+        "stopping" forever and delete is refused. One read when nothing runs; else one lock
+        attempt per slot in use, never on a slot a live trainer holds for long."""
         if self.read_only:
             return []
         with self._read() as db:
-            if db.execute("SELECT 1 FROM runs WHERE status = ? LIMIT 1", (Status.RUNNING,)).fetchone() is None:
-                return []
-        try:
-            with self.training_lock(blocking=False) as acquired:
-                return self.mark_interrupted() if acquired else []
-        except StoreError:  # an unusable lock file: listing still works, training says why
-            return []
+            slots = [row[0] for row in db.execute("SELECT DISTINCT COALESCE(slot, 0) FROM runs WHERE status = ?",
+                                                  (Status.RUNNING,))]
+        orphans = []
+        for slot in slots:
+            try:
+                with self.training_lock(blocking=False, slot=slot) as acquired:
+                    orphans += self.mark_interrupted(slot) if acquired else []
+            except StoreError:  # an unusable lock file: listing still works, training says why
+                pass
+        return orphans
 
-    def mark_interrupted(self) -> list:
-        """Runs left running by a process that died become interrupted, with their last
-        finished epoch and the runs that were waiting in the queue at that moment (what the
-        queue does next is then a fact, not a guess). Call only while holding the training
-        lock: then no live process can be training them."""
+    def mark_interrupted(self, slot=0) -> list:
+        """Runs left running in training slot ``slot`` by a process that died become
+        interrupted, with their last finished epoch and the runs that were waiting in the
+        queue at that moment (what the queue does next is then a fact, not a guess). Call
+        only while holding that slot's lock: then no live process can be training them."""
         with self._write() as db:
             rows = db.execute(
                 "SELECT id, (SELECT MAX(epoch) FROM epochs WHERE run_id = runs.id) AS last "
-                "FROM runs WHERE status = ?", (Status.RUNNING,)
+                "FROM runs WHERE status = ? AND COALESCE(slot, 0) = ?", (Status.RUNNING, slot)
             ).fetchall()
             waiting = [r["id"] for r in db.execute("SELECT id FROM runs WHERE status = ? ORDER BY id",
                                                    (Status.QUEUED,))]
@@ -522,16 +531,22 @@ class RunStore:
     def remove_leftovers(self) -> list:
         """Delete what a killed process can leave behind: half-written temporary files
         (a kill mid-checkpoint) and folders of runs already deleted from the database (a
-        kill between the delete and the folder's removal). Call only while holding the
-        training lock: only the trainer writes run files."""
+        kill between the delete and the folder's removal). Call while holding a training
+        slot, after marking its orphans: the folders of runs still running belong to
+        trainers alive in other slots and are left alone. The folders are listed before
+        the database is read, so a run created and claimed meanwhile is never taken for a
+        deleted one (ids are never reused)."""
+        folders = list(self.home.glob("run-*"))
         with self._read() as db:
-            known = {self.run_dir(row["id"]) for row in db.execute("SELECT id FROM runs")}
+            rows = db.execute("SELECT id, status FROM runs").fetchall()
+        known = {self.run_dir(row["id"]) for row in rows}
+        training = {self.run_dir(row["id"]) for row in rows if row["status"] == Status.RUNNING}
         removed = []
-        for folder in self.home.glob("run-*"):
+        for folder in folders:
             if folder not in known and (folder.is_symlink() or folder.is_dir()):
                 _remove(folder)  # a link goes itself, never what it points to
                 removed.append(folder)
-            elif folder.is_dir() and not folder.is_symlink():
+            elif folder not in training and folder.is_dir() and not folder.is_symlink():
                 for temporary in folder.glob(".*.tmp.*"):
                     temporary.unlink(missing_ok=True)
                     removed.append(temporary)
@@ -575,14 +590,15 @@ class RunStore:
         except (ValueError, OSError, EOFError):
             return None
 
-    # -- the one-training-at-a-time lock ----------------------------------------------------------
+    # -- training slots: one lock per training that may run at once ------------------------------
     @contextmanager
-    def training_lock(self, blocking=True, patience=0.0):
-        """Held by whoever trains. The OS drops it when that process dies, even by SIGKILL,
-        so 'running' runs found while holding it are known to be orphans.
-        Yields True when acquired, False when ``blocking=False`` and someone else has it
-        (after retrying for ``patience`` seconds: others take it for a moment to check)."""
-        handle = self._open_lock()
+    def training_lock(self, blocking=True, patience=0.0, slot=0):
+        """Held by whoever trains in training slot ``slot``. The OS drops it when that
+        process dies, even by SIGKILL, so 'running' runs of that slot found while holding
+        it are known to be orphans. Yields True when acquired, False when
+        ``blocking=False`` and someone else has it (after retrying for ``patience``
+        seconds: others take it for a moment to check)."""
+        handle = self._open_lock(slot)
         try:
             if not _flock(handle, blocking, patience):
                 yield False
@@ -591,9 +607,28 @@ class RunStore:
         finally:
             os.close(handle)
 
-    def _open_lock(self) -> int:
-        """The lock file, never followed through a link, and only if it is a regular file."""
-        path = self.home / "training.lock"
+    @contextmanager
+    def free_slot(self, slots=None, patience=0.0):
+        """Hold the first free one of training slots 0..``slots``-1 (default
+        ``KMNIST_WORKERS``), retrying for ``patience`` seconds; yields its number, or None
+        when all are taken."""
+        slots = worker_count() if slots is None else slots
+        deadline = time.monotonic() + patience
+        while True:
+            for slot in range(slots):
+                with self.training_lock(blocking=False, slot=slot) as acquired:
+                    if acquired:
+                        yield slot
+                        return
+            if time.monotonic() >= deadline:
+                yield None
+                return
+            time.sleep(0.05)
+
+    def _open_lock(self, slot=0) -> int:
+        """A slot's lock file (slot 0: ``training.lock``, as before there were slots), never
+        followed through a link, and only if it is a regular file."""
+        path = self.home / ("training.lock" if slot == 0 else f"training-{check_int('slot', slot, 1)}.lock")
         if self.read_only:
             raise self._read_only_error()
         try:
@@ -605,9 +640,18 @@ class RunStore:
             raise StoreError(f"{path} is not a regular file, so it cannot be the training lock; move it aside")
         return handle
 
-    def trainer_active(self) -> bool:
-        with self.training_lock(blocking=False) as acquired:
-            return not acquired
+    def held_slots(self, slots=None) -> list:
+        """The training slots among 0..``slots``-1 (default ``KMNIST_WORKERS``) that a
+        trainer holds."""
+        held = []
+        for slot in range(worker_count() if slots is None else slots):
+            with self.training_lock(blocking=False, slot=slot) as acquired:
+                if not acquired:
+                    held.append(slot)
+        return held
+
+    def trainer_active(self, slots=None) -> bool:
+        return bool(self.held_slots(slots))
 
     # -- sweeps (kmnist_core.sweep builds and validates them) ---------------------------------
     def create_sweep(self, param, values, seeds, variant, runs, overrides=None, data_dir=None) -> int:

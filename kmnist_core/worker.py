@@ -1,10 +1,12 @@
-"""The trainer that owns the queue: takes queued runs oldest first, one at a time.
+"""The trainers that work through the queue: each takes queued runs oldest first, one at a time.
 
-Whoever trains holds the store's training lock, so there is never more than one
-training on the machine's two cores. The app starts this as a detached process
-(``python -m kmnist_core worker``) so trainings outlive page switches, browser tabs and
-server restarts; the CLI's ``train`` trains its own run in the foreground when it is next
-in the queue, and otherwise leaves the queue to this worker and follows its run.
+Whoever trains holds one of the store's training slots, so there are never more than
+``KMNIST_WORKERS`` trainings at once (default 1: one training on a small machine; on a
+bigger one, N trainings with the cores split between them). The app starts these as
+detached processes (``python -m kmnist_core worker``), one per free slot while runs wait,
+so trainings outlive page switches, browser tabs and server restarts; the CLI's ``train``
+trains its own run in the foreground in a free slot when it is next in the queue, and
+otherwise leaves the queue to the workers and follows its run.
 
 SIGINT, SIGTERM and SIGHUP stop the run being trained as the Stop button does (status
 stopped, epochs and model kept) and leave the rest of the queue for the next worker; a
@@ -19,11 +21,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .status import ACTIVE, Status
+from .hardware import worker_count
+from .status import Status
 from .store import RunStore
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-LOCK_PATIENCE = 2.0  # seconds a new worker retries the lock: listings and checks take it for a moment
+LOCK_PATIENCE = 2.0  # seconds a new worker retries the slots: listings and checks take them for a moment
 
 
 @contextmanager
@@ -55,18 +58,19 @@ def stop_on_signals():
 
 def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, on_progress=None, log=None,
                 stop=None, patience=0.0) -> bool:
-    """Train queued runs while holding the lock. Returns False if another process holds it
-    (after retrying for ``patience`` seconds). With ``until_run``, trains that run only, and
-    only once it is the oldest queued run; otherwise stops when the queue has been empty
-    for ``idle_exit`` seconds, or once ``stop`` (an Event) is set. ``datasets`` caches
-    loaded data by folder across runs."""
+    """Train queued runs while holding a free training slot. Returns False if every slot is
+    held by another process (after retrying for ``patience`` seconds). With ``until_run``,
+    trains that run only, and only once it is the oldest queued run; otherwise stops when
+    the queue has been empty for ``idle_exit`` seconds, or once ``stop`` (an Event) is set.
+    ``datasets`` caches loaded data by folder across runs."""
     datasets = {} if datasets is None else datasets
-    with store.training_lock(blocking=False, patience=patience) as acquired:
-        if not acquired:
+    with store.free_slot(patience=patience) as slot:
+        if slot is None:
             return False
         # Orphans first: the app shows a dead worker's run as interrupted within moments
-        # of the new worker taking the lock, not after TensorFlow's import.
-        for run_id in store.mark_interrupted():
+        # of the new worker taking its slot, not after TensorFlow's import. Ours are known
+        # orphans (we hold their slot); those of other slots, if their slot is free.
+        for run_id in store.mark_interrupted(slot) + store.reconcile():
             _log(log, f"run {run_id} was left running by a process that died; marked interrupted")
         for path in store.remove_leftovers():
             _log(log, f"removed {path.name}, left behind by a process that died")
@@ -75,7 +79,7 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
             if stop is not None and stop.is_set():
                 _log(log, f"{getattr(stop, 'signal_name', None) or 'stop'}: leaving; queued runs wait for the next worker")
                 break
-            run = store.claim_next(only=until_run)
+            run = store.claim_next(only=until_run, slot=slot)
             if run is None:
                 if until_run is not None or time.monotonic() - idle_since >= idle_exit:
                     break
@@ -85,7 +89,7 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
             # exits in a moment instead of spending seconds importing it.
             from .runner import execute_run
 
-            _log(log, f"training run {run.id} ({run.name})")
+            _log(log, f"training run {run.id} ({run.name}) in slot {slot}")
             try:
                 status = execute_run(store, run.id, datasets=datasets, stop=stop,
                                      on_progress=on_progress if run.id == until_run else None)
@@ -102,22 +106,33 @@ def _log(log, message):
 
 
 def ensure_worker(home, idle_exit=30.0) -> bool:
-    """Start a detached background worker unless a trainer already holds the lock.
-    Returns True when a new worker process was started. It gets the store's absolute
-    home and the project folder as its working folder, so it opens this same store
-    whatever folder the caller runs in."""
+    """Start detached background workers, one per free training slot, while queued runs
+    outnumber the idle trainers (those holding a slot without a running run). Returns True
+    when any was started. They get the store's absolute home and the project folder as
+    their working folder, so they open this same store whatever folder the caller runs in."""
     store = RunStore(home)
-    if store.read_only or store.trainer_active() or not store.list_runs(statuses=ACTIVE):
+    if store.read_only:
         return False
-    log_path = store.home / "worker.log"
-    with open(log_path, "a") as log_file:
+    queued = len(store.list_runs(statuses=(Status.QUEUED,)))  # orphans reconciled first
+    if not queued:
+        return False
+    slots = worker_count()
+    held = store.held_slots(slots)
+    idle = max(0, len(held) - len(store.list_runs(statuses=(Status.RUNNING,))))
+    wanted = min(slots - len(held), queued - idle)
+    for _ in range(wanted):
+        _spawn(store.home, idle_exit)
+    return wanted > 0
+
+
+def _spawn(home, idle_exit) -> None:
+    """One ``python -m kmnist_core worker``, detached: it outlives the app and the CLI."""
+    with open(home / "worker.log", "a") as log_file:
         subprocess.Popen(
-            [sys.executable, "-m", "kmnist_core", "--home", str(store.home), "worker",
-             "--idle-exit", str(idle_exit)],
+            [sys.executable, "-m", "kmnist_core", "--home", str(home), "worker", "--idle-exit", str(idle_exit)],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
         )
-    return True
 
 
 def run_worker(home, idle_exit=30.0) -> None:

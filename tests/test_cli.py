@@ -172,3 +172,21 @@ def load_local_sample():
     from conftest import synthetic_arrays
 
     return synthetic_arrays(1)[0][0]
+
+
+def test_kmnist_workers_out_of_range_is_one_line_naming_it_and_its_range(home, synthetic_dir, capsys, monkeypatch):
+    from kmnist_core.hardware import usable_cores
+
+    cores = usable_cores()
+    for value in ("0", str(cores + 1), "two", "1.5"):
+        monkeypatch.setenv("KMNIST_WORKERS", value)
+        for command in (["train", *TINY], ["worker", "--idle-exit", "0"]):
+            assert main(["--data-dir", str(synthetic_dir), *command]) == 2
+            error = capsys.readouterr().err.strip()
+            assert error == f"error: KMNIST_WORKERS must be an integer in [1, {cores}] (at most one training " \
+                            f"per usable core), got {value!r}", error
+    assert RunStore(home).list_runs() == []  # refused before anything was queued
+    monkeypatch.setenv("KMNIST_WORKERS", str(cores))
+    from kmnist_core.hardware import training_threads
+
+    assert training_threads() == 1  # every core its own training

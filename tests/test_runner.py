@@ -90,3 +90,32 @@ def test_two_workers_started_together_never_train_at_once(home, synthetic_dir, z
     log = (home / "worker.log").read_text()
     assert [log.count(f"training run {i} (") for i in ids] == [1, 1, 1], log
     assert all([r.epoch for r in run.history] == [1, 2, 3] for run in runs)
+
+
+def test_ensure_worker_starts_one_worker_per_free_slot_while_runs_outnumber_idle_ones(home, monkeypatch):
+    """KMNIST_WORKERS=2: as many workers as runs wait, up to the free slots; none for a run
+    an idle worker (a slot held, nothing running in it) is about to take."""
+    from kmnist_core import worker
+
+    monkeypatch.setenv("KMNIST_WORKERS", "2")
+    started = []
+    monkeypatch.setattr(worker, "_spawn", lambda home, idle_exit: started.append(home))
+    store = RunStore(home)
+    for seed in range(3):
+        store.create_run(_tiny(seed=seed))
+
+    def spawned():
+        started.clear()
+        ensure_worker(home)
+        return len(started)
+
+    assert spawned() == 2  # 3 runs wait, 2 slots free
+    with store.training_lock(slot=0):
+        store.claim_next(slot=0)  # a worker trains the first
+        assert spawned() == 1  # the other slot is free and 2 runs wait
+        with store.training_lock(slot=1):
+            assert spawned() == 0  # every slot held
+    with store.training_lock(slot=1):  # the first run's trainer is gone; an idle worker: it takes one of the 2 waiting runs itself
+        assert spawned() == 1
+    monkeypatch.setenv("KMNIST_WORKERS", "1")
+    assert spawned() == 1  # one slot: one worker, however many runs wait

@@ -252,3 +252,56 @@ def test_a_version_3_database_gains_slot_and_owner_with_its_runs_intact(tmp_path
     mine = store.create_run(make_config("dropout", epochs=2), owner="session-a")
     assert store.get(mine).owner == "session-a"
     assert store.claim_next().id == queued  # the old queue goes first
+
+
+# -- training slots (KMNIST_WORKERS) -----------------------------------------------------------
+def test_a_claim_records_its_slot_and_only_runs_of_a_free_slot_are_orphans(store):
+    """Two trainers side by side: the run of the one that died (its slot free) is
+    interrupted; the run whose slot is held is no orphan, whichever slot that is."""
+    dead, alive = store.create_run(make_config("overfit")), store.create_run(make_config("dropout"))
+    assert store.claim_next(slot=1).id == dead
+    assert store.claim_next(slot=0).id == alive
+    assert [store.get(dead).slot, store.get(alive).slot] == [1, 0]
+    with store.training_lock(slot=0) as held:  # the live trainer: another open of its lock, as another process has
+        assert held and RunStore(store.home).reconcile() == [dead]
+        assert [store.get(i).status for i in (dead, alive)] == ["interrupted", "running"]
+    assert RunStore(store.home).reconcile() == [alive]  # now its slot is free too
+
+
+def test_slots_are_taken_in_turn_and_each_is_its_own_lock(store):
+    with store.free_slot(slots=2) as first:
+        with RunStore(store.home).free_slot(slots=2) as second:
+            assert (first, second) == (0, 1) and store.held_slots(2) == [0, 1] and store.trainer_active(2)
+            with RunStore(store.home).free_slot(slots=2, patience=0.2) as third:
+                assert third is None  # all taken: a surplus worker gives up
+        assert store.held_slots(2) == [0]
+    assert store.held_slots(2) == [] and not store.trainer_active(2)
+    assert sorted(p.name for p in store.home.glob("training*.lock")) == ["training-1.lock", "training.lock"]
+
+
+@pytest.mark.parametrize("plant", ["link", "folder"])
+def test_a_slot_lock_file_is_never_followed_through_a_link_nor_a_folder(store, tmp_path, plant):
+    target = tmp_path / "elsewhere"
+    target.write_text("not a lock")
+    lock = store.home / "training-1.lock"
+    lock.symlink_to(target) if plant == "link" else lock.mkdir()
+    with store.training_lock(slot=0), pytest.raises(StoreError, match="training-1.lock"):
+        with RunStore(store.home).free_slot(slots=2):
+            pass
+    assert target.read_text() == "not a lock"
+
+
+def test_leftovers_of_a_run_training_in_another_slot_are_left_alone(store):
+    """A new trainer cleans up after a killed one, but a temporary file may be a live
+    trainer's checkpoint half-way through: only finished runs' folders are cleaned."""
+    training, killed = store.create_run(make_config("overfit")), store.create_run(make_config("dropout"))
+    store.claim_next(slot=1)
+    store.claim_next(slot=0)
+    partial = {i: store.run_dir(i) / ".model-123.tmp.keras" for i in (training, killed)}
+    for path in partial.values():
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"half a model")
+    with store.training_lock(slot=1), store.training_lock(slot=0):  # slot 1 alive; we are the new slot 0
+        assert store.mark_interrupted(0) == [killed]
+        assert store.remove_leftovers() == [partial[killed]]
+    assert partial[training].exists() and not partial[killed].exists()
