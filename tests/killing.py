@@ -30,12 +30,13 @@ class Zygote:
         )
         assert self.process.stdout.readline().strip() == "ready"
 
-    def worker(self, home, idle_exit=0.0, checkpoint_every=None, kill_at=None) -> int:
-        """Fork a worker draining ``home``'s queue. ``kill_at`` = {"method": "finish",
-        "call": 1, "after": False} makes it SIGKILL itself at that ``RunStore`` method
-        call; method "keras_save" kills it after writing half of a model file."""
+    def worker(self, home, idle_exit=0.0, checkpoint_every=None, kill_at=None, workers=1) -> int:
+        """Fork a worker draining ``home``'s queue, one of ``workers`` (KMNIST_WORKERS)
+        that may train side by side. ``kill_at`` = {"method": "finish", "call": 1,
+        "after": False} makes it SIGKILL itself at that ``RunStore`` method call; method
+        "keras_save" kills it after writing half of a model file."""
         request = {"home": str(home), "idle_exit": idle_exit, "checkpoint_every": checkpoint_every,
-                   "kill_at": kill_at}
+                   "kill_at": kill_at, "workers": workers}
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         return int(self.process.stdout.readline())
@@ -125,6 +126,7 @@ def _serve():
             runner.CHECKPOINT_EVERY = request["checkpoint_every"]
         if request["kill_at"]:
             _arm(request["kill_at"])
+        os.environ["KMNIST_WORKERS"] = str(request["workers"])
         run_worker(request["home"], idle_exit=request["idle_exit"])
         os._exit(0)
 

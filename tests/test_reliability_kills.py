@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from kmnist_core import cli
 from kmnist_core.config import make_config
+from kmnist_core.hardware import usable_cores
 from kmnist_core.inference import load_model
 from kmnist_core.records import EpochRecord
 from kmnist_core.status import FINISHED, Status
@@ -214,3 +216,71 @@ def test_after_a_crash_the_queue_can_be_cancelled_instead(zygote, home, syntheti
     _recover(zygote, store)
     assert [store.get(i).status for i in [running, *waiting]] == ["interrupted", "cancelled", "cancelled"]
     assert all(store.get(i).started_at is None for i in waiting)  # never trained
+
+
+# -- two trainers side by side (KMNIST_WORKERS=2) ------------------------------------------------
+two_cores = pytest.mark.skipif(usable_cores() < 2, reason="KMNIST_WORKERS=2 needs 2 usable cores")
+EPOCHS_SIDE_BY_SIDE = 30  # long enough to kill one of two runs mid-way, short enough for the other to finish
+
+
+def _trained_runs(log):
+    """Run ids in the order workers began training them, from their "training run N" lines."""
+    return [int(line.split("training run ")[1].split()[0]) for line in log.splitlines() if "training run " in line]
+
+
+def _overlap(a, b):
+    return a.started_at < b.finished_at and b.started_at < a.finished_at
+
+
+@two_cores
+def test_two_workers_started_at_once_train_every_run_exactly_once_in_both_slots(zygote, home, synthetic_dir):
+    store = RunStore(home)
+    queued = [store.create_run(_tiny(epochs=3, seed=i), data_dir=synthetic_dir) for i in range(5)]
+    pids = [zygote.worker(home, workers=2) for _ in range(2)]  # both race for the same oldest run
+    assert all(wait_gone(pid) for pid in pids)
+    log = (home / "worker.log").read_text()
+    assert sorted(_trained_runs(log)) == queued, log  # each run once: never the same run twice
+    runs = [store.get(i) for i in queued]
+    assert [r.status for r in runs] == ["completed"] * len(runs), [(r.status, r.error) for r in runs]
+    assert all(len(r.history) == 3 for r in runs)  # one trainer's epochs each, none written twice
+    assert {r.slot or 0 for r in runs} == {0, 1}, [r.slot for r in runs]  # both slots trained
+    assert any(_overlap(a, b) for a in runs for b in runs if a.slot != b.slot)  # side by side
+    assert {r.runtime["threads"] for r in runs} == {usable_cores() // 2}  # the cores split between them
+    assert not store.trainer_active()
+
+
+@two_cores
+@pytest.mark.parametrize("victim", ["slot-0", "slot-1"])
+def test_sigkill_of_one_of_two_trainers_interrupts_only_its_run(zygote, home, synthetic_dir, capsys, victim):
+    """The dead trainer's run is an orphan at once (its slot is free: the next listing says
+    interrupted, no ghost "running"); the run in the other slot is no orphan (its slot is
+    held), trains on untouched and completes."""
+    store = RunStore(home)
+    first = store.create_run(_tiny(epochs=EPOCHS_SIDE_BY_SIDE), name="first", data_dir=synthetic_dir)
+    second = store.create_run(_tiny(epochs=EPOCHS_SIDE_BY_SIDE, seed=1), name="second", data_dir=synthetic_dir)
+    pids = {}
+    pids[first] = zygote.worker(home, workers=2, checkpoint_every=0.0)
+    assert wait_until(lambda: store.get(first).status == "running")
+    pids[second] = zygote.worker(home, workers=2, checkpoint_every=0.0)
+    assert wait_until(lambda: all(len(store.get(i).history) >= 1 for i in pids)), (home / "worker.log").read_text()
+    assert [store.get(i).slot or 0 for i in (first, second)] == [0, 1]
+    killed, survivor = (first, second) if victim == "slot-0" else (second, first)
+    kill(pids[killed])
+
+    assert cli.main(["--home", str(home), "runs"]) == 0  # `kc runs` right after the kill
+    listing = capsys.readouterr().out
+    lines = {i: next(line for line in listing.splitlines() if line.split()[:1] == [str(i)]) for i in pids}
+    assert "interrupted" in lines[killed] and "running" not in lines[killed], listing
+    assert "running" in lines[survivor], listing  # alive in the other slot: no orphan
+    dead = store.get(killed)
+    assert dead.status == "interrupted" and dead.interruption["last_epoch"] == len(dead.history) >= 1
+    assert wait_until(lambda: store.get(survivor).finished), (home / "worker.log").read_text()
+    alive = store.get(survivor)
+    assert alive.status == "completed" and alive.error is None and alive.interruption is None, (alive.status, alive.error)
+    assert [r.epoch for r in alive.history] == list(range(1, EPOCHS_SIDE_BY_SIDE + 1))  # every epoch, once
+    assert load_model(store.model_path(survivor)).output_shape == (None, 10)
+    assert wait_gone(pids[survivor])
+    _recover(zygote, store)  # the next start removes what the kill left (a half-written checkpoint)
+    assert temporaries(store) == []
+    with sqlite3.connect(store.db_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
