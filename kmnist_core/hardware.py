@@ -72,9 +72,10 @@ def usable_cores() -> int:
 
 def worker_count(value=None, cores: int = None) -> int:
     """How many trainings may run side by side: ``KMNIST_WORKERS`` (default 1), an integer
-    from 1 to the usable cores. One by default: on a small machine a second training only
-    halves the speed of the first. Each process reads it, so the app, its workers and the
-    CLI agree when they share an environment."""
+    from 1 to the usable cores. One by default: one at a time gives the first result in
+    about half the time, and each extra trainer holds its own TensorFlow and data (what
+    side by side gains: benchmarks/parallel_workers.py). Each process reads it, so the
+    app, its workers and the CLI agree when they share an environment."""
     text = str(os.environ.get(WORKERS_ENV, "") if value is None else value).strip()
     if not text:
         return 1
