@@ -493,7 +493,7 @@ class RunStore:
         cannot say so itself and the next worker may be hours away, so every entry point
         calls this; otherwise such a run shows "running" with its clock counting, stop says
         "stopping" forever and delete is refused. One read when nothing runs; else one lock
-        attempt per slot in use, never on a slot a live trainer holds for long."""
+        attempt per slot that has a running run."""
         if self.read_only:
             return []
         with self._read() as db:
