@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from kmnist_core.checks import ParameterError
 from kmnist_core.data import DataFileError, DataUnavailableError, examples_per_class, load_kmnist
+from kmnist_core.hardware import worker_count
 from kmnist_core.status import WITH_MODEL, Status
 from kmnist_core.store import RunStore, StoreError, default_home
 
@@ -41,6 +43,11 @@ def store() -> RunStore:
     KMNIST_HOME) the page says why and what to do, then stops: no traceback, and nothing
     broken stays cached, so the next page load after the fix works."""
     home = str(default_home())
+    try:
+        worker_count()  # a bad KMNIST_WORKERS: said here once, not as a traceback on every poll
+    except ParameterError as error:
+        st.error(f"The app cannot start trainings: {error}. Fix it and restart the app.")
+        st.stop()
     try:
         return _checked_store(home)
     except StoreError as error:

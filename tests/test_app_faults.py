@@ -14,7 +14,9 @@ from PIL import Image
 from explorer.compare import run_label
 from kmnist_core.config import make_config
 from kmnist_core.data import load_kmnist
+from kmnist_core.hardware import usable_cores
 from kmnist_core.records import EpochRecord
+from kmnist_core.store import RunStore
 
 from app_support import app, app_home, app_runs, no_worker, texts, trained_home, use_home  # noqa: F401
 
@@ -238,3 +240,15 @@ def test_lost_predictions_keep_the_run_in_the_table_and_say_so_in_the_gallery(ap
     assert "This run's stored test predictions (test_proba.npy) are missing or damaged" in texts(page.caption)
     captions = [caption for block in page.image for caption in block.captions if "→" in caption]
     assert len(captions) == 8  # the healthy run's gallery is intact
+
+
+def test_a_bad_kmnist_workers_is_one_message_not_a_traceback_on_every_poll(tmp_path, monkeypatch):
+    """With a run waiting, every poll would start workers and read KMNIST_WORKERS."""
+    use_home(monkeypatch, tmp_path / "home", idle_exit=1)
+    RunStore(tmp_path / "home").create_run(make_config("overfit", epochs=1))
+    monkeypatch.setenv("KMNIST_WORKERS", "lots")
+    page = app("pages/train.py")
+    assert not page.exception
+    cores = usable_cores()
+    assert page.error[0].value == (f"The app cannot start trainings: KMNIST_WORKERS must be an integer in [1, {cores}] "
+                                   "(at most one training per usable core), got 'lots'. Fix it and restart the app.")
