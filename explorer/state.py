@@ -23,7 +23,7 @@ from .charts import tile
 FOCUS_KEY = "focus_run"  # the run an empty-state panel is watching
 VIEW_KEY = "train_view"  # the run picked in the Train page's run selector
 OWNER_KEY = "session_owner"  # this browser session's token, stored with every run it queues
-SHARED_READ_SECONDS = 1.0  # one read of the run list serves every session for this long (= the poll period)
+SHARED_READ_SECONDS = 1.0  # longest that one read of the run list serves every session (= the poll period)
 
 
 @st.cache_resource(show_spinner=False)
@@ -211,23 +211,42 @@ def queue_as() -> dict:
     return {"owner": owner(), "data_source": None if data is None else data.source}
 
 
-_shared_reads = {}  # (what, store home, ...) -> (time.monotonic() of the read, result)
+_shared_reads = {}  # (what, store home, ...) -> (time.monotonic() of the read, store signature, result)
 _shared_lock = threading.Lock()
 
 
-def _read_shared(key, read):
-    """``read()``, or its result from less than SHARED_READ_SECONDS ago, for every session of
-    this server: 20 sessions polling each second cost one store read per second, not 20.
-    The result is shared between sessions: read it, never change it."""
+def _signature(run_store: RunStore) -> tuple:
+    """What changes when anyone writes the store or a trainer starts or stops: the size, time
+    and inode of the database and its write-ahead log, and whether the training lock is
+    held (the listing reconciles on it). Two stats and a lock probe, no SQLite connection."""
+    files = []
+    for path in (run_store.db_path, run_store.db_path.with_name(f"{run_store.db_path.name}-wal")):
+        try:
+            info = path.stat()
+            files.append((info.st_ino, info.st_size, info.st_mtime_ns))
+        except OSError:
+            files.append(None)
+    try:
+        trainer = not run_store.read_only and run_store.trainer_active()
+    except StoreError:  # an unusable lock file: the listing says so
+        trainer = None
+    return tuple(files), trainer
+
+
+def _read_shared(run_store: RunStore, key, read):
+    """``read()``, or its result for every session of this server while the store is
+    unchanged and at most SHARED_READ_SECONDS old: 20 sessions polling each second cost
+    about one store read per change, not 20 per second. The result is shared between
+    sessions: read it, never change it."""
     with _shared_lock:  # a session that finds the entry stale reads; the others wait for it
-        now = time.monotonic()
+        now, signature = time.monotonic(), _signature(run_store)
         cached = _shared_reads.get(key)
-        if cached and now - cached[0] < SHARED_READ_SECONDS:
-            return cached[1]
-        for stale in [k for k, (at, _) in _shared_reads.items() if now - at >= SHARED_READ_SECONDS]:
+        if cached and cached[1] == signature and now - cached[0] < SHARED_READ_SECONDS:
+            return cached[2]
+        for stale in [k for k, (at, _, _) in _shared_reads.items() if now - at >= SHARED_READ_SECONDS]:
             del _shared_reads[stale]
         result = read()
-        _shared_reads[key] = (now, result)
+        _shared_reads[key] = (now, signature, result)
         return result
 
 
@@ -241,18 +260,19 @@ def runs(run_store: RunStore) -> list:
             jobs.wake_worker(run_store)
         return found
 
-    return _read_shared(("runs", str(run_store.home)), read)
+    return _read_shared(run_store, ("runs", str(run_store.home)), read)
 
 
 def history(run_store: RunStore, run_id: int) -> list:
     """A run's epochs, at most SHARED_READ_SECONDS old (every session watching a training
     run redraws its curves each second)."""
-    return _read_shared(("history", str(run_store.home), run_id), lambda: run_store.get(run_id).history)
+    return _read_shared(run_store, ("history", str(run_store.home), run_id), lambda: run_store.get(run_id).history)
 
 
 def changed(run_store: RunStore) -> None:
     """Forget the shared reads of ``run_store`` after this server changed it, so the session
-    that queued, stopped, renamed or deleted a run sees that at once."""
+    that queued, stopped, renamed or deleted a run sees that at once, even when the file
+    times cannot tell the write apart (two writes within the file system's clock tick)."""
     with _shared_lock:
         for key in [k for k in _shared_reads if k[1] == str(run_store.home)]:
             del _shared_reads[key]

@@ -126,9 +126,14 @@ def test_sessions_polling_together_share_one_read_and_see_their_own_changes_at_o
     list_runs = app_home.list_runs
     monkeypatch.setattr(app_home, "list_runs", lambda *a, **k: reads.append(1) or list_runs(*a, **k))
     run_id = app_home.create_run(make_config("underfit"))
-    for _ in range(20):  # twenty sessions' polls within the same second
+    for _ in range(20):  # twenty sessions' polls while nothing changes
         assert state.runs(app_home)[0].status == "queued"
     assert len(reads) == 1
-    app_home.request_stop(run_id)
-    state.changed(app_home)  # what every button that changes the store calls
+    app_home.request_stop(run_id)  # written elsewhere (the CLI): seen at the next poll
     assert state.runs(app_home)[0].status == "cancelled" and len(reads) == 2
+
+    monkeypatch.setattr(state, "_signature", lambda run_store: "a write the file times cannot tell apart")
+    state.runs(app_home)
+    app_home.rename(run_id, "renamed")
+    state.changed(app_home)  # what every button that changes the store calls
+    assert state.runs(app_home)[0].name == "renamed"
