@@ -11,9 +11,12 @@ import time
 
 from kmnist_core.config import make_config
 from kmnist_core.data import default_data_dir
+from kmnist_core.status import ACTIVE
 from kmnist_core.store import RunStore
 from kmnist_core.study import enqueue
 from kmnist_core.worker import ensure_worker
+
+from . import sessions
 
 IDLE_EXIT_ENV = "KMNIST_WORKER_IDLE_EXIT"  # seconds a worker waits for new runs (tests use ~1)
 DEFAULT_IDLE_EXIT = 30.0
@@ -31,20 +34,31 @@ def data_dir():
     return None if folder is None else os.path.abspath(folder)
 
 
-def submit(store: RunStore, configs, name=None) -> list:
-    """Queue ``configs`` in order (named ``name``, or from their settings) and make sure a
-    worker will train them; returns their run ids."""
+def check_room(store: RunStore, owner, adding: int, what: str) -> None:
+    """SessionLimitError when ``owner`` may not queue ``adding`` more runs (shared servers)."""
+    problem = sessions.room_problem(store.list_runs(statuses=ACTIVE), owner, adding, what)
+    if problem:
+        raise sessions.SessionLimitError(problem)
+
+
+def submit(store: RunStore, configs, owner, data_source, name=None, what="this run") -> list:
+    """Queue ``configs`` in order (named ``name``, or from their settings) for session
+    ``owner``, to be trained on the data the app loaded (``data_source``: the runner refuses
+    other data), and make sure a worker will train them; returns their run ids.
+    SessionLimitError, and nothing queued, when that would exceed the session's share."""
+    check_room(store, owner, len(configs), what)
+    origin = dict(data_dir=data_dir(), data_source=data_source, owner=owner)
     if name is not None:
-        ids = [store.create_run(config, name=name, data_dir=data_dir()) for config in configs]
+        ids = [store.create_run(config, name=name, **origin) for config in configs]
     else:
-        ids = enqueue(store, configs, data_dir=data_dir())
+        ids = enqueue(store, configs, **origin)
     wake_worker(store)
     return ids
 
 
-def submit_quick(store: RunStore) -> int:
+def submit_quick(store: RunStore, owner, data_source) -> int:
     """The empty-state shortcut: a small model good enough to read drawings."""
-    return submit(store, [make_config(**QUICK_RUN)], name=QUICK_NAME)[0]
+    return submit(store, [make_config(**QUICK_RUN)], owner, data_source, name=QUICK_NAME, what="a quick model")[0]
 
 
 def idle_exit() -> float:

@@ -2,9 +2,11 @@
 curves, Stop), a finished run's results and settings, and the empty states that offer a
 next step.
 
-The monitor is a ``st.fragment`` that re-reads the store every second while anything is
-queued or running — one read of the run list per poll, plus the shown run's history — so
-only it redraws, on whichever page the user opens: the training lives in the worker.
+The monitor is a ``st.fragment`` that redraws every second while anything is queued or
+running, so only it redraws, on whichever page the user opens: the training lives in the
+worker. Its run list and the shown run's history are the server's shared reads
+(``state.runs``, ``state.history``): one store read per second for every session together.
+On a shared server (``sessions``) a session's buttons act only on its own runs.
 User text (run names, error messages) is shown with ``st.text`` or in widget labels that
 Streamlit does not render as Markdown, never inside Markdown.
 """
@@ -17,7 +19,7 @@ from kmnist_core.config import config_from_dict, differences
 from kmnist_core.status import ACTIVE, Status
 from kmnist_core.store import RunNotFoundError, StoreError, stall_note, stalled
 
-from . import charts, compare, jobs, state
+from . import charts, compare, jobs, sessions, state
 
 REFRESH_SECONDS = 1.0
 DATA_FIX = (
@@ -55,21 +57,23 @@ def offer_quick_training(run_store, why: str) -> None:
     st.info(why)
     left, right = st.columns(2)
     if left.button("Quick-train a small model (about 15 s)", type="primary", key="quick_train"):
-        st.session_state[state.FOCUS_KEY] = jobs.submit_quick(run_store)
+        try:
+            st.session_state[state.FOCUS_KEY] = jobs.submit_quick(run_store, **state.queue_as())
+            state.changed(run_store)
+        except sessions.SessionLimitError as error:
+            left.warning(str(error))
     right.page_link("pages/train.py", label="Or choose a variant on the Train page", icon=":material/tune:")
 
 
 def polled(run_store, body) -> None:
     """Draw ``body(runs)`` (all runs, newest first) in a fragment that redraws every second
-    while any run is queued or running, and revives the worker if it is missing."""
-    active_at_start = bool(run_store.list_runs(statuses=ACTIVE))
+    while any run is queued or running (``state.runs`` revives the worker if it is missing)."""
+    active_at_start = any(run.status in ACTIVE for run in state.runs(run_store))
 
     @st.fragment(run_every=REFRESH_SECONDS if active_at_start else None)
     def fragment():
         try:
-            runs = run_store.list_runs()  # a damaged database says so here, mid-poll
-            if any(run.status in ACTIVE for run in runs):
-                jobs.wake_worker(run_store)  # revives the queue if its worker died or idled out
+            runs = state.runs(run_store)  # a damaged database says so here, mid-poll; revives the worker
             body(runs)
         except StoreError as error:  # also an unusable training.lock, met by the worker checks
             state.store_problem(error, run_store.home)
@@ -126,6 +130,7 @@ def queue(run_store, runs, shown) -> None:
     if not active:
         return
     st.markdown("**Queue** — one training at a time, oldest first")
+    owner = state.owner()
     for run in active:
         left, right = st.columns([4, 1])
         if run.status == Status.RUNNING:
@@ -133,16 +138,26 @@ def queue(run_store, runs, shown) -> None:
             left.text(f"▶ #{run.id} {run.name} — {doing}")
             if run.stop_requested:
                 right.caption("stopping…")
+            elif not sessions.may_change(run, owner):
+                right.caption("another session's")
             elif doing != RECOVERING and run.id != shown:  # the picked run has its own Stop below
-                right.button("Stop", key=f"queue_stop_{run.id}", on_click=run_store.request_stop, args=(run.id,))
+                right.button("Stop", key=f"queue_stop_{run.id}", on_click=stop_run, args=(run_store, run.id))
         else:
             left.text(f"⏱ #{run.id} {run.name} — queued")
-            right.button("Cancel", key=f"cancel_{run.id}", on_click=run_store.request_stop, args=(run.id,))
-    waiting = [run.id for run in active if run.status == Status.QUEUED]
+            if sessions.may_change(run, owner):
+                right.button("Cancel", key=f"cancel_{run.id}", on_click=stop_run, args=(run_store, run.id))
+            else:
+                right.caption("another session's")
+    waiting = [run.id for run in active if run.status == Status.QUEUED and sessions.may_change(run, owner)]
     if len(waiting) > 1:
+        mine = " of this session's" if sessions.shared() else ""
         st.button("Cancel the rest of the queue", key="cancel_queue", icon=":material/cancel:",
                   on_click=cancel_runs, args=(run_store, waiting),
-                  help="Cancels every queued run shown above; the run already training goes on (its Stop button stops it).")
+                  help=f"Cancels every queued run{mine} shown above; the run already training goes on (its Stop "
+                       f"button stops it).")
+    if sessions.shared():
+        st.caption(f"This server is shared: each session may stop or cancel only the runs it queued, and have at "
+                   f"most {sessions.SESSION_LIMIT} waiting or training at once.")
 
 
 def training_state(run_store, run) -> str:
@@ -154,13 +169,24 @@ def training_state(run_store, run) -> str:
     return f"training, epoch {progress.epoch}/{progress.epochs}" if progress else "training, starting"
 
 
+def stop_run(run_store, run_id) -> None:
+    """Button callback: stop or cancel a run as this session (refused, with a toast saying
+    why, for another session's run on a shared server, whatever the browser sent)."""
+    try:
+        sessions.request_stop(run_store, run_id, state.owner())
+    except StoreError as error:  # not this session's, deleted meanwhile, or a read-only store
+        st.toast(str(error))
+    state.changed(run_store)
+
+
 def cancel_runs(run_store, run_ids) -> None:
     """Button callback: cancel the queued runs the user saw (one already started is left alone)."""
     for run_id in run_ids:
         try:
-            run_store.request_stop(run_id)
-        except RunNotFoundError:
-            pass  # deleted meanwhile: nothing left to cancel
+            sessions.request_stop(run_store, run_id, state.owner())
+        except (RunNotFoundError, sessions.NotYoursError):
+            pass  # deleted meanwhile, or not this session's: nothing of ours to cancel
+    state.changed(run_store)
 
 
 def interruption_text(run) -> str:
@@ -231,7 +257,7 @@ def running(run_store, run, compact) -> None:
         stop_control(run_store, run)
     if compact:
         return
-    history = run_store.get(run.id).history
+    history = state.history(run_store, run.id)
     if history:
         curves(run, history)
     else:
@@ -260,9 +286,11 @@ def progress_bar(run) -> None:
 def stop_control(run_store, run) -> None:
     if run.stop_requested:
         st.warning("Stopping after the current batch; the epochs so far and the model are kept.")
+    elif sessions.may_change(run, state.owner()):
+        st.button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:", on_click=stop_run,
+                  args=(run_store, run.id))
     else:
-        st.button("Stop", key=f"stop_{run.id}", icon=":material/stop_circle:",
-                  on_click=run_store.request_stop, args=(run.id,))
+        st.caption(f"No Stop button: {sessions.NOT_YOURS}.")
 
 
 def results(run_store, run, runs) -> None:
@@ -281,7 +309,7 @@ def results(run_store, run, runs) -> None:
         scores(run)
     elif run.status == Status.STOPPED:
         st.info("Stopped before the first fold finished, so there are no scores.")
-    history = run_store.get(run.id).history
+    history = state.history(run_store, run.id)
     if history:
         curves(run, history)
     if compare.scored(run):
@@ -359,20 +387,26 @@ def downloads(run_store, run) -> None:
 
 
 def manage(run_store, run) -> None:
-    """Rename or delete a finished run."""
+    """Rename or delete a finished run (this session's own, on a shared server)."""
+    owner = state.owner()
+    if not sessions.may_change(run, owner):
+        st.caption(f"No rename or delete: {sessions.NOT_YOURS}.")
+        return
     with st.expander("Rename or delete"):
         name = st.text_input("New name", value=run.name, key=f"rename_{run.id}", max_chars=80)
         left, right = st.columns(2)
         if left.button("Rename", key=f"rename_button_{run.id}"):
             try:
-                run_store.rename(run.id, name)
+                sessions.rename(run_store, run.id, name, owner)
+                state.changed(run_store)
                 st.rerun()
             except (StoreError, ValueError) as error:
                 st.error(str(error))
         sure = right.checkbox(f"Yes, delete run #{run.id} and its files", key=f"delete_sure_{run.id}")
         if right.button("Delete this run", key=f"delete_{run.id}", icon=":material/delete:", disabled=not sure):
             try:
-                run_store.delete(run.id)
+                sessions.delete(run_store, run.id, owner)
+                state.changed(run_store)
                 st.toast(f"Run #{run.id} deleted.")
                 st.rerun()
             except StoreError as error:

@@ -16,14 +16,16 @@ import streamlit as st
 from kmnist_core.checks import ParameterError
 from kmnist_core.data import DataFileError, DataUnavailableError, examples_per_class, load_kmnist
 from kmnist_core.hardware import worker_count
-from kmnist_core.status import WITH_MODEL, Status
+from kmnist_core.status import ACTIVE, WITH_MODEL, Status
 from kmnist_core.store import RunStore, StoreError, default_home
 
-from . import jobs
+from . import jobs, sessions
 from .charts import tile
 
 FOCUS_KEY = "focus_run"  # the run an empty-state panel is watching
 VIEW_KEY = "train_view"  # the run picked in the Train page's run selector
+OWNER_KEY = "session_owner"  # this browser session's token, stored with every run it queues
+SHARED_READ_SECONDS = 1.0  # longest that one read of the run list serves every session (= the poll period)
 
 
 @st.cache_resource(show_spinner=False)
@@ -198,6 +200,89 @@ def first_layer_picture(run_store: RunStore, run_id: int):
     "conv", how many it shows). Raises ModelLoadError."""
     path = run_store.model_path(run_id)
     return _first_layer_picture(str(path), _file_signature(path))
+
+
+def owner() -> str:
+    """This browser session's owner token (random, made on first use, kept while the tab
+    lives; a reload is a new session)."""
+    if OWNER_KEY not in st.session_state:
+        st.session_state[OWNER_KEY] = sessions.new_owner()
+    return st.session_state[OWNER_KEY]
+
+
+def queue_as() -> dict:
+    """Who queues and on what data: the keyword arguments of every submission from the app.
+    The source is that of the dataset this server loaded, so the runner refuses to train a
+    run on other data (files replaced since, or a worker that finds something else)."""
+    data, _ = dataset()
+    return {"owner": owner(), "data_source": None if data is None else data.source}
+
+
+_shared_reads = {}  # (what, store home, ...) -> (time.monotonic() of the read, store signature, result)
+_shared_lock = threading.Lock()
+
+
+def _signature(run_store: RunStore) -> tuple:
+    """What changes when anyone writes the store or a trainer starts or stops: the size, time
+    and inode of the database and its write-ahead log, and which training slots are held
+    (the listing reconciles on them). Two stats and a lock probe per slot, no SQLite connection."""
+    files = []
+    for path in (run_store.db_path, run_store.db_path.with_name(f"{run_store.db_path.name}-wal")):
+        try:
+            info = path.stat()
+            files.append((info.st_ino, info.st_size, info.st_mtime_ns))
+        except OSError:
+            files.append(None)
+    try:
+        trainer = () if run_store.read_only else tuple(run_store.held_slots())
+    except StoreError:  # an unusable lock file: the listing says so
+        trainer = None
+    return tuple(files), trainer
+
+
+def _read_shared(run_store: RunStore, key, read):
+    """``read()``, or its result for every session of this server while the store is
+    unchanged and at most SHARED_READ_SECONDS old: 20 sessions polling each second cost
+    about one store read per change, not 20 per second. The result is shared between
+    sessions: read it, never change it."""
+    with _shared_lock:  # a session that finds the entry stale reads; the others wait for it
+        now, signature = time.monotonic(), _signature(run_store)
+        cached = _shared_reads.get(key)
+        if cached and cached[1] == signature and now - cached[0] < SHARED_READ_SECONDS:
+            return cached[2]
+        for stale in [k for k, (at, _, _) in _shared_reads.items() if now - at >= SHARED_READ_SECONDS]:
+            del _shared_reads[stale]
+        result = read()
+        _shared_reads[key] = (now, signature, result)
+        return result
+
+
+def runs(run_store: RunStore) -> list:
+    """Every run, newest first, at most SHARED_READ_SECONDS old. Each fresh read also
+    reconciles orphans and, while anything is queued or running, revives the worker if it
+    is missing (once per server, not once per session and poll)."""
+    def read():
+        found = run_store.list_runs()
+        if any(run.status in ACTIVE for run in found):
+            jobs.wake_worker(run_store)
+        return found
+
+    return _read_shared(run_store, ("runs", str(run_store.home)), read)
+
+
+def history(run_store: RunStore, run_id: int) -> list:
+    """A run's epochs, at most SHARED_READ_SECONDS old (every session watching a training
+    run redraws its curves each second)."""
+    return _read_shared(run_store, ("history", str(run_store.home), run_id), lambda: run_store.get(run_id).history)
+
+
+def changed(run_store: RunStore) -> None:
+    """Forget the shared reads of ``run_store`` after this server changed it, so the session
+    that queued, stopped, renamed or deleted a run sees that at once, even when the file
+    times cannot tell the write apart (two writes within the file system's clock tick)."""
+    with _shared_lock:
+        for key in [k for k in _shared_reads if k[1] == str(run_store.home)]:
+            del _shared_reads[key]
 
 
 def model_runs(run_store: RunStore) -> list:

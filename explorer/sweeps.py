@@ -7,7 +7,7 @@ from kmnist_core.checks import ParameterError
 from kmnist_core.config import LABELS, VARIANTS, preset
 from kmnist_core.status import Status
 
-from . import jobs
+from . import jobs, sessions
 
 DEFAULT_VARIANT = "overfit"  # the unregularized network: regularization sweeps show their effect on it
 DEFAULT_PARAM = "dropout"
@@ -42,10 +42,14 @@ def problem_text(error: ParameterError) -> str:
     return error.describe(sweeping.SWEEP_LABELS)
 
 
-def submit(store, form) -> int:
-    """Queue the sweep (validated again, as a whole) and wake the worker; its id."""
+def submit(store, form, owner, data_source) -> int:
+    """Queue the sweep (validated again, as a whole) for session ``owner`` on the loaded data
+    and wake the worker; its id. SessionLimitError, and nothing queued, when the sweep would
+    exceed the session's share of a shared server."""
+    jobs.check_room(store, owner, len(to_configs(form)), "this sweep")
     sweep_id = sweeping.enqueue_sweep(store, form["variant"], form["param"], form["values"], form["seeds"],
-                                      data_dir=jobs.data_dir(), **overrides(form))
+                                      data_dir=jobs.data_dir(), data_source=data_source, owner=owner,
+                                      **overrides(form))
     jobs.wake_worker(store)
     return sweep_id
 
@@ -77,8 +81,9 @@ def progress_text(runs) -> str:
     return " · ".join(parts)
 
 
-def queued_ids(runs) -> list:
-    return [run.id for run in runs if run.status == Status.QUEUED]
+def queued_ids(runs, owner) -> list:
+    """The queued runs ``owner`` may cancel (on a shared server, only its own)."""
+    return [run.id for run in runs if run.status == Status.QUEUED and sessions.may_change(run, owner)]
 
 
 def table_rows(rows, param) -> list:

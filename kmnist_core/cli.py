@@ -240,7 +240,8 @@ def cmd_sweep(args) -> int:
     sweeping.check_against_data(configs, len(dataset.y_train))
     data_dir = None if data_dir is None else os.path.abspath(data_dir)
     store = _store(args)
-    sweep_id = sweeping.enqueue_sweep(store, args.variant, args.param, args.values, args.seeds, data_dir=data_dir, **overrides)
+    sweep_id = sweeping.enqueue_sweep(store, args.variant, args.param, args.values, args.seeds, data_dir=data_dir,
+                                      data_source=dataset.source, **overrides)
     sweep = store.get_sweep(sweep_id)
     run_ids = [run.id for run in store.sweep_runs(sweep_id)]
     print(f"sweep {sweep_id}: {sweeping.title(sweep)}: {len(run_ids)} runs on {dataset.source}", file=sys.stderr)

@@ -654,9 +654,11 @@ class RunStore:
         return bool(self.held_slots(slots))
 
     # -- sweeps (kmnist_core.sweep builds and validates them) ---------------------------------
-    def create_sweep(self, param, values, seeds, variant, runs, overrides=None, data_dir=None) -> int:
+    def create_sweep(self, param, values, seeds, variant, runs, overrides=None, data_dir=None, data_source=None,
+                     owner=None) -> int:
         """Store a sweep and queue its runs, all in one transaction: a sweep is queued whole
-        or not at all. ``runs`` is [(validated TrainConfig, name)] in queue order."""
+        or not at all. ``runs`` is [(validated TrainConfig, name)] in queue order; the rest
+        as in ``create_run``."""
         if not runs:
             raise ParameterError([("runs", "must hold at least one (config, name) pair, got none")])
         now = time.time()
@@ -669,10 +671,10 @@ class RunStore:
             for config, name in runs:
                 values_row = config.to_dict()
                 db.execute(
-                    "INSERT INTO runs (name, variant, status, config, data_dir, created_at, sweep_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO runs (name, variant, status, config, data_dir, data_source, created_at, sweep_id, "
+                    "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (check_name(name[:MAX_NAME]), values_row["variant"], str(Status.QUEUED), json.dumps(values_row),
-                     None if data_dir is None else str(data_dir), now, sweep_id),
+                     None if data_dir is None else str(data_dir), data_source, now, sweep_id, owner),
                 )
         return sweep_id
 

@@ -19,9 +19,9 @@ def study_configs(variants=STUDY_ORDER, **shared) -> list:
     return [make_config(variant, **shared) for variant in variants]
 
 
-def enqueue(store: RunStore, configs, data_dir=None) -> list:
-    """Queue ``configs`` in order; returns their run ids."""
-    return [store.create_run(config, data_dir=data_dir) for config in configs]
+def enqueue(store: RunStore, configs, data_dir=None, data_source=None, owner=None) -> list:
+    """Queue ``configs`` in order (``store.create_run`` says what the rest mean); returns their run ids."""
+    return [store.create_run(config, data_dir=data_dir, data_source=data_source, owner=owner) for config in configs]
 
 
 def summary_row(run) -> dict:

@@ -211,15 +211,17 @@ def _as_field(param, value):
     return tuple(value) if param == "hidden_units" else value
 
 
-def enqueue_sweep(store, variant, param, values, seeds=1, data_dir=None, **overrides) -> int:
+def enqueue_sweep(store, variant, param, values, seeds=1, data_dir=None, data_source=None, owner=None,
+                  **overrides) -> int:
     """Validate the whole sweep (``sweep_configs``), then store it and queue its runs in
-    one transaction; returns the sweep's id."""
+    one transaction (``store.create_run`` says what ``data_source`` and ``owner`` mean);
+    returns the sweep's id."""
     configs = sweep_configs(variant, param, values, seeds, **overrides)
     swept = list(dict.fromkeys(getattr(config, param) for config in configs))
     shared = {name: value for name, value in overrides.items() if value is not None}
     room = max(len(_tail(config, param, seeds)) for config in configs)
     return store.create_sweep(param, swept, seeds, variant, [(c, run_name(c, param, seeds, room)) for c in configs],
-                              overrides=shared, data_dir=data_dir)
+                              overrides=shared, data_dir=data_dir, data_source=data_source, owner=owner)
 
 
 def check_against_data(configs, train_images) -> None:

@@ -3,7 +3,7 @@ as its runs finish; start a new one below."""
 
 import streamlit as st
 
-from explorer import charts, monitor, state
+from explorer import charts, monitor, sessions, state
 from explorer import sweeps as view
 from kmnist_core.checks import ParameterError
 from kmnist_core.config import LABELS, PARAMETERS, too_short
@@ -35,10 +35,13 @@ def start() -> None:
     form = form_values()
     try:
         view.to_configs(form, None if data is None else len(data.y_train))
-        st.session_state[PICK_KEY] = view.submit(state.store(), form)
+        st.session_state[PICK_KEY] = view.submit(state.store(), form, **state.queue_as())
         st.session_state[NOTICE_KEY] = None
+        state.changed(state.store())
     except ParameterError as error:
         st.session_state[NOTICE_KEY] = f"Not queued: {view.problem_text(error)}"
+    except sessions.SessionLimitError as error:
+        st.session_state[NOTICE_KEY] = str(error)
 
 
 def show(run_store, sweep) -> None:
@@ -57,7 +60,7 @@ def show(run_store, sweep) -> None:
         sentence = best_sentence(rows, sweep.param)
         if sentence:
             st.text(sentence)
-        waiting = view.queued_ids(mine)
+        waiting = view.queued_ids(mine, state.owner())
         if waiting:
             st.button(f"Cancel the {len(waiting)} queued runs of this sweep", key=f"cancel_sweep_{sweep.id}",
                       icon=":material/cancel:", on_click=monitor.cancel_runs, args=(run_store, waiting),

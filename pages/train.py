@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer import form, jobs, monitor, state
+from explorer import form, jobs, monitor, sessions, state
 from kmnist_core import estimate
 from kmnist_core.checks import ParameterError
 from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, describe, too_short
@@ -47,7 +47,13 @@ def queue_runs(make_configs, what: str, rendered_variant=None) -> None:
     if not form.first_time_queueing(configs[0]):
         st.session_state[NOTICE_KEY] = f"Not queued again: {what} with these settings was queued a moment ago."
         return
-    ids = jobs.submit(state.store(), configs)
+    run_store = state.store()
+    try:
+        ids = jobs.submit(run_store, configs, what=what, **state.queue_as())
+    except sessions.SessionLimitError as error:
+        st.session_state[NOTICE_KEY] = str(error)
+        return
+    state.changed(run_store)
     state.watch(ids[0])
     st.session_state[NOTICE_KEY] = None
 
@@ -147,7 +153,7 @@ with form_column:
             st.warning(warning)
         if data is not None:
             seconds, basis = estimate.estimate(config, estimate.train_images(config, len(data.y_train)),
-                                               run_store.list_runs(statuses=(Status.COMPLETED,)))
+                                               [run for run in state.runs(run_store) if run.status == Status.COMPLETED])
             st.caption(f"Expected training time on this machine: about {monitor.duration(seconds)} ({basis}).")
             if seconds > estimate.LONG:
                 st.warning(f"This run would take about {monitor.duration(seconds)} here. For a quicker look, lower "
