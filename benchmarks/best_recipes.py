@@ -42,6 +42,7 @@ _V1 = dict(family="bn_cnn", hidden_units=(), dropout=0.2, epochs=20, batch_size=
 RECIPES = {  # name: overrides of the `best` preset (+ "blocks": bn_cnn's convolution blocks)
     "preset": {},  # whatever `best` is now
     "v1": _V1,
+    "v1-ema": dict(_V1, ema=0.99),  # the last ~100 steps' weights averaged
     "five": dict(_V1, blocks=FIVE),  # one convolution at 28x28: a quarter fewer multiply-adds
     "five-b128-15ep-ema": dict(_V1, blocks=FIVE, batch_size=128, learning_rate=4e-3, epochs=15, ema=0.99),
 }
