@@ -13,7 +13,7 @@ MAX_RUNS = 6
 SURE_AND_WRONG = 0.95  # a mistake made with at least this confidence gets a note
 SETTINGS = ("family", "hidden_units", "dropout", "input_dropout", "l1", "l2", "epochs", "batch_size",
             "learning_rate", "train_size", "patience", "augment", "optimizer", "schedule", "label_smoothing",
-            "full_train", "seed")
+            "ema", "full_train", "seed")
 
 
 def scored(run) -> bool:

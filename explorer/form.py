@@ -21,7 +21,7 @@ DEFAULT_K = 5
 # The fields the form shows, in order; everything else keeps the preset's value.
 FIELDS = ("variant", "family", "hidden_units", "dropout", "input_dropout", "l1", "l2", "epochs",
           "batch_size", "learning_rate", "train_size", "patience", "augment", "seed", "optimizer",
-          "schedule", "label_smoothing", "use_kfold", "kfold")
+          "schedule", "label_smoothing", "ema", "use_kfold", "kfold")
 DUPLICATE_WINDOW = 5.0  # seconds in which the same settings are not queued twice from one session
 LAST_QUEUED_KEY = "train_last_queued"
 

@@ -16,6 +16,10 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta")
 SCHEDULES = ("constant", "cosine", "onecycle")
 PRECISIONS = ("auto", True, False)
 MAX_LAYERS, MAX_UNITS = 8, 4096
+# bn_cnn's convolution blocks: (filters, conv-BN-ReLU layers), max-pooled between blocks,
+# global-average-pooled after the last. Data, so benchmarks/best_recipes.py can try others
+# and the exported script (kmnist_core/export.py) builds the same network.
+BN_CNN_BLOCKS = ((32, 2), (64, 2), (128, 2))
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class TrainConfig:
     optimizer: str = "adam"
     schedule: str = "constant"
     label_smoothing: float = 0.0
+    ema: float = 0.0  # momentum of the weights' moving average the model ends with; 0 = off
     augment: bool = False
     patience: int = 0  # early stopping: epochs without a better validation loss; 0 = off
     train_size: int = 0  # training images used (stratified sample); 0 = all
@@ -123,6 +128,9 @@ PARAMETERS = {
     "label_smoothing": Parameter("float", "Label smoothing", "Trains towards e.g. 90% on the true class instead of "
                                  "100% (at 0.1): discourages over-confident predictions.", 0.0, 0.5,
                                  high_inclusive=False),
+    "ema": Parameter("float", "Weight averaging (EMA)", "The model ends with a moving average of its weights over "
+                     "the last steps (momentum 0.99: ~100 steps) instead of the last step's: smooths out the "
+                     "noise of the final updates (0: off).", 0.9, 0.9999, off=0),
     "augment": Parameter("bool", "Data augmentation", "Every epoch each training image is shifted, rotated and zoomed "
                          "a little at random: more varied data, less memorising."),
     "patience": Parameter("int", "Early stopping patience", "Stop once validation loss has not improved for this "

@@ -17,7 +17,7 @@ from pathlib import Path
 from string import Template
 
 from .checks import ParameterError
-from .config import TrainConfig, config_from_dict, validate
+from .config import BN_CNN_BLOCKS, TrainConfig, config_from_dict, validate
 from .records import EpochRecord
 
 FIRST_COLUMNS = ("epoch",)  # then every other key in the order it first appears
@@ -213,6 +213,7 @@ _SETTINGS = (  # (constant, config field, comment): the top of the exported scri
     ("LEARNING_RATE", "learning_rate", "peak learning rate"),
     ("SCHEDULE", "schedule", '"constant", "cosine" or "onecycle"'),
     ("LABEL_SMOOTHING", "label_smoothing", "share of each target spread over the other classes"),
+    ("EMA", "ema", "momentum of the weights' moving average the model ends with (0: off)"),
     ("AUGMENT", "augment", "randomly shift, rotate and zoom training images"),
     ("MIXED_PRECISION", "mixed_precision", "compute in bfloat16 (fast on CPUs with AVX-512 BF16)"),
     ("EPOCHS", "epochs", "passes over the training images"),
@@ -250,6 +251,7 @@ from keras import layers, regularizers
 $settings$note
 
 NUM_CLASSES = 10
+BN_CNN_BLOCKS = $blocks  # (filters, convolutions) per bn_cnn block
 SHIFT, ROTATION, ZOOM = 0.10, 0.03, 0.10  # augmentation: +-10% of the side, +-0.03 turns, +-10% size
 
 
@@ -291,14 +293,15 @@ def build_model():
         x = layers.Conv2D(64, 3, activation="relu", kernel_regularizer=penalty)(x)
         x = layers.MaxPooling2D()(x)
         x = layers.Flatten()(x)
-    else:  # bn_cnn: three blocks of two conv-BatchNorm-ReLU layers
+    else:  # bn_cnn: blocks of conv-BatchNorm-ReLU layers, max-pooled between blocks
         x = layers.Reshape((28, 28, 1))(x)
-        for filters in (32, 64, 128):
-            for _ in range(2):
+        for block, (filters, convolutions) in enumerate(BN_CNN_BLOCKS, start=1):
+            for _ in range(convolutions):
                 x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=penalty)(x)
                 x = layers.BatchNormalization(momentum=0.9)(x)
                 x = layers.Activation("relu")(x)
-            x = layers.MaxPooling2D()(x) if filters != 128 else layers.GlobalAveragePooling2D()(x)
+            last = block == len(BN_CNN_BLOCKS)
+            x = layers.GlobalAveragePooling2D()(x) if last else layers.MaxPooling2D()(x)
     for units in HIDDEN_UNITS:
         x = layers.Dense(units, activation="relu", kernel_regularizer=penalty)(x)
         if DROPOUT:
@@ -320,12 +323,14 @@ def make_optimizer(steps_per_epoch):
             LEARNING_RATE / 25, max(1, total - warmup), alpha=1e-3,
             warmup_target=LEARNING_RATE, warmup_steps=warmup,
         )
+    # With EMA, Keras puts the averaged weights into the model when fit ends.
+    averaging = dict(use_ema=True, ema_momentum=EMA) if EMA else {}
     if OPTIMIZER == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=1e-4)
+        return keras.optimizers.AdamW(rate, weight_decay=1e-4, **averaging)
     if OPTIMIZER == "sgd":
-        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
+        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True, **averaging)
     return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
-            "adadelta": keras.optimizers.Adadelta}[OPTIMIZER](rate)
+            "adadelta": keras.optimizers.Adadelta}[OPTIMIZER](rate, **averaging)
 
 
 def random_affine(images, rng):
@@ -445,7 +450,8 @@ def standalone_script(config, run=None, filename="train_run.py") -> str:
         score = f", test accuracy {accuracy:.2%}" if isinstance(accuracy, Real) else ""
         name = " ".join(str(run.name).split()).replace('"""', "'''").replace("\\", "/")
         title = f"KMNIST Explorer run #{int(run.id)} ({name}, variant {config.variant}{score}), as one Keras script."
-    return _SCRIPT.substitute(title=title, filename=filename, settings=settings, note=note)
+    return _SCRIPT.substitute(title=title, filename=filename, settings=settings, note=note,
+                              blocks=repr(BN_CNN_BLOCKS))
 
 
 # -- everything of one run, to a folder (the CLI's `export`) -------------------------------------

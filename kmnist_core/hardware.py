@@ -3,6 +3,9 @@
 bfloat16 halves the memory traffic of convolutions on CPUs that compute it natively
 (AVX-512 BF16, AMX) and on recent GPUs; elsewhere TensorFlow emulates it, which measured
 6.5x slower than float32 on an AVX2-only host. So "auto" means bfloat16 only where native.
+oneDNN (TensorFlow's CPU kernels) can be capped below what the CPU offers with
+``ONEDNN_MAX_CPU_ISA``; capped below AVX512_CORE_BF16 it emulates bfloat16 whatever the
+flags say, so the cap is read too (and is how an AVX2-only host is imitated).
 """
 
 import os
@@ -12,6 +15,8 @@ from .checks import ParameterError, check_int, range_text
 
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 WORKERS_ENV = "KMNIST_WORKERS"  # trainings side by side; at most one per usable core
+# oneDNN's ISA levels below AVX512_CORE_BF16: no native bfloat16 dot products.
+ISAS_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"})
 
 
 def _cpuinfo_field(prefixes, cpuinfo=None):
@@ -36,10 +41,13 @@ def cpu_name(cpuinfo: str = None) -> str:
     return _cpuinfo_field(("model name",), cpuinfo) or "unknown CPU"
 
 
-def native_bfloat16(flags=None, gpu_bf16: bool = None) -> bool:
-    """True when bfloat16 compute is native here: a CPU flag, or a GPU that has it."""
+def native_bfloat16(flags=None, gpu_bf16: bool = None, max_isa: str = None) -> bool:
+    """True when bfloat16 compute is native here: a CPU flag oneDNN is allowed to use
+    (``max_isa``: the ``ONEDNN_MAX_CPU_ISA`` cap, read from the environment when None),
+    or a GPU that has it."""
     flags = cpu_flags() if flags is None else frozenset(flags)
-    if flags & NATIVE_BF16_FLAGS:
+    max_isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "") if max_isa is None else max_isa
+    if flags & NATIVE_BF16_FLAGS and max_isa.strip().upper() not in ISAS_WITHOUT_BF16:
         return True
     return _gpu_bfloat16() if gpu_bf16 is None else gpu_bf16
 
@@ -55,10 +63,10 @@ def _gpu_bfloat16() -> bool:
     return False
 
 
-def choose_precision(setting, flags=None, gpu_bf16: bool = None) -> str:
+def choose_precision(setting, flags=None, gpu_bf16: bool = None, max_isa: str = None) -> str:
     """"bfloat16" or "float32" for a config's ``mixed_precision`` ("auto", True, False)."""
     if setting == "auto":
-        return "bfloat16" if native_bfloat16(flags, gpu_bf16) else "float32"
+        return "bfloat16" if native_bfloat16(flags, gpu_bf16, max_isa) else "float32"
     return "bfloat16" if setting else "float32"
 
 

@@ -7,6 +7,7 @@ so a saved ``.keras`` file is usable by plain Keras with no preprocessing code o
 import keras
 from keras import layers, regularizers
 
+from . import config as settings
 from .classes import NUM_CLASSES
 from .config import TrainConfig
 
@@ -39,12 +40,13 @@ def _conv_stack(x, family, regularizer):
         x = layers.Conv2D(64, 3, activation="relu", kernel_regularizer=regularizer)(x)
         x = layers.MaxPooling2D()(x)
         return layers.Flatten()(x)
-    for filters in (32, 64, 128):  # bn_cnn: conv-BN-ReLU pairs, pooled after each block
-        for _ in range(2):
+    for block, (filters, convolutions) in enumerate(settings.BN_CNN_BLOCKS, start=1):  # bn_cnn: conv-BN-ReLU
+        for _ in range(convolutions):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer)(x)
             # momentum 0.9, not 0.99: in a 20-epoch run the default's running statistics lag
             # so far behind that test accuracy sat at 10% after 3 epochs.
             x = layers.BatchNormalization(momentum=0.9)(x)
             x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D()(x) if filters != 128 else layers.GlobalAveragePooling2D()(x)
+        last = block == len(settings.BN_CNN_BLOCKS)
+        x = layers.GlobalAveragePooling2D()(x) if last else layers.MaxPooling2D()(x)
     return x

@@ -97,12 +97,14 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
         )
     optimizers = {
         "adam": keras.optimizers.Adam,
-        "adamw": lambda learning_rate: keras.optimizers.AdamW(learning_rate, weight_decay=1e-4),
-        "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
+        "adamw": lambda **kw: keras.optimizers.AdamW(weight_decay=1e-4, **kw),
+        "sgd": lambda **kw: keras.optimizers.SGD(momentum=0.9, nesterov=True, **kw),
         "rmsprop": keras.optimizers.RMSprop,
         "adadelta": keras.optimizers.Adadelta,
     }
-    return optimizers[config.optimizer](learning_rate=rate)
+    # Keras swaps the averaged weights into the model when fit ends: a plain model is saved.
+    averaging = dict(use_ema=True, ema_momentum=config.ema) if config.ema else {}
+    return optimizers[config.optimizer](learning_rate=rate, **averaging)
 
 
 class _Clock:

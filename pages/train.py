@@ -121,13 +121,14 @@ with form_column:
     widget("batch_size", right)
     widget("learning_rate", left, step=1e-4)
     widget("train_size", right)
-    with st.expander("More: early stopping, augmentation, seed, optimizer, k-fold"):
+    with st.expander("More: early stopping, augmentation, seed, optimizer, weight averaging, k-fold"):
         left, right = st.columns(2)
         widget("patience", left)
         widget("seed", right)
         widget("optimizer", left)
         widget("schedule", right)
         widget("label_smoothing", left, step=0.05)
+        widget("ema", left, step=0.001)
         widget("augment", right)
         use_kfold = right.toggle("k-fold CV", key=form.widget_key("use_kfold"),
                                  help=PARAMETERS["kfold"].help.replace("; 0: off)", ")") + f" Preset: {preset_text('kfold')}.")

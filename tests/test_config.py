@@ -115,7 +115,8 @@ def test_hidden_units_parse_from_text_or_say_how():
             parse_units(bad)
 
 
-def test_precision_auto_is_only_bfloat16_where_native():
+def test_precision_auto_is_only_bfloat16_where_native(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     assert make_config("best").mixed_precision == "auto"
     assert choose_precision("auto", flags={"avx2", "avx512f"}, gpu_bf16=False) == "float32"
     assert choose_precision("auto", flags={"avx2", "avx512_bf16"}, gpu_bf16=False) == "bfloat16"
@@ -124,6 +125,20 @@ def test_precision_auto_is_only_bfloat16_where_native():
     assert choose_precision(True, flags=set(), gpu_bf16=False) == "bfloat16"
     assert choose_precision(False, flags={"amx_bf16"}, gpu_bf16=False) == "float32"
     assert cpu_flags("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n") == {"fpu", "avx2", "avx512_bf16"}
+
+
+def test_a_onednn_cap_below_bf16_means_float32(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX2 (how an AVX2-only host is imitated) makes oneDNN emulate
+    bfloat16 on a CPU that has it: "auto" must then pick float32."""
+    native = {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+    for isa in ("AVX2", "avx2", "SSE41", "AVX", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+        assert choose_precision("auto", flags=native, gpu_bf16=False) == "float32", isa
+        assert choose_precision("auto", flags=native, gpu_bf16=True) == "bfloat16"  # a GPU is no oneDNN CPU
+    for isa in ("AVX512_CORE_BF16", "AVX512_CORE_AMX", "ALL", ""):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+        assert choose_precision("auto", flags=native, gpu_bf16=False) == "bfloat16", isa
+    assert choose_precision(True, flags=native, gpu_bf16=False, max_isa="AVX2") == "bfloat16"  # forced stays forced
 
 
 def test_threads_follow_the_usable_cores(monkeypatch):

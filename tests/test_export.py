@@ -151,9 +151,10 @@ def _layers(model):
              getattr(layer, "rate", None), getattr(layer, "seed", None)) for layer in model.layers]
 
 
-@pytest.mark.parametrize("variant", [*VARIANTS, "kfold"])
+@pytest.mark.parametrize("variant", [*VARIANTS, "kfold", "ema"])
 def test_every_preset_exports_a_script_that_builds_the_engines_model(variant, tmp_path):
-    config = make_config("combined", kfold=5, epochs=3) if variant == "kfold" else make_config(variant)
+    config = {"kfold": make_config("combined", kfold=5, epochs=3),
+              "ema": make_config("combined", optimizer="sgd", ema=0.995)}.get(variant) or make_config(variant)
     source = standalone_script(config)
     assert "kmnist_core" not in source and "tensorflow" not in source and "sklearn" not in source
     path, script = _load_script(source, tmp_path, variant)
@@ -177,7 +178,8 @@ def test_every_preset_exports_a_script_that_builds_the_engines_model(variant, tm
     steps = 85
     engine_optimizer, script_optimizer = training.make_optimizer(config, steps), script.make_optimizer(steps)
     assert type(script_optimizer) is type(engine_optimizer)
-    assert script_optimizer.get_config().get("weight_decay") == engine_optimizer.get_config().get("weight_decay")
+    for key in ("weight_decay", "use_ema", "ema_momentum"):
+        assert script_optimizer.get_config().get(key) == engine_optimizer.get_config().get(key)
     for step in (0, 10, steps * config.epochs // 5, steps * config.epochs // 2, steps * config.epochs - 1):
         engine_optimizer.iterations.assign(step)
         script_optimizer.iterations.assign(step)
