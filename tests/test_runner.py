@@ -3,12 +3,17 @@ background worker process, and two workers started at once."""
 
 import threading
 
+import numpy as np
+
 from kmnist_core.config import make_config
+from kmnist_core.data import Dataset
 from kmnist_core.inference import load_model
+from kmnist_core.models import build_model
+from kmnist_core.runner import VERDICT_SAMPLE, score
 from kmnist_core.store import RunStore
 from kmnist_core.worker import drain_queue, ensure_worker
 
-from conftest import wait_until
+from conftest import synthetic_arrays, wait_until
 from killing import wait_gone
 
 
@@ -90,3 +95,13 @@ def test_two_workers_started_together_never_train_at_once(home, synthetic_dir, z
     log = (home / "worker.log").read_text()
     assert [log.count(f"training run {i} (") for i in ids] == [1, 1, 1], log
     assert all([r.epoch for r in run.history] == [1, 2, 3] for run in runs)
+
+
+def test_the_fit_verdict_scores_a_sample_of_a_full_size_training_set():
+    """After the last epoch, full KMNIST's 60,000 training images are not all scored again
+    (minutes for `best` on a busy 2-core host): a stratified sample of them is."""
+    x, y = synthetic_arrays(per_class=VERDICT_SAMPLE // 10 + 200)
+    dataset = Dataset(x, y, x[:50], y[:50], source="synthetic")
+    metrics = score(build_model(make_config("underfit")), dataset, x, y)
+    assert len(y) > VERDICT_SAMPLE and metrics["train"]["n"] == VERDICT_SAMPLE
+    assert np.isfinite(metrics["fit"]["loss_gap"])
