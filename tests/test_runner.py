@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 
+from kmnist_core import worker
 from kmnist_core.config import make_config
 from kmnist_core.data import Dataset
 from kmnist_core.inference import load_model
@@ -105,3 +106,12 @@ def test_the_fit_verdict_scores_a_sample_of_a_full_size_training_set():
     metrics = score(build_model(make_config("underfit")), dataset, x, y)
     assert len(y) > VERDICT_SAMPLE and metrics["train"]["n"] == VERDICT_SAMPLE
     assert np.isfinite(metrics["fit"]["loss_gap"])
+
+
+def test_the_background_worker_trains_at_a_lower_priority_than_the_app(home, monkeypatch):
+    """Page switches slowed 2x beside a full-scale training on two cores; niced, the
+    trainer yields the CPU to the app's server and browser when they need it."""
+    asked = []
+    monkeypatch.setattr(worker.os, "nice", asked.append)
+    worker.run_worker(home, idle_exit=0.5)
+    assert asked == [worker.WORKER_NICENESS] and worker.WORKER_NICENESS > 0
