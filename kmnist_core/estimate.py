@@ -48,6 +48,15 @@ def estimate(config, train_images: int, runs) -> tuple:
     return cost * images_seen(config, train_images), basis
 
 
+def within(config, train_images: int, seconds: float, limit: float = LONG) -> tuple:
+    """(training images, epochs): either one, lowered alone, that brings a run expected to
+    take ``seconds`` under ``limit`` (the time is proportional to both)."""
+    share = limit / seconds
+    images = int(train_images * share)
+    step = 1000 if images >= 1000 else 100
+    return max(100, images // step * step), max(1, int(config.epochs * share))
+
+
 def train_images(config, available: int) -> int:
     """Images the model trains on: ``train_size``, or what the validation split leaves."""
     if config.train_size:

@@ -37,7 +37,8 @@ HOME_ENV = "KMNIST_HOME"
 MAX_NAME = 80
 STALL_FLOOR = 60.0  # seconds without progress before any running run is called stalled
 STALL_PACE = 10  # ... or this many times its own mean time between progress writes, if longer
-STALL_START = 600.0  # seconds a run may take to load its data before its first progress write
+STALL_START = 600.0  # seconds a run may take to load its data before its first progress write, or to be
+# scored and saved after its last batch (full-scale `best` on a loaded 2-core host: minutes; benchmarks/full_scale.py)
 SCHEMA_VERSION = 4  # PRAGMA user_version; 0 is the unversioned schema of the first release
 
 _SCHEMA = """
@@ -190,7 +191,8 @@ def stalled(run, now=None) -> float | None:
     A trainer paused with Ctrl-Z, or hung, still holds the training lock, so its run is no
     orphan, yet nothing moves and the queue waits behind it. The rule follows the run's own
     pace (a large model's batch may take seconds) with a floor for the fast ones; before
-    the first write (data loading, graph tracing) it allows ``STALL_START`` seconds."""
+    the first write (data loading, graph tracing) and after the last batch (scoring on the
+    test split, saving the model) it allows ``STALL_START`` seconds."""
     if run.status != Status.RUNNING:
         return None
     now = time.time() if now is None else now
@@ -201,6 +203,8 @@ def stalled(run, now=None) -> float | None:
     if progress.updated_at is None:  # written by a release that did not record the time
         return None
     silent = now - progress.updated_at
+    if progress.epoch >= progress.epochs and progress.step >= progress.steps:  # scored and saved after the last batch
+        return silent if silent > STALL_START else None
     pace = progress.elapsed / max(1, progress.writes)
     return silent if silent > max(STALL_FLOOR, STALL_PACE * pace) else None
 

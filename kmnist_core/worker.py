@@ -13,12 +13,13 @@ stopped, epochs and model kept) and leave the rest of the queue for the next wor
 second signal leaves at once (the run is then interrupted, its history kept).
 """
 
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .hardware import worker_count
@@ -26,6 +27,7 @@ from .status import Status
 from .store import RunStore
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+WORKER_NICENESS = 10  # added to the background trainer's nice value: the app's pages come first
 LOCK_PATIENCE = 2.0  # seconds a new worker retries the slots: listings and checks take them for a moment
 
 
@@ -136,7 +138,11 @@ def _spawn(home, idle_exit) -> None:
 
 
 def run_worker(home, idle_exit=30.0) -> None:
-    """Entry point of the background process."""
+    """Entry point of the background process. It trains at a lower CPU priority than the
+    app: on two cores a full-scale `best` run slowed page switches 2x (benchmarks/
+    app_under_load.py), while the idle cores still all go to the training."""
+    with suppress(OSError):  # not permitted somewhere: train at the normal priority
+        os.nice(WORKER_NICENESS)
     store = RunStore(home)
     log = lambda message: print(time.strftime("%H:%M:%S"), message, flush=True)  # noqa: E731
     with stop_on_signals() as stop:

@@ -153,12 +153,15 @@ with form_column:
         if warning:
             st.warning(warning)
         if data is not None:
-            seconds, basis = estimate.estimate(config, estimate.train_images(config, len(data.y_train)),
+            images = estimate.train_images(config, len(data.y_train))
+            seconds, basis = estimate.estimate(config, images,
                                                [run for run in state.runs(run_store) if run.status == Status.COMPLETED])
             st.caption(f"Expected training time on this machine: about {monitor.duration(seconds)} ({basis}).")
             if seconds > estimate.LONG:
-                st.warning(f"This run would take about {monitor.duration(seconds)} here. For a quicker look, lower "
-                           f"**{PARAMETERS['train_size'].label}** (e.g. 2000) or **Epochs**.")
+                fewer_images, fewer_epochs = estimate.within(config, images, seconds)
+                st.warning(f"This run would take about {monitor.duration(seconds)} here. To have it under "
+                           f"{estimate.LONG / 60:.0f} minutes, lower **{PARAMETERS['train_size'].label}** to "
+                           f"{fewer_images:,} (from {images:,}) or **Epochs** to {fewer_epochs}.")
         st.caption(f"Will be stored as variant {config.variant}, named from what differs from its preset:")
         st.text(describe(config))
 

@@ -13,7 +13,7 @@ from urllib.request import urlopen
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("KMNIST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                   "--disable-component-update"]
 
 
@@ -30,10 +30,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(home, port=None, log_path=None, startup_timeout=60.0):
-    """Yields the app's URL; the server (and only it) is stopped afterwards."""
+def serve_app(home, port=None, log_path=None, startup_timeout=60.0, data=None):
+    """Yields the app's URL; the server (and only it) is stopped afterwards. ``data``: the
+    KMNIST folder it reads (default: kmnist-mini)."""
     port = port or free_port()
-    env = dict(os.environ, KMNIST_HOME=str(home), KMNIST_DATA_DIR=data_dir(),
+    env = dict(os.environ, KMNIST_HOME=str(home), KMNIST_DATA_DIR=str(data or data_dir()),
                KMNIST_WORKER_IDLE_EXIT=os.environ.get("KMNIST_WORKER_IDLE_EXIT", "2"))
     log = open(log_path or Path(home) / "streamlit.log", "w")  # noqa: SIM115 (the server's stdout while it runs)
     server = subprocess.Popen(
@@ -80,14 +81,19 @@ def chromium(width=1400, height=1000):
             browser.close()
 
 
-def settle(page, timeout=60_000) -> None:
-    """Wait until the app is connected and no script run is in progress."""
+def idle(page, timeout=60_000) -> None:
+    """Return as soon as the app is connected and no script run is in progress."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')"
         " && document.querySelector('[data-testid=\"stMain\"]')",
         timeout=timeout,
     )
+
+
+def settle(page, timeout=60_000) -> None:
+    """``idle``, then half a second more for a rerun the last one triggered to start."""
+    idle(page, timeout)
     page.wait_for_timeout(500)
 
 

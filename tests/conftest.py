@@ -39,6 +39,23 @@ def write_npz_folder(folder, per_class_train=20, per_class_test=5, seed=0):
     return folder
 
 
+def write_tiled_folder(folder, source=MINI_DIR, train=60_000, test=10_000):
+    """kmnist-mini repeated to full KMNIST's counts, as the official npz files: what a
+    full-scale run costs in time and memory, for TIMING ONLY (every image is there ten
+    times, so an accuracy measured on it means nothing)."""
+    from kmnist_core.data import NPZ_FILES, load_local
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    mini = load_local(source)
+    arrays = {"train_images": mini.x_train, "train_labels": mini.y_train,
+              "test_images": mini.x_test, "test_labels": mini.y_test}
+    for key, array in arrays.items():
+        count = train if key.startswith("train") else test
+        np.savez(folder / NPZ_FILES[key], np.resize(array, (count, *array.shape[1:])))
+    return folder
+
+
 @pytest.fixture
 def synthetic_dir(tmp_path):
     return write_npz_folder(tmp_path / "data")

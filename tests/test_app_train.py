@@ -21,6 +21,7 @@ from app_support import (  # noqa: F401
     wait_for,
 )
 from browser import ROOT
+from conftest import write_tiled_folder
 
 KEY = "train_{}".format
 
@@ -336,6 +337,24 @@ def test_the_expected_duration_is_said_before_starting_and_long_runs_warned(app_
     page.selectbox(key="train_variant").select("best").run()
     page.number_input(key=KEY("epochs")).set_value(400).run()
     assert "This run would take about" in texts(page.warning) and "Training images" in texts(page.warning)
+
+
+@pytest.fixture(scope="module")
+def full_scale_dir(tmp_path_factory):
+    return write_tiled_folder(tmp_path_factory.mktemp("kmnist-mini-tiled-x10-timing-only"))
+
+
+def test_at_full_scale_a_preset_past_ten_minutes_is_warned_before_it_starts(app_home, full_scale_dir, monkeypatch):
+    """60,000 training images, as full KMNIST from tensorflow-datasets: the study's presets
+    take minutes here (benchmarks/full_scale.py), `best` past ten, and says so."""
+    monkeypatch.setenv("KMNIST_DATA_DIR", str(full_scale_dir))
+    page = app("pages/train.py")
+    assert "Expected training time on this machine: about" in texts(page.caption)
+    assert "This run would take" not in texts(page.warning)
+    page.selectbox(key="train_variant").select("best").run()
+    warning = texts(page.warning)
+    assert "This run would take about" in warning and "under 10 minutes" in warning
+    assert "**Training images** to" in warning and "(from 60,000)" in warning and "**Epochs** to" in warning
 
 
 def test_the_quick_study_queues_the_six_variants_on_fewer_images(app_home, monkeypatch):

@@ -37,3 +37,10 @@ def test_images_follow_the_split_the_size_knob_and_kfold():
     assert estimate.train_images(make_config("final"), 6000) == 6000
     assert estimate.train_images(make_config("overfit", train_size=1000), 6000) == 1000
     assert estimate.images_seen(make_config("overfit", epochs=4, kfold=5), 6000) == 6000 * 4 // 5 * 4 * 5
+
+
+def test_a_long_run_is_offered_the_images_or_the_epochs_that_fit_in_ten_minutes():
+    config = make_config("best")  # 20 epochs
+    assert estimate.within(config, 60_000, 2 * estimate.LONG) == (30_000, 10)
+    assert estimate.within(config, 1_500, 4 * estimate.LONG) == (300, 5)
+    assert estimate.within(config, 60_000, 1000 * estimate.LONG) == (100, 1)  # the knobs' lowest values

@@ -226,6 +226,10 @@ def test_stalled_is_judged_from_the_runs_own_pace_with_a_floor(tmp_path):
     store.update(run_id, progress=_progress(90, writes=10, elapsed=100.0, now=now))  # 10 s a write
     assert stalled(store.get(run_id), now) is None  # 10 x its pace is 100 s
     assert stalled(store.get(run_id), now + 20) == pytest.approx(110)
+    last_batch = Progress(epoch=200, epochs=200, step=10, steps=10, elapsed=50.0, updated_at=now - 300, writes=100)
+    store.update(run_id, progress=last_batch)  # scoring and saving after it: minutes at full scale on a busy host
+    assert stalled(store.get(run_id), now) is None
+    assert stalled(store.get(run_id), now + 400) == pytest.approx(700)
     store.finish(run_id, "stopped")
     assert stalled(store.get(run_id), now + 1000) is None  # only a running run stalls
 

@@ -3,12 +3,18 @@ background worker process, and two workers started at once."""
 
 import threading
 
+import numpy as np
+
+from kmnist_core import worker
 from kmnist_core.config import make_config
+from kmnist_core.data import Dataset
 from kmnist_core.inference import load_model
+from kmnist_core.models import build_model
+from kmnist_core.runner import VERDICT_SAMPLE, score
 from kmnist_core.store import RunStore
 from kmnist_core.worker import drain_queue, ensure_worker
 
-from conftest import wait_until
+from conftest import synthetic_arrays, wait_until
 from killing import wait_gone
 
 
@@ -119,3 +125,22 @@ def test_ensure_worker_starts_one_worker_per_free_slot_while_runs_outnumber_idle
         assert spawned() == 1
     monkeypatch.setenv("KMNIST_WORKERS", "1")
     assert spawned() == 1  # one slot: one worker, however many runs wait
+
+
+def test_the_fit_verdict_scores_a_sample_of_a_full_size_training_set():
+    """After the last epoch, full KMNIST's 60,000 training images are not all scored again
+    (minutes for `best` on a busy 2-core host): a stratified sample of them is."""
+    x, y = synthetic_arrays(per_class=VERDICT_SAMPLE // 10 + 200)
+    dataset = Dataset(x, y, x[:50], y[:50], source="synthetic")
+    metrics = score(build_model(make_config("underfit")), dataset, x, y)
+    assert len(y) > VERDICT_SAMPLE and metrics["train"]["n"] == VERDICT_SAMPLE
+    assert np.isfinite(metrics["fit"]["loss_gap"])
+
+
+def test_the_background_worker_trains_at_a_lower_priority_than_the_app(home, monkeypatch):
+    """Page switches slowed 2x beside a full-scale training on two cores; niced, the
+    trainer yields the CPU to the app's server and browser when they need it."""
+    asked = []
+    monkeypatch.setattr(worker.os, "nice", asked.append)
+    worker.run_worker(home, idle_exit=0.5)
+    assert asked == [worker.WORKER_NICENESS] and worker.WORKER_NICENESS > 0
