@@ -16,6 +16,7 @@ import string
 import streamlit as st
 
 from kmnist_core.config import config_from_dict, differences
+from kmnist_core.hardware import worker_count
 from kmnist_core.status import ACTIVE, Status
 from kmnist_core.store import RunNotFoundError, StoreError, stall_note, stalled
 
@@ -129,7 +130,9 @@ def queue(run_store, runs, shown) -> None:
     active = sorted((run for run in runs if run.status in ACTIVE), key=lambda r: r.id)
     if not active:
         return
-    st.markdown("**Queue** — one training at a time, oldest first")
+    side_by_side = worker_count()
+    at_a_time = "one training at a time" if side_by_side == 1 else f"{side_by_side} trainings at a time"
+    st.markdown(f"**Queue** — {at_a_time}, oldest first")
     owner = state.owner()
     for run in active:
         left, right = st.columns([4, 1])

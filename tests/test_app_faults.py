@@ -252,3 +252,14 @@ def test_a_bad_kmnist_workers_is_one_message_not_a_traceback_on_every_poll(tmp_p
     cores = usable_cores()
     assert page.error[0].value == (f"The app cannot start trainings: KMNIST_WORKERS must be an integer in [1, {cores}] "
                                    "(at most one training per usable core), got 'lots'. Fix it and restart the app.")
+
+
+@pytest.mark.parametrize("workers, heading", [("1", "one training at a time"), ("2", "2 trainings at a time")])
+def test_the_queue_says_how_many_trainings_run_at_once(tmp_path, monkeypatch, workers, heading):
+    use_home(monkeypatch, tmp_path / "home", idle_exit=1)
+    no_worker(monkeypatch)
+    monkeypatch.setattr("kmnist_core.hardware.usable_cores", lambda: 2)
+    monkeypatch.setenv("KMNIST_WORKERS", workers)
+    RunStore(tmp_path / "home").create_run(make_config("overfit", epochs=1))
+    page = app("pages/train.py")
+    assert f"**Queue** — {heading}, oldest first" in texts(page.markdown)
