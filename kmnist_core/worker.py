@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .hardware import worker_count
-from .status import Status
+from .status import ACTIVE, Status
 from .store import RunStore
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -115,12 +115,13 @@ def ensure_worker(home, idle_exit=30.0) -> bool:
     store = RunStore(home)
     if store.read_only:
         return False
-    queued = len(store.list_runs(statuses=(Status.QUEUED,)))  # orphans reconciled first
+    active = store.list_runs(statuses=ACTIVE)  # one read, orphans reconciled first
+    queued = sum(run.status == Status.QUEUED for run in active)
     if not queued:
         return False
     slots = worker_count()
     held = store.held_slots(slots)
-    idle = max(0, len(held) - len(store.list_runs(statuses=(Status.RUNNING,))))
+    idle = max(0, len(held) - (len(active) - queued))
     wanted = min(slots - len(held), queued - idle)
     for _ in range(wanted):
         _spawn(store.home, idle_exit)

@@ -184,8 +184,8 @@ with form_column:
                    f"{QUICK_STUDY['epochs']} epochs: small enough to finish in a minute or two on two cores, "
                    f"large enough that overfitting and what regularization does to it still show.")
     st.button("Reset to preset", key="reset_form", on_click=form.reset, icon=":material/restart_alt:")
-    st.page_link("pages/sweep.py", label="Or sweep one setting over its whole range (with seeds)",
-                 icon=":material/ssid_chart:")
+    st.page_link("pages/sweep.py", label="Or sweep one setting", icon=":material/ssid_chart:",
+                 help="Train one setting over its whole range, a few seeds per value, and see its curve.")
 
 with run_column:
     monitor.run_browser(run_store)
