@@ -37,7 +37,7 @@ def timed(workers, data_dir) -> dict:
     os.environ[WORKERS_ENV] = str(workers)  # the spawned workers inherit it
     start = time.time()
     ids = [store.create_run(make_config(VARIANT, epochs=EPOCHS, seed=seed), data_dir=data_dir) for seed in SEEDS]
-    assert ensure_worker(store.home, idle_exit=0.5)
+    assert ensure_worker(store, idle_exit=0.5)
     while not all(store.get(i).finished for i in ids):
         time.sleep(0.2)
     runs = [store.get(i) for i in ids]

@@ -80,7 +80,7 @@ def wake_worker(store: RunStore) -> bool:
     key = str(store.home.resolve())
     if time.monotonic() - _last_spawn.get(key, float("-inf")) < SPAWN_GRACE:
         return False
-    started = ensure_worker(store.home, idle_exit=idle_exit())
+    started = ensure_worker(store, idle_exit=idle_exit())
     if started:
         _last_spawn[key] = time.monotonic()
     return started

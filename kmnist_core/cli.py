@@ -204,7 +204,7 @@ def _train_until_done(store, run_id, datasets):
                     if held and store.get(run_id).finished:
                         break
                     if held and time.monotonic() - worker_started > WORKER_GRACE:  # not our turn
-                        ensure_worker(store.home, idle_exit=1.0)  # runs queued before ours are the worker's
+                        ensure_worker(store, idle_exit=1.0)  # runs queued before ours are the worker's
                         worker_started = time.monotonic()
                 bar.show_state(store.get(run_id))
                 time.sleep(0.5)
@@ -212,7 +212,7 @@ def _train_until_done(store, run_id, datasets):
             bar.close()
     # A worker started while we held the last free training slot gave up at once, so runs queued
     # meanwhile (from the app) would wait for the next page load: hand them on now.
-    ensure_worker(store.home, idle_exit=1.0)
+    ensure_worker(store, idle_exit=1.0)
 
 
 def _train_each(store, run_ids, datasets, on_finished=None):

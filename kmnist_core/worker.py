@@ -107,12 +107,11 @@ def _log(log, message):
         log(message)
 
 
-def ensure_worker(home, idle_exit=30.0) -> bool:
+def ensure_worker(store: RunStore, idle_exit=30.0) -> bool:
     """Start detached background workers, one per free training slot, while queued runs
     outnumber the idle trainers (those holding a slot without a running run). Returns True
     when any was started. They get the store's absolute home and the project folder as
     their working folder, so they open this same store whatever folder the caller runs in."""
-    store = RunStore(home)
     if store.read_only:
         return False
     active = store.list_runs(statuses=ACTIVE)  # one read, orphans reconciled first

@@ -36,7 +36,7 @@ SESSION = textwrap.dedent("""
                 run_id = store.create_run(config, name=name, data_dir=data_dir)
                 mine.append(run_id)
                 names[run_id] = name
-                ensure_worker(home, idle_exit=3.0)  # what the app's submit does
+                ensure_worker(store, idle_exit=3.0)  # what the app's submit does
             elif action == "list":
                 store.list_runs()
             elif action == "get" and mine:

@@ -178,8 +178,9 @@ def test_server_restart_neither_kills_nor_wedges_the_queue(home, synthetic_dir):
     server = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(PROJECT_ROOT)!r})
+        from kmnist_core.store import RunStore
         from kmnist_core.worker import ensure_worker
-        assert ensure_worker({str(home)!r}, idle_exit=60.0)
+        assert ensure_worker(RunStore({str(home)!r}), idle_exit=60.0)
         time.sleep(600)
     """)], start_new_session=True)
     assert wait_until(lambda: store.get(first[0]).status == "running")
@@ -195,7 +196,7 @@ def test_server_restart_neither_kills_nor_wedges_the_queue(home, synthetic_dir):
         os.kill(pid, signal.SIGKILL)  # the machine or the worker dies too
     assert wait_until(lambda: not _worker_pids(home) and not store.trainer_active())
     assert store.get(second[0]).status == "running"  # until anyone looks
-    assert ensure_worker(home, idle_exit=0.5) is True  # what the restarted app does on its first page
+    assert ensure_worker(RunStore(home), idle_exit=0.5) is True  # what the restarted app does on its first page
     assert store.get(second[0]).status == "interrupted"  # its listing reconciled before the worker started
     assert wait_until(lambda: all(store.get(i).finished for i in second)), (home / "worker.log").read_text()
     runs = [store.get(i) for i in first + second]

@@ -197,7 +197,7 @@ def test_a_relative_home_from_another_folder_is_the_store_the_worker_trains(tmp_
         store = RunStore(relative)
         assert store.home == elsewhere / relative  # resolved once, at construction
         run_id = store.create_run(_tiny(epochs=1), data_dir=synthetic_dir)
-        assert ensure_worker(relative, idle_exit=0.5)
+        assert ensure_worker(store, idle_exit=0.5)
         assert wait_until(lambda: store.get(run_id).finished), (elsewhere / relative / "worker.log").read_text()
         assert store.get(run_id).status == "completed"
         assert wait_until(lambda: not store.trainer_active())

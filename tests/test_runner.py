@@ -73,11 +73,11 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(home, synthe
 def test_background_worker_process_trains_the_queue(home, synthetic_dir):
     store = RunStore(home)
     run_id = store.create_run(_tiny(), data_dir=synthetic_dir)
-    assert ensure_worker(home, idle_exit=1.0) is True
+    assert ensure_worker(RunStore(home), idle_exit=1.0) is True
     assert wait_until(lambda: store.get(run_id).finished, timeout=120), (home / "worker.log").read_text()
     assert store.get(run_id).status == "completed"
     assert wait_until(lambda: not store.trainer_active(), timeout=30)  # it exits when idle
-    assert ensure_worker(home) is False  # nothing queued: nothing started
+    assert ensure_worker(RunStore(home)) is False  # nothing queued: nothing started
 
 
 def test_two_workers_started_together_never_train_at_once(home, synthetic_dir, zygote):
@@ -112,7 +112,7 @@ def test_ensure_worker_starts_one_worker_per_free_slot_while_runs_outnumber_idle
 
     def spawned():
         started.clear()
-        ensure_worker(home)
+        ensure_worker(store)
         return len(started)
 
     assert spawned() == 2  # 3 runs wait, 2 slots free
