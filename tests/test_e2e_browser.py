@@ -4,6 +4,8 @@ a prediction with probabilities. Every page is visited and must show no exceptio
 
 import re
 
+from playwright.sync_api import expect
+
 from kmnist_core.store import RunStore
 
 from app_support import wait_for
@@ -40,7 +42,9 @@ def test_train_then_draw_in_a_real_browser(tmp_path):
         settle(page)
         assert page.get_by_role("link", name="Home", exact=True).count() == 1
         page.get_by_text("A large unregularized network trained long").wait_for()  # the overfit preset's line
-        assert page.get_by_role("spinbutton", name="Epochs").input_value() == "8"
+        # The link's values land in a rerun after the first drawing; on a loaded host settle()
+        # can return between the two, so wait (up to 60 s) for the value rather than read it once.
+        expect(page.get_by_role("spinbutton", name="Epochs", exact=True)).to_have_value("8", timeout=60_000)
         page.goto(url)
         page.get_by_role("heading", name="KMNIST Explorer").wait_for()
         settle(page)
