@@ -11,6 +11,7 @@ import time
 
 from kmnist_core.config import make_config
 from kmnist_core.data import default_data_dir
+from kmnist_core.hardware import worker_count
 from kmnist_core.status import ACTIVE
 from kmnist_core.store import RunStore
 from kmnist_core.study import enqueue
@@ -87,7 +88,9 @@ def wake_worker(store: RunStore) -> bool:
 
 
 def worker_starting(store: RunStore) -> bool:
-    """True during the seconds between starting a worker and it taking the training lock
-    (Python and TensorFlow loading): the app says so instead of a silent "queued"."""
+    """True during the seconds between starting a worker and it taking a training slot
+    (Python and TensorFlow loading): the app says so instead of a silent "queued". With
+    several slots, one training elsewhere does not mean the new worker has started."""
     key = str(store.home.resolve())
-    return time.monotonic() - _last_spawn.get(key, float("-inf")) < 4 * SPAWN_GRACE and not store.trainer_active()
+    recent = time.monotonic() - _last_spawn.get(key, float("-inf")) < 4 * SPAWN_GRACE
+    return recent and len(store.held_slots()) < worker_count()

@@ -242,12 +242,21 @@ def run_view(run_store, run, runs) -> None:
 
 
 def queued(run_store, run, runs) -> None:
-    ahead = [r.id for r in runs if r.status in ACTIVE and r.id < run.id]
+    ahead = runs_ahead(run, runs, worker_count())
     if not ahead and jobs.worker_starting(run_store):
         st.info("Next in line: the background trainer is starting (loading TensorFlow takes about 10–20 s).")
         return
-    where = {0: "next in line", 1: "1 run ahead of it"}.get(len(ahead), f"{len(ahead)} runs ahead of it")
+    where = {0: "next in line", 1: "1 run ahead of it"}.get(ahead, f"{ahead} runs ahead of it")
     st.info(f"Queued, {where}: it starts by itself; you can leave this page.")
+
+
+def runs_ahead(run, runs, slots) -> int:
+    """How many runs must finish before queued ``run`` starts: the queue is trained in
+    order, ``slots`` at a time, so the runs training now and those queued before it,
+    less the slots that leaves free."""
+    training = sum(r.status == Status.RUNNING for r in runs)
+    waiting = sum(r.status == Status.QUEUED and r.id < run.id for r in runs)
+    return max(0, training + waiting - (slots - 1))
 
 
 def running(run_store, run, compact) -> None:

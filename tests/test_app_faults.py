@@ -263,3 +263,21 @@ def test_the_queue_says_how_many_trainings_run_at_once(tmp_path, monkeypatch, wo
     RunStore(tmp_path / "home").create_run(make_config("overfit", epochs=1))
     page = app("pages/train.py")
     assert f"**Queue** — {heading}, oldest first" in texts(page.markdown)
+
+
+@pytest.mark.parametrize("workers, where", [("1", "1 run ahead of it"), ("2", "next in line")])
+def test_a_queued_run_counts_only_the_runs_it_really_waits_for(tmp_path, monkeypatch, workers, where):
+    """With two slots and one training, the next queued run starts at once: nothing is
+    ahead of it (it used to count the training run as ahead whatever the slots)."""
+    use_home(monkeypatch, tmp_path / "home", idle_exit=1)
+    no_worker(monkeypatch)
+    monkeypatch.setattr("kmnist_core.hardware.usable_cores", lambda: 2)
+    monkeypatch.setenv("KMNIST_WORKERS", workers)
+    store = RunStore(tmp_path / "home")
+    training = store.create_run(make_config("overfit", epochs=1))
+    waiting = store.create_run(make_config("dropout", epochs=1))
+    with store.training_lock(slot=0):
+        assert store.claim_next(slot=0).id == training
+        page = app("pages/train.py")
+        assert not page.exception and page.selectbox(key="train_view").value == waiting
+        assert f"Queued, {where}" in texts(page.info)
