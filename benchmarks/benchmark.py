@@ -1,14 +1,18 @@
 """Accuracy and speed, side by side in one process, on real data (kmnist-mini).
 
     KMNIST_DATA_DIR=../shared/data/kmnist-mini python benchmarks/benchmark.py [--only best,reference]
+    KMNIST_DATA_DIR=... python benchmarks/benchmark.py --only reference,best --seeds 0,1,2   # issue #10's check
 
 Trains the reference Keras simple CNN published with KMNIST (its own plain script:
 Conv32-Conv64-MaxPool-Dropout0.25-Dense128-Dropout0.5, Adadelta lr=1.0, batch 128,
 12 epochs), the same architecture through our pipeline, every study preset and `best`,
 each on the full training split, and scores them on the test split. Test accuracy is
 also measured after every epoch (outside the timed training) to find when each model
-first reaches the reference's final accuracy. Then: drawing fidelity and canvas
-prediction latency for `best`.
+first reaches the reference's final accuracy (of the same seed). With ``--seeds`` every row
+is trained once per seed, the reference first: the table lists each seed's test accuracy
+and prints their median, and the time ratio is taken seed by seed (both trained under the
+same load) before its median. Then: drawing fidelity and canvas prediction latency for
+`best` (the last seed's model).
 """
 
 import argparse
@@ -16,6 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -119,10 +124,22 @@ def cpu_flags():
     return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags) or "unknown"
 
 
+def _configs(seed):
+    configs = {"cnn": make_config("overfit", family="cnn", hidden_units=(128,), dropout=0.5, input_dropout=0.0,
+                                  optimizer="adadelta", learning_rate=1.0, batch_size=128, epochs=12,
+                                  full_train=True, seed=seed)}
+    configs.update({name: make_config(name, full_train=True, seed=seed) for name in (*STUDY_ORDER, "best")})
+    configs["best-float32"] = make_config("best", mixed_precision=False, seed=seed)  # what bfloat16 buys
+    return configs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated subset: reference, cnn, best, best-float32 or preset names")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2: every row trained once "
+                        "per seed; accuracies per seed, their median and the median time ratio are printed")
     args = parser.parse_args()
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     hardware.configure_threads()
     dataset = load_kmnist()
     print(f"data: {dataset.source}; {len(dataset.y_train)} train / {len(dataset.y_test)} test images")
@@ -131,43 +148,41 @@ def main():
     print(f"date: {time.strftime('%Y-%m-%d')}, TensorFlow {__import__('tensorflow').__version__}, Keras {keras.__version__}\n")
 
     wanted = args.only.split(",") if args.only else ["reference", "cnn", *STUDY_ORDER, "best", "best-float32"]
-    rows, models = [], {}
-    if "reference" in wanted:
-        proba, seconds, epochs, curve = reference_script(dataset)
-        rows.append(("reference (KMNIST simple CNN script)", proba, seconds, epochs, curve,
-                     {"precision": "float32", "eta_error": None}))
-    reference_accuracy = rows[0][4][-1][1] if rows else None
-    configs = {"cnn": make_config("overfit", family="cnn", hidden_units=(128,), dropout=0.5, input_dropout=0.0,
-                                  optimizer="adadelta", learning_rate=1.0, batch_size=128, epochs=12, full_train=True)}
-    configs.update({name: make_config(name, full_train=True) for name in (*STUDY_ORDER, "best")})
-    configs["best-float32"] = make_config("best", mixed_precision=False)  # what bfloat16 buys
-    for name, config in configs.items():
-        if name in wanted:
-            print(f"training {name} …", file=sys.stderr, flush=True)
-            model, proba, seconds, epochs, curve, extras = ours(config, dataset)
-            label = "reference architecture, our pipeline" if name == "cnn" else name
-            rows.append((label, proba, seconds, epochs, curve, extras))
-            models[name] = model
+    rows, models = {}, {}  # label -> [(seed, proba, seconds, epochs, curve, extras)]
+    for seed in seeds:
+        if "reference" in wanted:
+            proba, seconds, epochs, curve = reference_script(dataset, seed)
+            rows.setdefault("reference (KMNIST simple CNN script)", []).append(
+                (seed, proba, seconds, epochs, curve, {"precision": "float32", "eta_error": None}))
+        for name, config in _configs(seed).items():
+            if name in wanted:
+                print(f"seed {seed}: training {name} …", file=sys.stderr, flush=True)
+                model, proba, seconds, epochs, curve, extras = ours(config, dataset)
+                label = "reference architecture, our pipeline" if name == "cnn" else name
+                rows.setdefault(label, []).append((seed, proba, seconds, epochs, curve, extras))
+                models[name] = model  # the last seed's
 
-    base_seconds = rows[0][2] if reference_accuracy is not None else None
-    print("| model | precision | test acc | macro F1 | kappa | train time | images/s | time to reference acc "
-          "| time vs reference | ETA error after epoch 1 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for label, proba, seconds, epochs, curve, extras in rows:
-        scores = classification_metrics(dataset.y_test, proba)
-        throughput = len(dataset.y_train) * epochs / seconds
-        reach = time_to_reach(curve, reference_accuracy) if reference_accuracy else None
-        reach_text = "never" if reach is None else f"{reach:.0f} s"
-        ratio = f"{seconds / base_seconds:.2f}×" if base_seconds else "—"
-        eta = "—" if extras["eta_error"] is None else f"{extras['eta_error']:+.0%}"
-        print(f"| {label} | {extras['precision']} | {scores['accuracy']:.4f} | {scores['macro_f1']:.4f} | "
-              f"{scores['kappa']:.4f} | {seconds:.0f} s | {throughput:.0f} | {reach_text} | {ratio} | {eta} |")
-    if reference_accuracy is not None:
-        print(f"\nreference final test accuracy: {reference_accuracy:.4f} after {base_seconds:.0f} s")
-        for label, _proba, _seconds, _epochs, curve, _extras in rows[1:]:
-            reach = time_to_reach(curve, reference_accuracy)
-            if reach is not None:
-                print(f"  {label}: reaches it after {reach:.0f} s = {reach / base_seconds:.2f}× the reference's time")
+    reference = rows.get("reference (KMNIST simple CNN script)")
+    base = {seed: (seconds, curve[-1][1]) for seed, _, seconds, _, curve, _ in reference} if reference else {}
+    print(f"seeds: {', '.join(map(str, seeds))}; with several seeds each cell is the median over them, the test "
+          "accuracy column lists every seed's; time ratios are taken seed by seed, then their median")
+    print("| model | precision | test acc | median test acc | macro F1 | kappa | train time | images/s "
+          "| time to reference acc | time vs reference | ETA error after epoch 1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, runs in rows.items():
+        scores = [classification_metrics(dataset.y_test, proba) for _, proba, *_ in runs]
+        accuracies = " / ".join(f"{score['accuracy']:.4f}" for score in scores)
+        seconds = median(seconds for _, _, seconds, *_ in runs)
+        throughput = median(len(dataset.y_train) * epochs / secs for _, _, secs, epochs, _, _ in runs)
+        reaches = [time_to_reach(curve, base[seed][1]) for seed, _, _, _, curve, _ in runs] if base else []
+        reach_text = "—" if not base else "never" if None in reaches else f"{median(reaches):.0f} s"
+        ratio = f"{median(secs / base[seed][0] for seed, _, secs, *_ in runs):.2f}×" if base else "—"
+        eta_errors = [extras["eta_error"] for *_, extras in runs if extras["eta_error"] is not None]
+        eta = f"{median(eta_errors):+.0%}" if eta_errors else "—"
+        print(f"| {label} | {runs[0][5]['precision']} | {accuracies} | "
+              f"{median(score['accuracy'] for score in scores):.4f} | {median(s['macro_f1'] for s in scores):.4f} | "
+              f"{median(s['kappa'] for s in scores):.4f} | {seconds:.0f} s | {throughput:.0f} | {reach_text} | "
+              f"{ratio} | {eta} |")
 
     if "best" in models:
         model = models["best"]

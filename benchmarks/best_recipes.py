@@ -10,7 +10,9 @@ seconds over the reference's, seed by seed, so both saw the same load on the hos
 table shows each recipe's median ratio. Only ratios mean anything on a shared host.
 
 A recipe is a set of overrides on the `best` preset (`preset`: the preset as it is now),
-and optionally bn_cnn's convolution blocks (config.BN_CNN_BLOCKS) while it trains.
+and optionally, while it trains, bn_cnn's convolution blocks (config.BN_CNN_BLOCKS), the
+warp's ranges (config.AFFINE_RANGES), one extra augmentation after the warp (Cutout,
+mixup, shear, elastic distortion, or only half the images warped) or AdamW's weight decay.
 """
 
 import argparse
@@ -18,6 +20,7 @@ import os
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -25,27 +28,123 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from benchmark import canvas_latency, reference_script  # noqa: E402
 
 from kmnist_core import config as settings  # noqa: E402
-from kmnist_core import hardware  # noqa: E402
+from kmnist_core import hardware, training  # noqa: E402
 from kmnist_core.config import make_config  # noqa: E402
 from kmnist_core.data import load_kmnist  # noqa: E402
 from kmnist_core.inference import make_predictor  # noqa: E402
-from kmnist_core.training import train_model  # noqa: E402
 
 SIX = ((32, 2), (64, 2), (128, 2))  # bn_cnn as of 2026-11-28: two convolutions at 28x28
 FIVE = ((32, 1), (64, 2), (128, 2))
+NARROW = ((24, 1), (48, 2), (96, 2))
+WIDE_WARP, MILD_WARP = (0.10, 0.03, 0.10), (0.07, 0.02, 0.07)  # config.AFFINE_RANGES: shift, turns, zoom
 _V1 = dict(family="bn_cnn", hidden_units=(), dropout=0.2, epochs=20, batch_size=64, learning_rate=3e-3,
            optimizer="adamw", schedule="onecycle", label_smoothing=0.1, augment=True, ema=0.0,
-           blocks=SIX)  # the `best` preset as of 2026-11-28, pinned (`preset` follows later changes)
-RECIPES = {  # name: overrides of the `best` preset (+ "blocks": bn_cnn's convolution blocks)
+           blocks=SIX, affine=WIDE_WARP)  # the `best` preset as of 2026-11-28, pinned (`preset` follows changes)
+# name: overrides of the `best` preset, plus "blocks" (config.BN_CNN_BLOCKS), "affine"
+# (config.AFFINE_RANGES), "extra" (one more augmentation, EXTRAS) and "weight_decay" (AdamW's)
+RECIPES = {
     "preset": {},  # whatever `best` is now
     "v1": _V1,
     "v1-ema": dict(_V1, ema=0.99),  # the last ~100 steps' weights averaged
     "five": dict(_V1, blocks=FIVE),  # one convolution at 28x28: a quarter fewer multiply-adds
     "five-b128-15ep-ema": dict(_V1, blocks=FIVE, batch_size=128, learning_rate=4e-3, epochs=15, ema=0.99),
+    "narrow-b128-30ep": dict(_V1, blocks=NARROW, batch_size=128, learning_rate=4e-3, epochs=30),
+    "v1-30ep": dict(_V1, epochs=30),
+    "v1-sgd": dict(_V1, optimizer="sgd", learning_rate=0.1),
+    "v1-input-dropout": dict(_V1, input_dropout=0.1),
+    "v1-wd0.05": dict(_V1, weight_decay=0.05),
+    "v1-cutout": dict(_V1, extra="cutout"),
+    "v1-mixup": dict(_V1, extra="mixup"),
+    "v1-shear": dict(_V1, extra="shear"),
+    "v1-elastic": dict(_V1, extra="elastic"),
+    "v1-half-warped": dict(_V1, extra="half"),
+    "mild": dict(_V1, affine=MILD_WARP),  # the warp's ranges cut by a third
+    "five-mild": dict(_V1, blocks=FIVE, affine=MILD_WARP),
 }
+
+
+def _cutout(moved, labels, original):
+    """Half the images get a 10x10 square blanked at a random place (Cutout)."""
+    n = tf.shape(moved)[0]
+    centre_y, centre_x = tf.random.uniform([n, 1, 1], 0, 28), tf.random.uniform([n, 1, 1], 0, 28)
+    pixel = tf.range(28, dtype=tf.float32) + 0.5
+    inside = (tf.abs(pixel[None, :, None] - centre_y) < 5) & (tf.abs(pixel[None, None, :] - centre_x) < 5)
+    return tf.where(inside & (tf.random.uniform([n, 1, 1]) < 0.5), 0.0, moved), labels
+
+
+def _mixup(moved, labels, original):
+    """Each image blended with another of the batch, labels alike (mixup, alpha 0.2)."""
+    n = tf.shape(moved)[0]
+    a, b = tf.random.gamma([n], 0.2), tf.random.gamma([n], 0.2)
+    share = a / (a + b)
+    partner = tf.random.shuffle(tf.range(n))
+    blend = lambda x, s: s * x + (1 - s) * tf.gather(x, partner)  # noqa: E731
+    return blend(moved, share[:, None, None]), blend(labels, share[:, None])
+
+
+def _shear(moved, labels, original):
+    """A second warp: a random slant of up to ±0.2 (x shifted by 0.2 × y at most)."""
+    n = tf.shape(moved)[0]
+    slant, zeros, ones = tf.random.uniform([n], -0.2, 0.2), tf.zeros([n]), tf.ones([n])
+    transform = tf.stack([ones, slant, -slant * 13.5, zeros, ones, zeros, zeros, zeros], axis=1)
+    sheared = tf.raw_ops.ImageProjectiveTransformV3(images=moved[..., None], transforms=transform,
+                                                    output_shape=[28, 28], interpolation="BILINEAR",
+                                                    fill_mode="CONSTANT", fill_value=0.0)
+    return sheared[..., 0], labels
+
+
+def _elastic(moved, labels, original):
+    """A smooth random displacement of up to 2 px (a 4x4 grid of offsets, bicubically
+    upsampled), resampled bilinearly: the classic handwriting distortion."""
+    n = tf.shape(moved)[0]
+    field = tf.image.resize(tf.random.uniform(tf.stack([n, 4, 4, 2]), -2.0, 2.0), [28, 28], method="bicubic")
+    rows, cols = tf.meshgrid(tf.range(28, dtype=tf.float32), tf.range(28, dtype=tf.float32), indexing="ij")
+    y, x = tf.reshape(rows + field[..., 0], [n, 784]), tf.reshape(cols + field[..., 1], [n, 784])
+    y0, x0 = tf.floor(y), tf.floor(x)
+    flat = tf.reshape(tf.pad(moved, [[0, 0], [1, 1], [1, 1]]), [n, 900])  # zero border
+
+    def pixel(row, col):
+        row = tf.clip_by_value(tf.cast(row, tf.int32) + 1, 0, 29)
+        col = tf.clip_by_value(tf.cast(col, tf.int32) + 1, 0, 29)
+        return tf.gather(flat, row * 30 + col, batch_dims=1)
+
+    dy, dx = y - y0, x - x0
+    out = (pixel(y0, x0) * (1 - dy) * (1 - dx) + pixel(y0, x0 + 1) * (1 - dy) * dx
+           + pixel(y0 + 1, x0) * dy * (1 - dx) + pixel(y0 + 1, x0 + 1) * dy * dx)
+    return tf.reshape(out, [n, 28, 28]), labels
+
+
+def _half(moved, labels, original):
+    """Only half the images warped, the rest kept sharp."""
+    keep = tf.random.uniform([tf.shape(moved)[0], 1, 1]) < 0.5
+    return tf.where(keep, original, moved), labels
+
+
+EXTRAS = {"cutout": _cutout, "mixup": _mixup, "shear": _shear, "elastic": _elastic, "half": _half}
+
+
+@contextmanager
+def recipe_engine(overrides):
+    """The engine set up for one recipe: bn_cnn's blocks, the warp's ranges, an extra
+    augmentation after the warp and AdamW's weight decay, all restored afterwards."""
+    saved = (settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW)
+    settings.BN_CNN_BLOCKS = overrides.pop("blocks", settings.BN_CNN_BLOCKS)
+    settings.AFFINE_RANGES = overrides.pop("affine", settings.AFFINE_RANGES)
+    extra = overrides.pop("extra", None)
+    if extra:
+        warp = saved[2]
+        training.random_affine = lambda images, labels: EXTRAS[extra](*warp(images, labels), images)
+    if "weight_decay" in overrides:
+        decay, adamw = overrides.pop("weight_decay"), saved[3]
+        keras.optimizers.AdamW = lambda weight_decay=None, **kwargs: adamw(weight_decay=decay, **kwargs)
+    try:
+        yield overrides
+    finally:
+        settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW = saved
 
 
 def main():
@@ -77,14 +176,9 @@ def main():
         rows["reference"].append((seed, _accuracy(proba, dataset.y_test), seconds, "float32"))
         print(f"seed {seed} reference: {rows['reference'][-1][1]:.4f} in {seconds:.0f} s", file=sys.stderr, flush=True)
         for name in names:
-            overrides = dict(RECIPES[name])
-            blocks = overrides.pop("blocks", settings.BN_CNN_BLOCKS)
-            config = make_config("best", seed=seed, full_train=True, **overrides)
-            shipped, settings.BN_CNN_BLOCKS = settings.BN_CNN_BLOCKS, blocks
-            try:
-                result = train_model(config, dataset.x_train, dataset.y_train)
-            finally:
-                settings.BN_CNN_BLOCKS = shipped
+            with recipe_engine(dict(RECIPES[name])) as overrides:
+                config = make_config("best", seed=seed, full_train=True, **overrides)
+                result = training.train_model(config, dataset.x_train, dataset.y_train)
             models[name] = result.model
             accuracy = _accuracy(make_predictor(result.model)(dataset.x_test), dataset.y_test)
             rows[name].append((seed, accuracy, result.elapsed, result.precision))

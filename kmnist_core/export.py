@@ -16,8 +16,9 @@ from numbers import Real
 from pathlib import Path
 from string import Template
 
+from . import config as engine_config
 from .checks import ParameterError
-from .config import BN_CNN_BLOCKS, TrainConfig, config_from_dict, validate
+from .config import TrainConfig, config_from_dict, validate
 from .records import EpochRecord
 
 FIRST_COLUMNS = ("epoch",)  # then every other key in the order it first appears
@@ -252,7 +253,7 @@ $settings$note
 
 NUM_CLASSES = 10
 BN_CNN_BLOCKS = $blocks  # (filters, convolutions) per bn_cnn block
-SHIFT, ROTATION, ZOOM = 0.10, 0.03, 0.10  # augmentation: +-10% of the side, +-0.03 turns, +-10% size
+SHIFT, ROTATION, ZOOM = $affine  # augmentation: +- fraction of the side, +- turns, +- fraction of the size
 
 
 def load(folder):
@@ -451,7 +452,8 @@ def standalone_script(config, run=None, filename="train_run.py") -> str:
         name = " ".join(str(run.name).split()).replace('"""', "'''").replace("\\", "/")
         title = f"KMNIST Explorer run #{int(run.id)} ({name}, variant {config.variant}{score}), as one Keras script."
     return _SCRIPT.substitute(title=title, filename=filename, settings=settings, note=note,
-                              blocks=repr(BN_CNN_BLOCKS))
+                              blocks=repr(engine_config.BN_CNN_BLOCKS),
+                              affine=repr(engine_config.AFFINE_RANGES))
 
 
 # -- everything of one run, to a folder (the CLI's `export`) -------------------------------------

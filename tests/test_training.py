@@ -111,3 +111,43 @@ def test_bad_arrays_are_refused_before_training():
         train_model(_tiny(), X, Y[:-1])
     with pytest.raises(ValueError, match=r"y_val must be in \[0, 9\]"):
         train_model(_tiny(), X, Y, X_VAL, Y_VAL + 10)
+
+
+def _bn_cnn_pair():
+    """Two identical small bn_cnn models, the second with fused batch normalization."""
+    import keras
+
+    from kmnist_core.models import build_model, fuse_batch_norm
+
+    config = make_config("best", mixed_precision=False, dropout=0.0)
+    stock, fused = build_model(config), build_model(config)
+    fused.set_weights(stock.get_weights())
+    for model in (stock, fused):
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
+    return stock, fuse_batch_norm(fused)
+
+
+def test_fused_batch_norm_trains_as_the_stock_layer_does():
+    """Same weights, same batch, one step: the same loss, weights and moving statistics."""
+    stock, fused = _bn_cnn_pair()
+    targets = np.eye(10, dtype=np.float32)[Y[:32]]
+    losses = [float(model.train_on_batch(X[:32].astype(np.float32), targets)) for model in (stock, fused)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    moved = [not np.allclose(a, b) for a, b in zip(stock.get_weights(), _bn_cnn_pair()[0].get_weights())]
+    assert any(moved)  # the step changed the weights, moving statistics included
+    for a, b in zip(stock.get_weights(), fused.get_weights()):
+        assert np.allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_fused_batch_norm_runs_tensorflows_fused_kernel_and_saves_stock_layers(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    _, fused = _bn_cnn_pair()
+    step = tf.function(lambda x: fused(x, training=True))
+    graph = step.get_concrete_function(tf.TensorSpec((8, 28, 28), tf.float32)).graph
+    assert sum(op.type.startswith("FusedBatchNorm") for op in graph.get_operations()) == 6
+    fused.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert {type(layer).__name__ for layer in loaded.layers} >= {"BatchNormalization"}
+    assert all(type(layer).__module__.startswith("keras.") for layer in loaded.layers)
