@@ -12,7 +12,8 @@ table shows each recipe's median ratio. Only ratios mean anything on a shared ho
 A recipe is a set of overrides on the `best` preset (`preset`: the preset as it is now),
 and optionally, while it trains, bn_cnn's convolution blocks (config.BN_CNN_BLOCKS), the
 warp's ranges (config.AFFINE_RANGES), one extra augmentation after the warp (Cutout,
-mixup, shear, elastic distortion, or only half the images warped) or AdamW's weight decay.
+mixup, shear, elastic distortion, or only half the images warped), AdamW's weight decay, or
+Keras' own unfused batch normalization.
 """
 
 import argparse
@@ -45,7 +46,8 @@ _V1 = dict(family="bn_cnn", hidden_units=(), dropout=0.2, epochs=20, batch_size=
            optimizer="adamw", schedule="onecycle", label_smoothing=0.1, augment=True, ema=0.0,
            blocks=SIX, affine=WIDE_WARP)  # the `best` preset as of 2026-11-28, pinned (`preset` follows changes)
 # name: overrides of the `best` preset, plus "blocks" (config.BN_CNN_BLOCKS), "affine"
-# (config.AFFINE_RANGES), "extra" (one more augmentation, EXTRAS) and "weight_decay" (AdamW's)
+# (config.AFFINE_RANGES), "extra" (one more augmentation, EXTRAS), "weight_decay" (AdamW's) and
+# "stock_bn" (train with Keras' unfused BatchNormalization: what models.fuse_batch_norm saves)
 RECIPES = {
     "preset": {},  # whatever `best` is now
     "v1": _V1,
@@ -64,6 +66,7 @@ RECIPES = {
     "v1-half-warped": dict(_V1, extra="half"),
     "mild": dict(_V1, affine=MILD_WARP),  # the warp's ranges cut by a third
     "five-mild": dict(_V1, blocks=FIVE, affine=MILD_WARP),
+    "mild-stock-bn": dict(_V1, affine=MILD_WARP, stock_bn=True),  # Keras' own BatchNormalization, not fused
 }
 
 
@@ -130,8 +133,10 @@ EXTRAS = {"cutout": _cutout, "mixup": _mixup, "shear": _shear, "elastic": _elast
 @contextmanager
 def recipe_engine(overrides):
     """The engine set up for one recipe: bn_cnn's blocks, the warp's ranges, an extra
-    augmentation after the warp and AdamW's weight decay, all restored afterwards."""
-    saved = (settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW)
+    augmentation after the warp, AdamW's weight decay and the batch normalization's
+    kernel, all restored afterwards."""
+    saved = (settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW,
+             training.fuse_batch_norm)
     settings.BN_CNN_BLOCKS = overrides.pop("blocks", settings.BN_CNN_BLOCKS)
     settings.AFFINE_RANGES = overrides.pop("affine", settings.AFFINE_RANGES)
     extra = overrides.pop("extra", None)
@@ -141,10 +146,13 @@ def recipe_engine(overrides):
     if "weight_decay" in overrides:
         decay, adamw = overrides.pop("weight_decay"), saved[3]
         keras.optimizers.AdamW = lambda weight_decay=None, **kwargs: adamw(weight_decay=decay, **kwargs)
+    if overrides.pop("stock_bn", False):
+        training.fuse_batch_norm = lambda model: model
     try:
         yield overrides
     finally:
-        settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW = saved
+        (settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW,
+         training.fuse_batch_norm) = saved
 
 
 def main():
@@ -152,6 +160,8 @@ def main():
     parser.add_argument("--recipe", default="preset", help="comma-separated: " + ", ".join(RECIPES))
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--latency", action="store_true", help="canvas prediction latency of each recipe's last model")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="accuracy screening: skip the reference script (no time ratios)")
     args = parser.parse_args()
     names = args.recipe.split(",")
     unknown = [name for name in names if name not in RECIPES]
@@ -169,12 +179,14 @@ def main():
           f"{hardware.native_bfloat16()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"TensorFlow {__import__('tensorflow').__version__}, Keras {keras.__version__}")
 
-    rows = {name: [] for name in ["reference", *names]}  # (seed, accuracy, seconds, precision)
-    models = {}
+    rows = {name: [] for name in [*([] if args.no_reference else ["reference"]), *names]}
+    models = {}  # rows: name -> [(seed, accuracy, seconds, precision)]
     for seed in seeds:
-        proba, seconds, _epochs, _curve = reference_script(dataset, seed)
-        rows["reference"].append((seed, _accuracy(proba, dataset.y_test), seconds, "float32"))
-        print(f"seed {seed} reference: {rows['reference'][-1][1]:.4f} in {seconds:.0f} s", file=sys.stderr, flush=True)
+        if not args.no_reference:
+            proba, seconds, _epochs, _curve = reference_script(dataset, seed)
+            rows["reference"].append((seed, _accuracy(proba, dataset.y_test), seconds, "float32"))
+            print(f"seed {seed} reference: {rows['reference'][-1][1]:.4f} in {seconds:.0f} s", file=sys.stderr,
+                  flush=True)
         for name in names:
             with recipe_engine(dict(RECIPES[name])) as overrides:
                 config = make_config("best", seed=seed, full_train=True, **overrides)
@@ -184,16 +196,17 @@ def main():
             rows[name].append((seed, accuracy, result.elapsed, result.precision))
             print(f"seed {seed} {name}: {accuracy:.4f} in {result.elapsed:.0f} s", file=sys.stderr, flush=True)
 
-    reference_seconds = {seed: seconds for seed, _, seconds, _ in rows["reference"]}
+    reference_seconds = {seed: seconds for seed, _, seconds, _ in rows.get("reference", [])}
     print(f"\n| recipe | precision | test accuracy per seed ({', '.join(map(str, seeds))}) | median "
           "| training s per seed | time vs reference (median) |")
     print("|---|---|---|---|---|---|")
     for name, runs in rows.items():
         accuracies = " / ".join(f"{accuracy:.4f}" for _, accuracy, _, _ in runs)
         seconds = " / ".join(f"{s:.0f}" for _, _, s, _ in runs)
-        ratio = statistics.median(s / reference_seconds[seed] for seed, _, s, _ in runs)
+        ratio = f"{statistics.median(s / reference_seconds[seed] for seed, _, s, _ in runs):.2f}×" \
+            if reference_seconds else "—"
         median = statistics.median(accuracy for _, accuracy, _, _ in runs)
-        print(f"| {name} | {runs[0][3]} | {accuracies} | {median:.4f} | {seconds} | {ratio:.2f}× |")
+        print(f"| {name} | {runs[0][3]} | {accuracies} | {median:.4f} | {seconds} | {ratio} |")
     if args.latency:
         for name, model in models.items():
             p50, p95 = canvas_latency(model, dataset)
