@@ -58,11 +58,11 @@ def _conv_stack(x, family, regularizer):
 def fuse_batch_norm(model: keras.Model) -> keras.Model:
     """Have ``model``'s BatchNormalization layers train with TensorFlow's fused kernel.
 
-    Keras 3 normalizes with separate ops and upcasts bfloat16 to float32 around them: on
-    CPUs with native bfloat16 that was two thirds of `best`'s training step (70 ms at batch
-    64 on the Intel AMX host, 33 ms fused; float32 on AVX2: 110 → 100 ms). Only the
-    training path of these layer instances changes: scoring, predicting and the saved
-    file use the stock Keras layer, so a saved model is still plain Keras."""
+    Keras 3 normalizes with separate ops and upcasts bfloat16 to float32 around each: on
+    the Intel AMX host `best` trained in 161 s that way and in 90 s fused (README, "Best
+    model"; benchmarks/best_recipes.py --recipe mild,mild-stock-bn). Only the training path
+    of these layer instances changes: scoring, predicting and the saved file use the stock
+    Keras layer, so a saved model is still plain Keras."""
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization) and layer.axis == -1 and not layer.renorm:
             layer.call = functools.partial(_fused_call, layer, layer.call)
