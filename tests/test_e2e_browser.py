@@ -4,6 +4,7 @@ a prediction with probabilities. Every page is visited and must show no exceptio
 
 import re
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from kmnist_core.store import RunStore
@@ -31,6 +32,22 @@ def draw_stroke(page):
     page.mouse.up()
 
 
+def pick_variant(page, variant, summary, attempts=3):
+    """Choose ``variant`` in the preset picker and wait for its one-line summary; the
+    picker's menu can miss the typed name when it opens late, so try again."""
+    for attempt in range(attempts):
+        page.locator("[data-testid='stSelectbox']").first.click()
+        page.keyboard.type(variant)
+        page.keyboard.press("Enter")
+        settle(page)
+        try:
+            page.get_by_text(summary).first.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+
+
 def test_train_then_draw_in_a_real_browser(tmp_path):
     home = tmp_path / "home"
     store = RunStore(home)
@@ -54,13 +71,13 @@ def test_train_then_draw_in_a_real_browser(tmp_path):
             no_exception(page, f"{title} without runs")
 
         open_page(page, "Train")
-        page.locator("[data-testid='stSelectbox']").first.click()
-        page.keyboard.type("underfit")
-        page.keyboard.press("Enter")
-        settle(page)
+        pick_variant(page, "underfit", "Too little capacity")
         epochs = page.get_by_role("spinbutton", name="Epochs")
         epochs.fill("2")
         epochs.press("Enter")
+        # Press Start only once the form shows the change: on a loaded host (CI beside other
+        # jobs) a click right after settle() once queued the default preset's 30 epochs.
+        page.get_by_text("Changed from the preset: Epochs 10 → 2").wait_for()
         settle(page)
         page.get_by_role("button", name="Start training").click()
         page.get_by_text("Test accuracy").wait_for(timeout=240_000)
