@@ -109,14 +109,16 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
 
 class _Clock:
     """Seconds left, from the pace of the steps after the first: the first batch traces
-    the graph (seconds for a CNN) and per-epoch scoring is a cost of its own, so both are
-    measured apart instead of being spread over every step as a plain average would."""
+    the graph (seconds for a CNN) and the work after each epoch (scoring, and whatever the
+    caller's ``on_epoch`` does: the store's writes, checkpoints) is a cost of its own, so
+    both are measured apart instead of being spread over every step as a plain average
+    would."""
 
     def __init__(self, epochs, steps):
         self.epochs, self.steps = epochs, steps
         self.start = time.perf_counter()
         self.first_batch_end = None
-        self.scoring = 0.0  # seconds spent scoring after epochs
+        self.scoring = 0.0  # seconds spent after epochs: scoring and the on_epoch hook
         self.scored = 0
 
     def elapsed(self) -> float:
@@ -176,8 +178,6 @@ class _Reporter(keras.callbacks.Callback):
         logs = logs or {}
         started = time.perf_counter()
         scores = {name: loss_and_accuracy(y, self.predict(x)) for name, (x, y) in self.scoring_sets.items()}
-        self.clock.scoring += time.perf_counter() - started
-        self.clock.scored += 1
         train, val = scores["train"], scores.get("val", (None, None))
         record = EpochRecord(
             epoch=self.epoch, train_loss=train[0], train_accuracy=train[1], val_loss=val[0], val_accuracy=val[1],
@@ -187,6 +187,8 @@ class _Reporter(keras.callbacks.Callback):
         self.history.append(record)
         if self.on_epoch:
             self.on_epoch(record, self.model)
+        self.clock.scoring += time.perf_counter() - started  # the caller's hook too: saving, checkpoints
+        self.clock.scored += 1
         self._early_stopping(record)
 
     def _early_stopping(self, record):

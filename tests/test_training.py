@@ -151,3 +151,15 @@ def test_fused_batch_norm_runs_tensorflows_fused_kernel_and_saves_stock_layers(t
     loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     assert {type(layer).__name__ for layer in loaded.layers} >= {"BatchNormalization"}
     assert all(type(layer).__module__.startswith("keras.") for layer in loaded.layers)
+
+
+def test_the_eta_counts_the_work_after_each_epoch():
+    """What the caller does after an epoch (the store's writes, checkpoints) takes time the
+    ETA must include: it once counted only the scoring, so a slow hook made it short."""
+    import time
+
+    reported = []
+    train_model(_tiny(epochs=4), X, Y, on_progress=lambda p: reported.append(p) if p.step == p.steps else None,
+                on_epoch=lambda record, model: time.sleep(0.5))
+    at_end_of_epoch_2 = next(p for p in reported if p.epoch == 2)
+    assert at_end_of_epoch_2.eta >= 3 * 0.5  # three more epoch ends (2, 3, 4), each at least the hook's 0.5 s
