@@ -118,8 +118,8 @@ class _Clock:
         self.epochs, self.steps = epochs, steps
         self.start = time.perf_counter()
         self.first_batch_end = None
-        self.scoring = 0.0  # seconds spent after epochs: scoring and the on_epoch hook
-        self.scored = 0
+        self.after_epochs = 0.0  # seconds spent after epochs: scoring and the on_epoch hook
+        self.epochs_ended = 0
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -131,11 +131,11 @@ class _Clock:
             return None
         if done < 2:
             return None
-        stepping = time.perf_counter() - self.first_batch_end - self.scoring
+        stepping = time.perf_counter() - self.first_batch_end - self.after_epochs
         per_step = max(stepping, 0.0) / (done - 1)
         epochs_left = self.epochs - epoch + (1 if step == self.steps else 0)
-        per_scoring = self.scoring / self.scored if self.scored else 0.0
-        return per_step * (self.epochs * self.steps - done) + per_scoring * max(0, epochs_left)
+        per_epoch_end = self.after_epochs / self.epochs_ended if self.epochs_ended else 0.0
+        return per_step * (self.epochs * self.steps - done) + per_epoch_end * max(0, epochs_left)
 
 
 class _Reporter(keras.callbacks.Callback):
@@ -187,8 +187,8 @@ class _Reporter(keras.callbacks.Callback):
         self.history.append(record)
         if self.on_epoch:
             self.on_epoch(record, self.model)
-        self.clock.scoring += time.perf_counter() - started  # the caller's hook too: saving, checkpoints
-        self.clock.scored += 1
+        self.clock.after_epochs += time.perf_counter() - started  # the caller's hook too: saving, checkpoints
+        self.clock.epochs_ended += 1
         self._early_stopping(record)
 
     def _early_stopping(self, record):
