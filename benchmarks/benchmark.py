@@ -2,6 +2,8 @@
 
     KMNIST_DATA_DIR=../shared/data/kmnist-mini python benchmarks/benchmark.py [--only best,reference]
     KMNIST_DATA_DIR=... python benchmarks/benchmark.py --only reference,best --seeds 0,1,2   # issue #10's check
+    KMNIST_DATA_DIR=... python benchmarks/benchmark.py --recipe v1,mild --seeds 0,1,2   # candidates for `best`
+    ONEDNN_MAX_CPU_ISA=AVX2 KMNIST_DATA_DIR=... python benchmarks/benchmark.py ...   # an AVX2-only host, imitated
 
 Trains the reference Keras simple CNN published with KMNIST (its own plain script:
 Conv32-Conv64-MaxPool-Dropout0.25-Dense128-Dropout0.5, Adadelta lr=1.0, batch 128,
@@ -11,8 +13,9 @@ also measured after every epoch (outside the timed training) to find when each m
 first reaches the reference's final accuracy (of the same seed). With ``--seeds`` every row
 is trained once per seed, the reference first: the table lists each seed's test accuracy
 and prints their median, and the time ratio is taken seed by seed (both trained under the
-same load) before its median. Then: drawing fidelity and canvas prediction latency for
-`best` (the last seed's model).
+same load) before its median. ``--recipe`` adds rows for candidate recipes of `best`
+(benchmarks/recipes.py) beside the reference; ``--no-reference`` skips it. Then: drawing
+fidelity and canvas prediction latency for `best` (the last seed's model).
 """
 
 import argparse
@@ -27,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from recipes import RECIPES, recipe_engine  # noqa: E402
 
 from kmnist_core import hardware  # noqa: E402
 from kmnist_core.config import STUDY_ORDER, make_config  # noqa: E402
@@ -139,8 +143,16 @@ def main():
     parser.add_argument("--only", help="comma-separated subset: reference, cnn, best, best-float32 or preset names")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2: every row trained once "
                         "per seed; accuracies per seed, their median and the median time ratio are printed")
+    parser.add_argument("--recipe", help="comma-separated candidate recipes for `best`, each a row (trained "
+                        "beside the reference alone unless --only says more): " + ", ".join(RECIPES))
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the reference script: accuracy only, no time ratios")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    recipes = args.recipe.split(",") if args.recipe else []
+    unknown = [name for name in recipes if name not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipe {unknown[0]!r}; known: {', '.join(RECIPES)}")
     hardware.configure_threads()
     dataset = load_kmnist()
     print(f"data: {dataset.source}; {len(dataset.y_train)} train / {len(dataset.y_test)} test images")
@@ -148,7 +160,9 @@ def main():
           f"native bfloat16: {hardware.native_bfloat16()}")
     print(f"date: {time.strftime('%Y-%m-%d')}, TensorFlow {__import__('tensorflow').__version__}, Keras {keras.__version__}\n")
 
-    wanted = args.only.split(",") if args.only else ["reference", "cnn", *STUDY_ORDER, "best", "best-float32"]
+    everything = ["reference"] if recipes else ["reference", "cnn", *STUDY_ORDER, "best", "best-float32"]
+    wanted = [name for name in (args.only.split(",") if args.only else everything)
+              if not (args.no_reference and name == "reference")]
     rows, models = {}, {}  # label -> [(seed, proba, seconds, epochs, curve, extras)]
     for seed in seeds:
         if "reference" in wanted:
@@ -162,6 +176,11 @@ def main():
                 label = "reference architecture, our pipeline" if name == "cnn" else name
                 rows.setdefault(label, []).append((seed, proba, seconds, epochs, curve, extras))
                 models[name] = model  # the last seed's
+        for name in recipes:
+            print(f"seed {seed}: training recipe {name} …", file=sys.stderr, flush=True)
+            with recipe_engine(dict(RECIPES[name])) as overrides:
+                model, *row = ours(make_config("best", seed=seed, full_train=True, **overrides), dataset)
+            rows.setdefault(f"recipe {name}", []).append((seed, *row))
 
     reference = rows.get("reference (KMNIST simple CNN script)")
     base = {seed: (seconds, curve[-1][1]) for seed, _, seconds, _, curve, _ in reference} if reference else {}

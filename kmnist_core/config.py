@@ -17,13 +17,13 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 PRECISIONS = ("auto", True, False)
 MAX_LAYERS, MAX_UNITS = 8, 4096
 # bn_cnn's convolution blocks: (filters, conv-BN-ReLU layers), max-pooled between blocks,
-# global-average-pooled after the last. Data, so benchmarks/best_recipes.py can try others
+# global-average-pooled after the last. Data, so benchmarks/recipes.py can try others
 # and the exported script (kmnist_core/export.py) builds the same network.
 BN_CNN_BLOCKS = ((32, 2), (64, 2), (128, 2))
 # The augmentation's ranges, each drawn uniformly per image: shift (± fraction of the side),
 # rotation (± turns) and zoom (± fraction of the size). Milder than the 0.10 / 0.03 (~11°) / 0.10
 # first used: every stronger distortion tried cost accuracy on kmnist-mini's 6,000 images
-# (README "What was tried for `best`", benchmarks/best_recipes.py --recipe v1,mild).
+# (README "What was tried for `best`", benchmarks/benchmark.py --recipe v1,mild).
 AFFINE_RANGES = (0.07, 0.02, 0.07)
 
 

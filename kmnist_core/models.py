@@ -60,7 +60,7 @@ def fuse_batch_norm(model: keras.Model) -> keras.Model:
 
     Keras 3 normalizes with separate ops and upcasts bfloat16 to float32 around each: on
     the Intel AMX host `best` trained in 161 s that way and in 90 s fused (README, "Best
-    model"; benchmarks/best_recipes.py --recipe mild,mild-stock-bn). Only the training path
+    model"; benchmarks/benchmark.py --recipe mild,mild-stock-bn). Only the training path
     of these layer instances changes: scoring, predicting and the saved file use the stock
     Keras layer, so a saved model is still plain Keras."""
     for layer in model.layers:

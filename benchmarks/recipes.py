@@ -1,46 +1,25 @@
-"""Candidate recipes for the `best` preset against the reference script, side by side in one process.
-
-    KMNIST_DATA_DIR=../shared/data/kmnist-mini python benchmarks/best_recipes.py --recipe shipped,ema --seeds 0,1,2
-    ONEDNN_MAX_CPU_ISA=AVX2 KMNIST_DATA_DIR=... python benchmarks/best_recipes.py ...   # an AVX2-only host, imitated
-
-For every seed the reference script (the KMNIST repository's Keras simple CNN, as
-benchmarks/benchmark.py trains it) is trained first, then each recipe, all on the 6,000
-training images, scored on the 2,000 test images. A recipe's time ratio is its training
-seconds over the reference's, seed by seed, so both saw the same load on the host; the
-table shows each recipe's median ratio. Only ratios mean anything on a shared host.
+"""Candidate recipes for the `best` preset: what `benchmarks/benchmark.py --recipe NAME` trains.
 
 A recipe is a set of overrides on the `best` preset (`preset`: the preset as it is now),
 and optionally, while it trains, bn_cnn's convolution blocks (config.BN_CNN_BLOCKS), the
 warp's ranges (config.AFFINE_RANGES), one extra augmentation after the warp (Cutout,
 mixup, shear, elastic distortion, or only half the images warped), AdamW's weight decay, or
-Keras' own unfused batch normalization.
+Keras' own unfused batch normalization. README "What was tried for `best`" lists each
+recipe's result and the command that printed it.
 """
 
-import argparse
-import os
-import statistics
-import sys
-import time
 from contextlib import contextmanager
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from benchmark import canvas_latency, reference_script  # noqa: E402
-
-from kmnist_core import config as settings  # noqa: E402
-from kmnist_core import hardware, training  # noqa: E402
-from kmnist_core.config import make_config  # noqa: E402
-from kmnist_core.data import load_kmnist  # noqa: E402
-from kmnist_core.inference import make_predictor  # noqa: E402
+from kmnist_core import config as settings
+from kmnist_core import training
 
 SIX = ((32, 2), (64, 2), (128, 2))  # bn_cnn as of 2026-11-28: two convolutions at 28x28
 FIVE = ((32, 1), (64, 2), (128, 2))
 NARROW = ((24, 1), (48, 2), (96, 2))
+WIDE = ((48, 2), (96, 2), (192, 2))  # 1.5x the filters: ~2.2x the multiply-adds
 WIDE_WARP, MILD_WARP = (0.10, 0.03, 0.10), (0.07, 0.02, 0.07)  # config.AFFINE_RANGES: shift, turns, zoom
 _V1 = dict(family="bn_cnn", hidden_units=(), dropout=0.2, epochs=20, batch_size=64, learning_rate=3e-3,
            optimizer="adamw", schedule="onecycle", label_smoothing=0.1, augment=True, ema=0.0,
@@ -48,6 +27,7 @@ _V1 = dict(family="bn_cnn", hidden_units=(), dropout=0.2, epochs=20, batch_size=
 # name: overrides of the `best` preset, plus "blocks" (config.BN_CNN_BLOCKS), "affine"
 # (config.AFFINE_RANGES), "extra" (one more augmentation, EXTRAS), "weight_decay" (AdamW's) and
 # "stock_bn" (train with Keras' unfused BatchNormalization: what models.fuse_batch_norm saves)
+# and "flatten" (the last block's 7x7 maps flattened into the classifier, not averaged)
 RECIPES = {
     "preset": {},  # whatever `best` is now
     "v1": _V1,
@@ -67,6 +47,14 @@ RECIPES = {
     "mild": dict(_V1, affine=MILD_WARP),  # the warp's ranges cut by a third
     "five-mild": dict(_V1, blocks=FIVE, affine=MILD_WARP),
     "mild-stock-bn": dict(_V1, affine=MILD_WARP, stock_bn=True),  # Keras' own BatchNormalization, not fused
+    # 2026-11-29, second screen: `mild` (the preset since then) with one change
+    "mild-30ep": dict(_V1, affine=MILD_WARP, epochs=30),
+    "wide-mild": dict(_V1, affine=MILD_WARP, blocks=WIDE),
+    "milder": dict(_V1, affine=(0.05, 0.015, 0.05)),
+    "mild-b32": dict(_V1, affine=MILD_WARP, batch_size=32, learning_rate=2e-3),
+    "mild-dropout0.4": dict(_V1, affine=MILD_WARP, dropout=0.4),
+    "mild-dropout0.5": dict(_V1, affine=MILD_WARP, dropout=0.5),
+    "mild-flatten": dict(_V1, affine=MILD_WARP, flatten=True),
 }
 
 
@@ -133,10 +121,10 @@ EXTRAS = {"cutout": _cutout, "mixup": _mixup, "shear": _shear, "elastic": _elast
 @contextmanager
 def recipe_engine(overrides):
     """The engine set up for one recipe: bn_cnn's blocks, the warp's ranges, an extra
-    augmentation after the warp, AdamW's weight decay and the batch normalization's
-    kernel, all restored afterwards."""
+    augmentation after the warp, AdamW's weight decay, the batch normalization's kernel
+    and the pooling before the classifier, all restored afterwards."""
     saved = (settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW,
-             training.fuse_batch_norm)
+             training.fuse_batch_norm, keras.layers.GlobalAveragePooling2D)
     settings.BN_CNN_BLOCKS = overrides.pop("blocks", settings.BN_CNN_BLOCKS)
     settings.AFFINE_RANGES = overrides.pop("affine", settings.AFFINE_RANGES)
     extra = overrides.pop("extra", None)
@@ -148,74 +136,10 @@ def recipe_engine(overrides):
         keras.optimizers.AdamW = lambda weight_decay=None, **kwargs: adamw(weight_decay=decay, **kwargs)
     if overrides.pop("stock_bn", False):
         training.fuse_batch_norm = lambda model: model
+    if overrides.pop("flatten", False):
+        keras.layers.GlobalAveragePooling2D = keras.layers.Flatten
     try:
         yield overrides
     finally:
         (settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW,
-         training.fuse_batch_norm) = saved
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="preset", help="comma-separated: " + ", ".join(RECIPES))
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    parser.add_argument("--latency", action="store_true", help="canvas prediction latency of each recipe's last model")
-    parser.add_argument("--no-reference", action="store_true",
-                        help="accuracy screening: skip the reference script (no time ratios)")
-    args = parser.parse_args()
-    names = args.recipe.split(",")
-    unknown = [name for name in names if name not in RECIPES]
-    if unknown:
-        parser.error(f"unknown recipe {unknown[0]!r}; known: {', '.join(RECIPES)}")
-    seeds = [int(seed) for seed in args.seeds.split(",")]
-
-    hardware.configure_threads()
-    dataset = load_kmnist()
-    flags = hardware.cpu_flags()
-    print(f"data: {dataset.source}; {len(dataset.y_train)} train / {len(dataset.y_test)} test images (real KMNIST)")
-    print(f"host: {hardware.cpu_name()}, {hardware.usable_cores()} usable cores; flags: "
-          + " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags))
-    print(f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(unset)')}; native bfloat16: "
-          f"{hardware.native_bfloat16()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-          f"TensorFlow {__import__('tensorflow').__version__}, Keras {keras.__version__}")
-
-    rows = {name: [] for name in [*([] if args.no_reference else ["reference"]), *names]}
-    models = {}  # rows: name -> [(seed, accuracy, seconds, precision)]
-    for seed in seeds:
-        if not args.no_reference:
-            proba, seconds, _epochs, _curve = reference_script(dataset, seed)
-            rows["reference"].append((seed, _accuracy(proba, dataset.y_test), seconds, "float32"))
-            print(f"seed {seed} reference: {rows['reference'][-1][1]:.4f} in {seconds:.0f} s", file=sys.stderr,
-                  flush=True)
-        for name in names:
-            with recipe_engine(dict(RECIPES[name])) as overrides:
-                config = make_config("best", seed=seed, full_train=True, **overrides)
-                result = training.train_model(config, dataset.x_train, dataset.y_train)
-            models[name] = result.model
-            accuracy = _accuracy(make_predictor(result.model)(dataset.x_test), dataset.y_test)
-            rows[name].append((seed, accuracy, result.elapsed, result.precision))
-            print(f"seed {seed} {name}: {accuracy:.4f} in {result.elapsed:.0f} s", file=sys.stderr, flush=True)
-
-    reference_seconds = {seed: seconds for seed, _, seconds, _ in rows.get("reference", [])}
-    print(f"\n| recipe | precision | test accuracy per seed ({', '.join(map(str, seeds))}) | median "
-          "| training s per seed | time vs reference (median) |")
-    print("|---|---|---|---|---|---|")
-    for name, runs in rows.items():
-        accuracies = " / ".join(f"{accuracy:.4f}" for _, accuracy, _, _ in runs)
-        seconds = " / ".join(f"{s:.0f}" for _, _, s, _ in runs)
-        ratio = f"{statistics.median(s / reference_seconds[seed] for seed, _, s, _ in runs):.2f}×" \
-            if reference_seconds else "—"
-        median = statistics.median(accuracy for _, accuracy, _, _ in runs)
-        print(f"| {name} | {runs[0][3]} | {accuracies} | {median:.4f} | {seconds} | {ratio} |")
-    if args.latency:
-        for name, model in models.items():
-            p50, p95 = canvas_latency(model, dataset)
-            print(f"canvas prediction ({name}): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-
-
-def _accuracy(probabilities, labels) -> float:
-    return float(np.mean(np.asarray(probabilities).argmax(axis=1) == labels))
-
-
-if __name__ == "__main__":
-    main()
+         training.fuse_batch_norm, keras.layers.GlobalAveragePooling2D) = saved
