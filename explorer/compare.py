@@ -169,19 +169,28 @@ def fixed_and_broken(y_test, proba_a, proba_b, count=8) -> tuple:
     return pick(~right_a & right_b, proba_b, predicted_b), pick(right_a & ~right_b, proba_a, predicted_a)
 
 
+def _settings_but_seed(run) -> str:
+    return json.dumps({k: v for k, v in run.config.items() if k != "seed"}, sort_keys=True)
+
+
+def only_seed_differs(run_a, run_b) -> bool:
+    """Same settings, another seed: any gap between them is the luck of training."""
+    return _settings_but_seed(run_a) == _settings_but_seed(run_b) and run_a.config.get("seed") != run_b.config.get("seed")
+
+
 def seed_groups(runs) -> dict:
     """{label: [runs]} for runs whose settings differ only by their seed (two or more)."""
     groups = {}
     for run in runs:
-        settings = {k: v for k, v in run.config.items() if k != "seed"}
-        groups.setdefault(json.dumps(settings, sort_keys=True), []).append(run)
+        groups.setdefault(_settings_but_seed(run), []).append(run)
     return {f"{group[0].variant} ×{len(group)} seeds ({', '.join(f'#{r.id}' for r in group)})": group
             for group in groups.values() if len(group) >= 2}
 
 
 def ranking_sentence(y_test, runs, load_proba) -> str:
     """The top two runs by test accuracy, ranked only when McNemar's test says the gap is
-    unlikely to be chance; otherwise says they are within noise."""
+    unlikely to be the test images' luck; otherwise says they are within noise. Two seeds
+    of one configuration are never ranked as if a setting won: their gap is training's luck."""
     from kmnist_core.significance import ALPHA, format_p
 
     first, second = sorted(runs, key=lambda run: -run.metrics["test"]["accuracy"])[:2]
@@ -189,8 +198,24 @@ def ranking_sentence(y_test, runs, load_proba) -> str:
     gap = 100 * (first.metrics["test"]["accuracy"] - second.metrics["test"]["accuracy"])
     if paired is None:
         return ""
+    if only_seed_differs(first, second):
+        return (f"Most accurate: #{first.id} {first.name}, {gap:.1f} points above #{second.id} {second.name} "
+                f"({format_p(paired['p_value'])}), but the two differ only in their seed: that gap is the luck "
+                f"of training, not a better setting.")
     if paired["p_value"] < ALPHA:
         return (f"Most accurate: #{first.id} {first.name}, {gap:.1f} points above #{second.id} {second.name} "
-                f"({format_p(paired['p_value'])}: unlikely to be chance).")
+                f"({format_p(paired['p_value'])}: unlikely to be the luck of the test images).")
     return (f"#{first.id} {first.name} and #{second.id} {second.name} are within noise: {gap:.1f} points apart, "
             f"{format_p(paired['p_value'])}. Do not rank them; more seeds or more test images would tell.")
+
+
+def training_luck_note(run_a, run_b) -> str:
+    """What McNemar's test leaves out, for this pair: the luck of training. Two runs that
+    differ only in their seed can be told apart at p < 0.05 although no setting differs."""
+    if only_seed_differs(run_a, run_b):
+        return ("These two runs differ only in their seed: the same settings, trained twice, with other starting "
+                "weights, batch order and dropout. Whatever the p-value, their gap is the luck of training, not "
+                "a setting; a gap this size between two settings proves nothing until several seeds of each agree.")
+    return ("The test covers the luck of the test images, not of training: another seed of either run would land "
+            "somewhat elsewhere. Before crediting a setting with the gap, train a few seeds of each; the Seeds "
+            "section then shows their spread.")

@@ -3,8 +3,10 @@
 Two models scored on the same test images are paired: most images both get right, some
 both get wrong, and only the images where they *disagree* say which is better. McNemar's
 exact test asks whether those disagreements split more unevenly than coin flips would;
-accuracies alone (91.2% vs 90.8%) cannot say. ``seed_summary`` gives mean ± std for a
-metric measured over several seeds of one configuration.
+accuracies alone (91.2% vs 90.8%) cannot say. It covers the luck of the test images only:
+two trained models can differ for real while their settings do not (two seeds of one
+configuration). ``seed_summary`` gives mean ± std for a metric measured over several seeds
+of one configuration: the luck of training.
 
 Exact integer arithmetic (``math.comb``-style binomial sums), no SciPy or statsmodels:
 the p-value is exact for any test-set size.
@@ -19,7 +21,7 @@ import numpy as np
 from .checks import ParameterError
 from .classes import NUM_CLASSES
 
-ALPHA = 0.05  # below this p-value a difference is called unlikely to be chance
+ALPHA = 0.05  # below this p-value a difference is called unlikely to be the test images' luck
 
 
 def mcnemar(y_true, pred_a, pred_b) -> dict:
@@ -89,7 +91,7 @@ def format_p(p_value) -> str:
 def sentence(name_a, name_b, result) -> str:
     """One plain sentence on a ``mcnemar`` result, from A's side, e.g.
     "dropout is right on 41 images overfit gets wrong, and wrong on 12 it gets right:
-    p = 0.0001, unlikely to be chance." """
+    p = 0.0001, unlikely to be the luck of the test images." """
     for label, value in (("name_a", name_a), ("name_b", name_b)):
         if not isinstance(value, str) or not value.strip():
             raise ParameterError(f"{label} must be a non-empty string, got {value!r}")
@@ -105,8 +107,8 @@ def sentence(name_a, name_b, result) -> str:
     lead = (f"{name_a} is right on {_images(b)} {name_b} gets wrong, "
             f"and wrong on {_images(c, noun=False)} it gets right: {format_p(result['p_value'])}, ")
     if result["p_value"] < ALPHA:
-        return lead + "unlikely to be chance."
-    return lead + "a difference this size happens by chance; treat them as equal."
+        return lead + "unlikely to be the luck of the test images."
+    return lead + "a difference this size happens by the luck of the test images; treat them as equal."
 
 
 def _images(count, noun=True) -> str:

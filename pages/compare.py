@@ -86,10 +86,12 @@ elif paired is None:
     st.caption("These runs' stored test predictions are missing or from another test split.")
 else:
     st.text(significance.sentence(f"#{first} {runs[first].name}", f"#{second} {runs[second].name}", paired))
+    (st.info if compare.only_seed_differs(runs[first], runs[second]) else st.caption)(
+        compare.training_luck_note(runs[first], runs[second]))
     st.caption(f"McNemar's exact test on the {paired['n']:,} test images both runs read: only the images "
                f"where they disagree count (A right and B wrong: {paired['only_a_right']}, B right and A "
                f"wrong: {paired['only_b_right']}). Below p = {significance.ALPHA}, a gap this size rarely "
-               f"comes from chance; above it, rank them as equal, or train more seeds.")
+               f"comes from which test images were drawn; above it, treat the two runs as equal.")
     left, right = st.columns([2, 3])
     left.plotly_chart(charts.confusion_difference_figure(
         runs[first].metrics["test"]["confusion"], runs[second].metrics["test"]["confusion"], "B − A (test)"),

@@ -126,7 +126,30 @@ def test_runs_that_differ_only_by_seed_are_drawn_as_a_band(app_runs):
     assert line.startswith("underfit ×3 seeds")
 
 
-def test_the_top_two_are_ranked_only_when_the_gap_is_unlikely_to_be_chance():
+def test_two_seeds_of_one_setting_are_never_called_a_real_difference_between_settings(app_runs):
+    """McNemar's test covers the test images' luck, not training's: two seeds of one
+    configuration can differ at p < 0.05. The page must say the gap is the seed's doing."""
+    from kmnist_core.config import make_config
+    from kmnist_core.worker import drain_queue
+
+    from app_support import data_dir
+
+    underfit = next(run for run in app_runs.list_runs() if run.variant == "underfit")
+    twin = app_runs.create_run(make_config("underfit", epochs=1, seed=underfit.config["seed"] + 1),
+                               data_dir=data_dir())
+    drain_queue(app_runs)
+    combined = next(run for run in app_runs.list_runs() if run.variant == "combined")
+    page = app("pages/compare.py")
+    page.multiselect[0].set_value([underfit.id, twin, combined.id]).run()
+    page.selectbox(key="paired_a").set_value(underfit.id)
+    page.selectbox(key="paired_b").set_value(twin).run()
+    assert any("differ only in their seed" in info.value and "luck of training" in info.value for info in page.info)
+    page.selectbox(key="paired_b").set_value(combined.id).run()
+    assert not any("differ only in their seed" in info.value for info in page.info)
+    assert "The test covers the luck of the test images, not of training" in texts(page.caption)
+
+
+def test_the_top_two_are_ranked_only_when_the_gap_is_unlikely_to_be_the_test_images_luck():
     from explorer.compare import ranking_sentence
     from kmnist_core.status import Status
     from kmnist_core.store import Run
@@ -142,6 +165,11 @@ def test_the_top_two_are_ranked_only_when_the_gap_is_unlikely_to_be_chance():
     arrays = {1: pa, 2: pb, 3: pc}
     assert "within noise: 1.0 points apart" in ranking_sentence(y, [a, b], arrays.get)
     assert ranking_sentence(y, [a, c], arrays.get).startswith("Most accurate: #1 r1, 30.0 points above #3 r3")
+    a.config.update(variant="overfit", seed=1)  # the same settings as c but the seed
+    c.config.update(variant="overfit", seed=2)
+    seeds_only = ranking_sentence(y, [a, c], arrays.get)
+    assert "differ only in their seed: that gap is the luck of training" in seeds_only
+    assert "unlikely to be" not in seeds_only
 
 
 def test_the_gap_summary_credits_regularization_and_sets_underfitting_apart():
