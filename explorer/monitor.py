@@ -114,9 +114,11 @@ def run_browser(run_store) -> None:
                     "you switch pages or close the tab.")
             return
         by_id = {run.id: run for run in runs}
-        if st.session_state.get(state.VIEW_KEY) not in by_id:
-            st.session_state[state.VIEW_KEY] = runs[0].id
-        shown = st.session_state[state.VIEW_KEY]
+        shown = st.session_state.get(state.VIEW_KEY)
+        # Assigned on every poll, not only when missing: the browser keeps showing the label it
+        # was last sent ("#1 … — running" after the run finished, the old name after a rename)
+        # unless the value is set again along with the new labels.
+        st.session_state[state.VIEW_KEY] = shown = shown if shown in by_id else runs[0].id
         interruption_notice(runs, shown=shown)
         queue(run_store, runs, shown=shown)
         st.selectbox("Show run", list(by_id), key=state.VIEW_KEY,

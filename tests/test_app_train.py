@@ -274,6 +274,20 @@ def test_a_finished_run_can_be_renamed_and_deleted_from_its_view(app_runs):
     assert not page.exception and page.selectbox(key="train_view").value != newest.id
 
 
+def test_the_run_picker_is_resent_when_a_runs_label_changes(app_runs):
+    """The browser shows the label it was last *sent* as the picked value: when a run's
+    status or name changes, the page must send the value again, or the picker keeps
+    saying "— running" after the run finished (seen in Chromium) or the old name."""
+    older, newest = sorted(app_runs.list_runs(), key=lambda run: run.id)
+    page = app("pages/train.py")
+    page.selectbox(key="train_view").set_value(older.id).run()
+    app_runs.rename(older.id, "renamed in another tab")
+    page.run()
+    picker = page.selectbox(key="train_view")
+    assert picker.value == older.id
+    assert picker.proto.set_value and picker.proto.raw_value == f"#{older.id} renamed in another tab — completed"
+
+
 def test_the_settings_live_in_the_url_and_a_link_restores_them(app_home):
     page = app("pages/train.py")
     page.selectbox(key="train_variant").select("overfit").run()
