@@ -369,34 +369,57 @@ def settings(run) -> None:
             st.caption("Changed: " + "; ".join(f"{name} {old} → {new}" for name, old, new in changed))
 
 
-def downloads(run_store, run) -> None:
-    """The run to take away: model, history, metrics and a standalone script that retrains
-    it with Keras alone. File names come from the run id, never from its name. Each file is
-    made when its button is pressed, not on every redraw (the view redraws every second
-    while anything trains)."""
+# A model file larger than this is not held in memory to be offered as a download (an 8 × 4096
+# dense net is ~1.5 GB with its optimizer state); the page says where the file is instead.
+MAX_DOWNLOAD_BYTES = 256 * 1024**2
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _run_files(_run_store, home: str, run_id: int, finished_at: float, name: str) -> dict:
+    """{file suffix: bytes} for one finished run, made once per run (and per rename: the
+    metrics and script carry the name). A finished run's files never change, and the view
+    redraws every second while anything trains: the same bytes each time give each button
+    the same link (a link computed at click time, as a deferred download makes it, is
+    revoked by each redraw, and a click just before one downloaded nothing)."""
     from kmnist_core import export
 
-    def full():
-        return run_store.get(run.id)
+    run_store, stem = _run_store, f"kmnist-run-{run_id}"
+    run = run_store.get(run_id)
+    files = {"-history.csv": export.history_csv(run.history).encode(),
+             "-history.json": export.history_json(run.history).encode(),
+             "-metrics.json": export.metrics_json(run).encode(),
+             ".py": export.standalone_script(run.config, run=run, filename=f"{stem}.py").encode()}
+    model = run_store.model_path(run_id)
+    if model.is_file() and model.stat().st_size <= MAX_DOWNLOAD_BYTES:
+        files[".keras"] = model.read_bytes()
+    return files
 
+
+def downloads(run_store, run) -> None:
+    """The run to take away: model, history, metrics and a standalone script that retrains
+    it with Keras alone. File names come from the run id, never from its name."""
     with st.expander("Take it with you: model, history, metrics, script"):
         stem = f"kmnist-run-{run.id}"
+        files = _run_files(run_store, str(run_store.home), run.id, run.finished_at or 0.0, run.name)
         model = run_store.model_path(run.id)
         left, right = st.columns(2)
-        if model.is_file():
-            left.download_button("Model (.keras)", model.read_bytes, f"{stem}.keras", key=f"dl_model_{run.id}",
+        if ".keras" in files:
+            left.download_button("Model (.keras)", files[".keras"], f"{stem}.keras", key=f"dl_model_{run.id}",
                                  icon=":material/download:")
-        right.download_button("History (CSV)", lambda: export.history_csv(full().history), f"{stem}-history.csv",
+        elif model.is_file():
+            left.caption(f"The model file is {model.stat().st_size / 1e9:.1f} GB, too large to offer here: "
+                         f"copy it from `{model}`.")
+        right.download_button("History (CSV)", files["-history.csv"], f"{stem}-history.csv",
                               mime="text/csv", key=f"dl_csv_{run.id}", icon=":material/table:")
-        left.download_button("History (JSON)", lambda: export.history_json(full().history), f"{stem}-history.json",
+        left.download_button("History (JSON)", files["-history.json"], f"{stem}-history.json",
                              mime="application/json", key=f"dl_json_{run.id}", icon=":material/data_object:")
-        right.download_button("Metrics (JSON)", lambda: export.metrics_json(full()), f"{stem}-metrics.json",
+        right.download_button("Metrics (JSON)", files["-metrics.json"], f"{stem}-metrics.json",
                               mime="application/json", key=f"dl_metrics_{run.id}", icon=":material/analytics:")
-        st.download_button("Standalone training script (Python, Keras only)",
-                           lambda: export.standalone_script(run.config, run=full(), filename=f"{stem}.py"),
+        st.download_button("Standalone training script (Python, Keras only)", files[".py"],
                            f"{stem}.py", mime="text/x-python", key=f"dl_script_{run.id}", icon=":material/code:")
         st.caption(f"The script reads the official KMNIST files from a folder (`python {stem}.py /path/to/kmnist`) "
-                   "and retrains this configuration with Keras alone. TensorBoard: `tensorboard --logdir "
+                   "and retrains this configuration with Keras alone. The model takes raw pixel values 0–255 "
+                   "(it rescales inside), like the dataset files. TensorBoard: `tensorboard --logdir "
                    f"{run_store.home}` lists every finished run.")
 
 
