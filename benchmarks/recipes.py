@@ -8,6 +8,7 @@ Keras' own unfused batch normalization. README "What was tried for `best`" lists
 recipe's result and the command that printed it.
 """
 
+import itertools
 from contextlib import contextmanager
 
 import keras
@@ -27,7 +28,8 @@ _V1 = dict(family="bn_cnn", hidden_units=(), dropout=0.2, epochs=20, batch_size=
 # name: overrides of the `best` preset, plus "blocks" (config.BN_CNN_BLOCKS), "affine"
 # (config.AFFINE_RANGES), "extra" (one more augmentation, EXTRAS), "weight_decay" (AdamW's) and
 # "stock_bn" (train with Keras' unfused BatchNormalization: what models.fuse_batch_norm saves)
-# and "flatten" (the last block's 7x7 maps flattened into the classifier, not averaged)
+# "flatten" (the last block's 7x7 maps flattened into the classifier, not averaged) and
+# "separable" (every convolution after the first block depthwise-separable: ~1/6 the multiply-adds)
 RECIPES = {
     "preset": {},  # whatever `best` is now
     "v1": _V1,
@@ -55,7 +57,22 @@ RECIPES = {
     "mild-dropout0.4": dict(_V1, affine=MILD_WARP, dropout=0.4),
     "mild-dropout0.5": dict(_V1, affine=MILD_WARP, dropout=0.5),
     "mild-flatten": dict(_V1, affine=MILD_WARP, flatten=True),
+    "separable-mild": dict(_V1, affine=MILD_WARP, separable=True),
+    "separable-wide-mild": dict(_V1, affine=MILD_WARP, separable=True, blocks=((32, 2), (96, 2), (192, 2))),
 }
+
+
+def _separable_after_first_block(conv2d, first_block):
+    """A stand-in for keras.layers.Conv2D: the first ``first_block`` convolutions built
+    stay plain, every later one is a SeparableConv2D (a 3x3 per channel, then 1x1 across)."""
+    built = itertools.count()
+
+    def convolution(filters, kernel_size, kernel_regularizer=None, **kwargs):
+        if next(built) < first_block:
+            return conv2d(filters, kernel_size, kernel_regularizer=kernel_regularizer, **kwargs)
+        return keras.layers.SeparableConv2D(filters, kernel_size, depthwise_regularizer=kernel_regularizer,
+                                            pointwise_regularizer=kernel_regularizer, **kwargs)
+    return convolution
 
 
 def _cutout(moved, labels, original):
@@ -122,9 +139,9 @@ EXTRAS = {"cutout": _cutout, "mixup": _mixup, "shear": _shear, "elastic": _elast
 def recipe_engine(overrides):
     """The engine set up for one recipe: bn_cnn's blocks, the warp's ranges, an extra
     augmentation after the warp, AdamW's weight decay, the batch normalization's kernel
-    and the pooling before the classifier, all restored afterwards."""
+    the pooling before the classifier and the kind of convolution, all restored afterwards."""
     saved = (settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW,
-             training.fuse_batch_norm, keras.layers.GlobalAveragePooling2D)
+             training.fuse_batch_norm, keras.layers.GlobalAveragePooling2D, keras.layers.Conv2D)
     settings.BN_CNN_BLOCKS = overrides.pop("blocks", settings.BN_CNN_BLOCKS)
     settings.AFFINE_RANGES = overrides.pop("affine", settings.AFFINE_RANGES)
     extra = overrides.pop("extra", None)
@@ -138,8 +155,10 @@ def recipe_engine(overrides):
         training.fuse_batch_norm = lambda model: model
     if overrides.pop("flatten", False):
         keras.layers.GlobalAveragePooling2D = keras.layers.Flatten
+    if overrides.pop("separable", False):
+        keras.layers.Conv2D = _separable_after_first_block(saved[6], settings.BN_CNN_BLOCKS[0][1])
     try:
         yield overrides
     finally:
         (settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW,
-         training.fuse_batch_norm, keras.layers.GlobalAveragePooling2D) = saved
+         training.fuse_batch_norm, keras.layers.GlobalAveragePooling2D, keras.layers.Conv2D) = saved

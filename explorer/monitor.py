@@ -370,11 +370,11 @@ def settings(run) -> None:
 
 
 # A model file larger than this is not held in memory to be offered as a download (an 8 × 4096
-# dense net is ~1.5 GB with its optimizer state); the page says where the file is instead.
-MAX_DOWNLOAD_BYTES = 256 * 1024**2
+# dense net is ~1.5 GB with its optimizer state; `best` is ~3.5 MB); the page says where it is instead.
+MAX_DOWNLOAD_BYTES = 64 * 1024**2
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)  # at most 4 × 64 MB held
 def _run_files(_run_store, home: str, run_id: int, finished_at: float, name: str) -> dict:
     """{file suffix: bytes} for one finished run, made once per run (and per rename: the
     metrics and script carry the name). A finished run's files never change, and the view
