@@ -50,10 +50,16 @@ def check_choice(name, value, choices):
     return value
 
 
+def number_text(value) -> str:
+    """A limit or a value as a message shows it: whole numbers in full (10000000, not
+    1e+07; a seed's limit 4294967295, not 4.29497e+09), others as %g (1e-05, 0.3)."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
+
+
 def range_text(low, high, low_inclusive=True, high_inclusive=True) -> str:
     left, right = "[" if low_inclusive else "(", "]" if high_inclusive else ")"
-    lo = "-inf" if low is None else f"{low:g}"
-    hi = "inf" if high is None else f"{high:g}"
+    lo = "-inf" if low is None else number_text(low)
+    hi = "inf" if high is None else number_text(high)
     return f"{left}{lo}, {hi}{right}"
 
 
@@ -61,4 +67,5 @@ def _check_range(name, value, low, high, low_inclusive, high_inclusive):
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value > high if high_inclusive else value >= high)
     if too_low or too_high:
-        raise ParameterError([(name, f"must be in {range_text(low, high, low_inclusive, high_inclusive)}, got {value:g}")])
+        raise ParameterError([(name, f"must be in {range_text(low, high, low_inclusive, high_inclusive)}, "
+                                     f"got {number_text(value)}")])

@@ -9,7 +9,7 @@ learner's changes and validates the whole, reporting every problem at once.
 import dataclasses
 from dataclasses import dataclass, field
 
-from .checks import ParameterError, check_choice, check_float, check_int, range_text
+from .checks import ParameterError, check_choice, check_float, check_int, number_text, range_text
 
 FAMILIES = ("dense", "cnn", "bn_cnn")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta")
@@ -90,7 +90,7 @@ class Parameter:
         except ParameterError as error:
             if self.off is None or "must be in" not in str(error):
                 raise
-            raise ParameterError([(name, f"must be {self.allowed()}, got {value:g}")]) from None
+            raise ParameterError([(name, f"must be {self.allowed()}, got {number_text(value)}")]) from None
 
     def allowed(self) -> str:
         """The allowed values in words, for --help and error hints."""

@@ -7,7 +7,7 @@ from explorer import charts, monitor, sessions, state
 from explorer import sweeps as view
 from kmnist_core.checks import ParameterError
 from kmnist_core.config import LABELS, PARAMETERS, too_short
-from kmnist_core.sweep import MAX_RUNS, MAX_SEEDS, SWEEPABLE, best_sentence, summarise
+from kmnist_core.sweep import MAX_RUNS, SWEEPABLE, best_sentence, summarise
 
 state.enter_through_app("pages/sweep.py")
 
@@ -105,10 +105,12 @@ st.text_input("Values", key=key("values"), placeholder=SWEEPABLE[param].example,
                    f"(1e-4 works); for hidden layer sizes each value is a network written as on the Train form "
                    f"(512, 256) and values are separated by semicolons: 64; 256; 1024.")
 left, right = st.columns(2)
-left.number_input("Seeds per value", min_value=1, max_value=MAX_SEEDS, step=1, key=key("seeds"),
+# No min_value/max_value on these two: the browser would show an out-of-range number while
+# sending the last good one; the core's check names the limit instead.
+left.number_input("Seeds per value", step=1, key=key("seeds"),
                   help=f"Each value is trained with this many seeds (the preset's seed, then the next ones); "
                        f"mean ± std over them. At most {MAX_RUNS} runs per sweep.")
-right.number_input("Epochs per run", min_value=1, max_value=1000, step=1, key=key("epochs"),
+right.number_input("Epochs per run", step=1, key=key("epochs"),
                    placeholder=f"the preset's {view.preset_epochs(variant)}", disabled=param == "epochs",
                    help="Empty: the preset's. Fewer epochs make a quicker sweep; the overfitting the study is "
                         "about shows after about 20.")

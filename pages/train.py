@@ -8,6 +8,7 @@ from kmnist_core.checks import ParameterError
 from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, describe, too_short
 from kmnist_core.status import Status
 from kmnist_core.study import QUICK_STUDY, study_configs
+from kmnist_core.sweep import check_against_data
 
 state.enter_through_app("pages/train.py")
 
@@ -78,12 +79,11 @@ def widget(name, column=st, **extra):
         return column.toggle(label, key=key, help=text, **extra)
     if parameter.kind == "units":
         return column.text_input(label, key=key, help=text, **extra)
-    low = parameter.off if parameter.off is not None else parameter.low
+    # No min_value/max_value: the browser would keep showing an out-of-range number while
+    # silently sending the last good one; the core's check names the limit instead.
     if parameter.kind == "int":
-        return column.number_input(label, min_value=int(low), max_value=int(parameter.high), step=1,
-                                   key=key, help=text, **extra)
-    return column.number_input(label, min_value=float(low), max_value=float(parameter.high),
-                               key=key, help=text, format="%.2g" if parameter.high <= 0.1 else "%.3g",
+        return column.number_input(label, step=1, key=key, help=text, **extra)
+    return column.number_input(label, key=key, help=text, format="%.2g" if parameter.high <= 0.1 else "%.3g",
                                step=extra.pop("step", 0.05), **extra)
 
 
@@ -146,7 +146,10 @@ with form_column:
     config = None
     try:
         config = form.to_config(values)
+        if data is not None:
+            check_against_data([config], len(data.y_train))
     except ParameterError as error:
+        config = None
         st.error(f"Cannot train with these settings: {form.problem_text(error)}")
     if config is not None:
         warning = too_short(config)

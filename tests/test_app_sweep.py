@@ -79,6 +79,9 @@ def test_bad_settings_are_named_together_and_nothing_is_queued(app_home, monkeyp
     page.selectbox(key="sweep_param").set_value("train_size").run()  # its example values replace the dropout ones
     page.text_input(key="sweep_values").set_value("1000, 9000").run()  # kmnist-mini keeps 5,400 after validation
     assert "Training images must be at most 5400 for this data" in page.error[0].value
+    assert not any(box.proto.has_min or box.proto.has_max for box in page.number_input)  # the core names limits
+    page.number_input(key="sweep_seeds").set_value(0).run()
+    assert "must be" in page.error[0].value and page.button(key="start_sweep").disabled
     assert app_home.list_sweeps() == [] and app_home.list_runs() == []
 
 

@@ -68,6 +68,21 @@ def test_no_hidden_layer_is_refused_for_dense_only(app_home):
     assert not page.error and not page.button(key="start_training").disabled
 
 
+def test_an_out_of_range_number_reaches_the_core_and_is_named(app_home):
+    """A number box with limits in the browser keeps showing 100000 while it sends the last
+    good value (seen in Chromium: 2 epochs queued, no message). No box declares limits; the
+    core's check names the setting and its range, and Start waits."""
+    page = app("pages/train.py")
+    assert not any(box.proto.has_min or box.proto.has_max for box in page.number_input)
+    page.number_input(key=KEY("epochs")).set_value(100000).run()
+    assert "Epochs must be in [1, 1000], got 100000" in page.error[0].value
+    assert page.button(key="start_training").disabled
+    page.number_input(key=KEY("epochs")).set_value(20)
+    page.number_input(key=KEY("train_size")).set_value(10000).run()  # kmnist-mini keeps 5,400 after validation
+    assert "Training images must be at most 5400 for this data" in page.error[0].value
+    assert page.button(key="start_training").disabled and not app_home.list_runs()
+
+
 def test_invalid_settings_are_refused_with_the_cores_message(app_home):
     page = app("pages/train.py")
     page.number_input(key=KEY("dropout")).set_value(1.0).run()

@@ -58,7 +58,9 @@ def test_overrides_apply_and_none_means_preset():
     (dict(kfold=1), r"kfold must be 0 \(off\) or \[2, 20\], got 1"),
     (dict(hidden_units=()), r"hidden_units must hold at least one layer size for family 'dense'"),
     (dict(hidden_units=(8,) * 9), r"hidden_units must be a list of at most 8 layer sizes"),
-    (dict(train_size=50), r"train_size must be 0 \(off\) or \[100, "),
+    (dict(train_size=50), r"train_size must be 0 \(off\) or \[100, 10000000\], got 50$"),  # not 1e+07
+    (dict(seed=-1), r"seed must be in \[0, 4294967295\], got -1$"),  # not 4.29497e\+09
+    (dict(l2=0.5), r"l2 must be in \[0, 0.1\], got 0.5$"),
     (dict(patience=-1), r"patience must be 0 \(off\) or \[1, 1000\], got -1"),
     (dict(mixed_precision="yes"), r"mixed_precision must be one of 'auto', True, False"),
     (dict(mixed_precision=1), r"mixed_precision must be one of 'auto', True, False; got 1"),
