@@ -77,21 +77,33 @@ def settings_rows(runs) -> tuple:
 
 def loss_gap_summary(runs) -> str:
     """One sentence with numbers: how far the regularized runs moved the held-out−train
-    loss gap from the least regularized run's (the study's point in one line)."""
+    loss gap from the unregularized run's (the study's point in one line). A cut is only
+    credited against an unregularized run, never to another seed of it, and a gap that
+    reads the same is "kept", not "cut"."""
     # An underfitting run has a small gap because it fits nothing well, not because anything
     # cured its memorising: it is set apart, never credited with a cut.
     fitted = [run for run in runs if run.metrics["fit"]["verdict"] != "underfitting"]
     gaps = [(run, run.metrics["fit"]["loss_gap"]) for run in fitted]
     if len(gaps) < 2:
         return ""
-    base_run, base_gap = max(gaps, key=lambda pair: (_regularization(pair[0]) == 0, pair[1]))
-    others = [(run, gap) for run, gap in gaps if run.id != base_run.id]
-    parts = [f"{run.name} {'cut' if gap < base_gap else 'raised'} it to {gap:.2f}" for run, gap in others]
     aside = [run.name for run in runs if run not in fitted]
-    return (f"Held-out − train loss gap (smaller = less memorising): {base_run.name} {base_gap:.2f}; "
-            + "; ".join(parts) + "."
-            + (f" Not counted: {', '.join(aside)} (underfitting: a small gap from fitting nothing well)."
-               if aside else ""))
+    lead = "Held-out − train loss gap (smaller = less memorising): "
+    tail = f" Not counted: {', '.join(aside)} (underfitting: a small gap from fitting nothing well)." if aside else ""
+    plain = [(run, gap) for run, gap in gaps if _regularization(run) == 0]
+    if not plain:
+        listed = ", ".join(f"{run.name} {gap:.2f}" for run, gap in sorted(gaps, key=lambda pair: pair[1]))
+        return f"{lead}{listed}. None of these runs is unregularized, so none is a baseline to measure a cut from.{tail}"
+    base_run, base_gap = max(plain, key=lambda pair: pair[1])
+
+    def moved(run, gap):
+        if only_seed_differs(run, base_run):
+            return f"{run.name} (the same settings, another seed) {gap:.2f}"
+        if f"{gap:.2f}" == f"{base_gap:.2f}":
+            return f"{run.name} kept it at {gap:.2f}"
+        return f"{run.name} {'cut' if gap < base_gap else 'raised'} it to {gap:.2f}"
+
+    parts = [moved(run, gap) for run, gap in gaps if run.id != base_run.id]
+    return f"{lead}{base_run.name} {base_gap:.2f}; " + "; ".join(parts) + "." + tail
 
 
 def _regularization(run) -> float:

@@ -185,6 +185,18 @@ def test_the_gap_summary_credits_regularization_and_sets_underfitting_apart():
     assert loss_gap_summary(runs) == (
         "Held-out − train loss gap (smaller = less memorising): overfit 0.63; dropout cut it to 0.36. "
         "Not counted: underfit (underfitting: a small gap from fitting nothing well).")
+    # Seen in Chromium: "seed 1 cut it to 0.33; seed 2 cut it to 0.44" against overfit's 0.44,
+    # and l1l2 taken as the baseline when no unregularized run was picked.
+    twins = [run(4, "overfit · seed 1", 0.44, "overfitting", seed=1), run(5, "overfit · seed 2", 0.33, "good fit", seed=2),
+             run(6, "overfit · seed 3", 0.441, "good fit", seed=3), run(7, "dropout", 0.4385, "good fit", dropout=0.5)]
+    assert loss_gap_summary(twins) == (
+        "Held-out − train loss gap (smaller = less memorising): overfit · seed 3 0.44; "
+        "overfit · seed 1 (the same settings, another seed) 0.44; overfit · seed 2 (the same settings, another "
+        "seed) 0.33; dropout kept it at 0.44.")
+    regularized = [run(8, "l1l2", 0.56, "good fit", l2=1e-4), run(9, "dropout", 0.46, "good fit", dropout=0.5)]
+    assert loss_gap_summary(regularized) == (
+        "Held-out − train loss gap (smaller = less memorising): dropout 0.46, l1l2 0.56. None of these runs is "
+        "unregularized, so none is a baseline to measure a cut from.")
 
 
 def test_the_chosen_runs_survive_a_new_run_finishing_elsewhere(app_runs):
