@@ -310,14 +310,29 @@ def _scores(run):
 
 def best_sentence(rows, param) -> str | None:
     """ "Lowest mean validation loss at Dropout (hidden layers) 0.4: 0.351 ± 0.012 over 2
-    seeds." — or None before any value has a finished run."""
+    seeds." — or None before any value has a finished run. The lowest is never crowned
+    alone when the sweep cannot tell it from the next: with one seed per value the luck
+    of a seed is not measured at all, and with several, a runner-up closer than the seeds'
+    spread is named beside it."""
     best = next((row for row in rows if row["best"]), None)
     if best is None:
         return None
     loss = best["heldout_loss"]
-    spread = f" ± {loss['std']:.3f} over {loss['n']} seeds" if loss["std"] is not None else " (one seed)"
-    return (f"Lowest mean {HELDOUT_NAMES[best['heldout']]} loss at {LABELS[param]} {best['label']}: "
-            f"{loss['mean']:.3f}{spread}.")
+    lead = f"Lowest mean {HELDOUT_NAMES[best['heldout']]} loss at {LABELS[param]} {best['label']}: {loss['mean']:.3f}"
+    others = sorted((row for row in rows if row["heldout_loss"] and row is not best),
+                    key=lambda row: row["heldout_loss"]["mean"])
+    if loss["std"] is None:
+        if not others:
+            return f"{lead} (one seed)."
+        return (f"{lead} (one seed). One seed per value does not measure the luck of a seed, which can move "
+                f"this loss more than the gap to the next value ({LABELS[param]} {others[0]['label']}: "
+                f"{others[0]['heldout_loss']['mean']:.3f}): sweep 2–3 seeds per value before keeping it.")
+    lead += f" ± {loss['std']:.3f} over {loss['n']} seeds"
+    runner = others[0]["heldout_loss"] if others else None
+    if runner and runner["mean"] - loss["mean"] < max(loss["std"], runner["std"] or 0.0):
+        return (f"{lead}, but {LABELS[param]} {others[0]['label']} ({mean_std_text(runner)}) is within the "
+                f"seeds' spread of it: these seeds cannot tell the two apart.")
+    return f"{lead}."
 
 
 def mean_std_text(summary, spec=".3f") -> str:

@@ -75,7 +75,8 @@ def show(run_store, sweep) -> None:
 st.title("Sweep")
 st.caption("A sweep trains one configuration for several values of one parameter, with a few seeds each, and "
            "draws train and held-out accuracy and loss against it: where held-out loss is lowest is the value to "
-           "keep, and the ± std band shows how much of a difference is the luck of a seed. Over training images "
+           "keep — if that dip is wider than the ± std band, which shows how much of a difference is the luck of "
+           "a seed (one seed per value shows none). Over training images "
            "it is the learning curve.")
 run_store = state.store()
 data, data_problem = state.dataset()

@@ -20,7 +20,17 @@ from kmnist_core.records import EpochRecord
 from kmnist_core.significance import seed_summary
 from kmnist_core.status import Status
 from kmnist_core.store import SCHEMA_VERSION, Run, RunStore
-from kmnist_core.sweep import MAX_RUNS, check_against_data, enqueue_sweep, parse_values, run_name, summarise, sweep_configs, title
+from kmnist_core.sweep import (
+    MAX_RUNS,
+    best_sentence,
+    check_against_data,
+    enqueue_sweep,
+    parse_values,
+    run_name,
+    summarise,
+    sweep_configs,
+    title,
+)
 
 from conftest import PROJECT_ROOT, insert_old_run
 
@@ -215,6 +225,23 @@ def test_summarise_gives_mean_and_std_over_seeds_and_marks_the_lowest_held_out_l
     assert rows[3]["train_loss"] is None and rows[3]["heldout_loss"] is None
     assert [row["best"] for row in rows] == [False, False, True, False]
     assert [row["label"] for row in summarise(runs, "dropout")] == ["0", "0.2", "0.5"]  # ascending without values
+
+
+def test_the_lowest_loss_is_not_crowned_alone_when_seeds_cannot_tell_it_from_the_next():
+    """Seen in Chromium: a ★ and "Lowest … at Dropout 0: 0.560" against 0.564, one seed each."""
+    one_seed = summarise([_run(1, 0.0, (1.0, 0.1), (0.85, 0.560)), _run(2, 0.5, (0.9, 0.2), (0.86, 0.564))], "dropout")
+    assert best_sentence(one_seed, "dropout") == (
+        "Lowest mean validation loss at Dropout (hidden layers) 0: 0.560 (one seed). One seed per value does not "
+        "measure the luck of a seed, which can move this loss more than the gap to the next value (Dropout "
+        "(hidden layers) 0.5: 0.564): sweep 2–3 seeds per value before keeping it.")
+    close = [_run(1, 0.0, (1.0, 0.1), (0.85, 0.50)), _run(2, 0.0, (1.0, 0.1), (0.85, 0.60)),
+             _run(3, 0.5, (0.9, 0.2), (0.86, 0.52)), _run(4, 0.5, (0.9, 0.2), (0.86, 0.62))]
+    assert best_sentence(summarise(close, "dropout"), "dropout") == (
+        "Lowest mean validation loss at Dropout (hidden layers) 0: 0.550 ± 0.071 over 2 seeds, but Dropout "
+        "(hidden layers) 0.5 (0.570 ± 0.071) is within the seeds' spread of it: these seeds cannot tell the two apart.")
+    apart = close[:2] + [_run(3, 0.5, (0.9, 0.2), (0.86, 0.80)), _run(4, 0.5, (0.9, 0.2), (0.86, 0.82))]
+    assert best_sentence(summarise(apart, "dropout"), "dropout") == (
+        "Lowest mean validation loss at Dropout (hidden layers) 0: 0.550 ± 0.071 over 2 seeds.")
 
 
 def test_runs_trained_on_every_image_are_judged_on_test():
