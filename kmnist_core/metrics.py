@@ -42,6 +42,7 @@ def loss_and_accuracy(y_true, proba) -> tuple:
 
 
 UNDERFIT_TRAIN_ACCURACY = 0.90  # a dense net fits KMNIST's training images to >99%
+NOT_LEARNING_ACCURACY = 0.20  # below this on its training images a model is near chance (10%): not learning
 OVERFIT_RISE = 1.25  # validation loss ended 25% above its best epoch
 OVERFIT_GAP = 0.5  # without curves: held-out loss this far above training loss
 
@@ -58,6 +59,11 @@ def fit_verdict(train_accuracy, heldout_accuracy, train_loss, heldout_loss, val_
     numbers = (f"train acc {train_accuracy:.1%}, {heldout} acc {heldout_accuracy:.1%}, "
                f"{heldout}−train loss {heldout_loss - train_loss:+.3f}")
     losses = [v for v in val_losses if v is not None]
+    if train_accuracy < NOT_LEARNING_ACCURACY:
+        return "underfitting", (f"It is barely above guessing (10% for ten classes) even on its own training "
+                                f"images: it is not learning at all, which capacity does not explain. Check the "
+                                f"learning rate first (too small to move the weights, or so large that training "
+                                f"diverges), then the regularization. {numbers}.")
     if train_accuracy < UNDERFIT_TRAIN_ACCURACY:
         return "underfitting", (f"It cannot fit even its own training images (train accuracy below "
                                 f"{UNDERFIT_TRAIN_ACCURACY:.0%}): it needs more capacity, more epochs or "

@@ -39,6 +39,8 @@ def test_bad_shapes_are_refused():
 
 @pytest.mark.parametrize("numbers, curve, verdict, phrase", [
     ((0.75, 0.72, 0.80, 0.90), [1.2, 1.0, 0.9], "underfitting", "cannot fit even"),
+    # near chance (a learning rate of 1e-9, seen in Chromium): not "needs more capacity"
+    ((0.095, 0.09, 2.30, 2.30), [2.30, 2.30], "underfitting", "not learning at all, which capacity does not explain"),
     ((1.00, 0.89, 0.01, 0.60), [0.5, 0.45, 0.7], "overfitting", "climbed from 0.450 at epoch 2 to 0.700"),
     ((1.00, 0.89, 0.05, 0.40), [0.6, 0.42, 0.44], "good fit", "ends +5% from its best (0.420 at epoch 2)"),
     ((1.00, 0.89, 0.01, 0.60), [], "overfitting", "more than 0.5 above"),  # no curves: the gap decides
