@@ -167,7 +167,7 @@ for start in range(0, len(chosen), 3):
                                             baseline_name=f"#{base.id}" if base else "baseline"))
 st.caption("Grey is a zero weight, white the strongest positive and black the strongest negative. Unregularized "
            "first layers keep their random start (noise). L1/L2 shrink the weights and push many towards zero — "
-           "with Adam they hover near zero rather than sit exactly at it — so the pixels characters never ink "
+           "with Adam they hover near zero rather than sit exactly at it — so the weights of pixels that characters never ink "
            "fade to grey and stroke-like patterns remain. Dropout does not shrink weights (they often grow): it "
            "spreads the work over many units.")
 
