@@ -13,6 +13,7 @@ import streamlit as st
 
 from explorer import charts, monitor, state
 from kmnist_core.classes import CLASSES
+from kmnist_core.study import QUICK_STUDY
 
 ATTRIBUTION = (
     '"KMNIST Dataset" (created by CODH), adapted from "Kuzushiji Dataset" (created by NIJL '
@@ -43,6 +44,9 @@ def home():
         monitor.data_problem(problem)
         return
     st.page_link("pages/train.py", label="Start: train the study's variants", icon=":material/arrow_forward:")
+    st.caption(f"A first step there: **Quick study** trains all six variants on {QUICK_STUDY['train_size']:,} "
+               f"images for {QUICK_STUDY['epochs']} epochs, a minute or two, enough to see one memorise and the "
+               f"others hold back. Or pick one variant, change a setting and press **Start training**.")
 
     st.header("The ten classes")
     st.caption("Each column: the modern hiragana, its romaji, and real samples from the training split.")

@@ -26,6 +26,8 @@ def test_home_shows_classes_samples_counts_and_license(app_home):
             f"{len(loaded.y_test):,} test images.") in markdown
     for needle in ("CC BY-SA 4.0", "doi:10.20676/00000341", "arXiv:1812.01718", "created by CODH", "NIJL"):
         assert needle in markdown
+    # the first step named: the Train page opens on one preset, the study is a button away
+    assert "**Quick study** trains all six variants on 3,000 images for 30 epochs" in texts(page.caption)
 
 
 def test_home_without_data_says_how_to_fix_it(app_home, monkeypatch, tmp_path):
