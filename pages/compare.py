@@ -7,6 +7,7 @@ import streamlit as st
 from explorer import charts, compare, monitor, state
 from kmnist_core import export, reference, significance
 from kmnist_core.classes import CLASSES
+from kmnist_core.status import ACTIVE
 
 state.enter_through_app("pages/compare.py")
 
@@ -15,12 +16,15 @@ run_store = state.store()
 runs = {run.id: run for run in run_store.list_runs() if compare.scored(run)}
 
 if len(runs) < 2:
+    coming = sum(run.status in ACTIVE for run in run_store.list_runs())
     monitor.offer_quick_training(
         run_store,
         "Comparing needs at least two trained runs" + (f"; there is {len(runs)} so far." if runs else
                                                         ", and there is none yet.")
-        + " Train the study's variants on the Train page (**Train all variants** or **Quick study**), or start "
-          "a quick one here.",
+        + (f" {coming} more {'is' if coming == 1 else 'are'} training or waiting (below): this page fills in "
+           f"as they finish." if coming else
+           " Train the study's variants on the Train page (**Train all variants** or **Quick study**), or start "
+           "a quick one here."),
     )
     monitor.live_monitor(run_store, st.session_state.get(state.FOCUS_KEY))
     st.stop()

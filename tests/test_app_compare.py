@@ -18,6 +18,9 @@ def test_without_runs_it_offers_a_quick_training(app_home, monkeypatch):
     assert run.name == QUICK_NAME and run.status == "queued"
     assert run.variant == QUICK_RUN["variant"] and run.config["epochs"] == QUICK_RUN["epochs"]
     assert not page.exception and "Queued, next in line" in texts(page.info)
+    # seen in Chromium: "there is 1 so far … start a quick one here" while a run trained
+    page.run()
+    assert "1 more is training or waiting (below): this page fills in as they finish." in texts(page.info)
     with app_home.training_lock():  # a worker takes it: one Stop, beside its progress bar
         assert app_home.claim_next().id == run.id
         page.run()
