@@ -202,6 +202,23 @@ def test_the_gap_summary_credits_regularization_and_sets_underfitting_apart():
         "unregularized, so none is a baseline to measure a cut from.")
 
 
+def test_the_default_picks_each_variants_run_closest_to_its_preset():
+    """Seen in Chromium: the newest "dropout" run was a learning-rate-1e-9 experiment and the
+    newest "overfit" a 3-epoch sweep run; each pushed the variant's plain run out."""
+    from explorer.compare import default_selection
+    from kmnist_core.config import make_config
+    from kmnist_core.status import Status
+    from kmnist_core.store import Run
+
+    def run(run_id, variant, **changes):
+        return Run(run_id, f"r{run_id}", variant, Status.COMPLETED, make_config(variant, **changes).to_dict(), 0.0,
+                   metrics={"test": {"accuracy": 0.9}, "fit": {"verdict": "good fit"}})
+
+    runs = [run(1, "overfit"), run(2, "dropout"), run(3, "dropout", learning_rate=1e-9, epochs=2),
+            run(4, "overfit", dropout=0.5, epochs=3, train_size=3000), run(5, "overfit", seed=7)]
+    assert default_selection(runs) == [5, 2]  # overfit: the newest plain one (another seed is no change)
+
+
 def test_the_chosen_runs_survive_a_new_run_finishing_elsewhere(app_runs):
     from kmnist_core.config import make_config
     from kmnist_core.worker import drain_queue
