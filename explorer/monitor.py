@@ -15,7 +15,7 @@ import string
 
 import streamlit as st
 
-from kmnist_core.config import config_from_dict, differences
+from kmnist_core.config import config_from_dict, differences, too_short
 from kmnist_core.hardware import worker_count
 from kmnist_core.status import ACTIVE, Status
 from kmnist_core.store import RunNotFoundError, StoreError, stall_note, stalled
@@ -477,3 +477,6 @@ def show_verdict(run) -> None:
     fit = run.metrics["fit"]
     box = st.success if fit["verdict"] == "good fit" else st.warning
     box(f"**{fit['verdict'].capitalize()}.** {fit['reason']}")
+    short = too_short(config_from_dict(run.config)) if fit["verdict"] == "good fit" else None
+    if short:  # the Train form warned before the run; the verdict is where the lesson is read
+        st.caption(f"Read this “good fit” with care: {short}")

@@ -212,6 +212,23 @@ def test_a_finished_run_from_elsewhere_shows_its_results(app_runs):
     assert not any(fit["reason"] in box.value for box in other_box)
 
 
+def test_a_good_fit_after_too_few_epochs_says_so_beside_the_verdict(app_runs):
+    """Seen in Chromium: overfit trained 5 epochs read "Good fit." with no caveat on its
+    verdict; the too-few-epochs warning stood only by the form, before the run."""
+    finished = app_runs.list_runs()[0]
+    short = app_runs.create_run(make_config("overfit", epochs=5))
+    metrics = dict(finished.metrics, fit=dict(finished.metrics["fit"], verdict="good fit"))
+    with app_runs.training_lock():  # finished as a trainer would finish it, no training needed
+        assert app_runs.claim_next().id == short
+        app_runs.update(short, params=finished.params)
+        app_runs.finish(short, "completed", metrics=metrics)
+    page = app("pages/train.py")
+    assert page.selectbox(key="train_view").value == short
+    assert "Read this “good fit” with care: 5 epochs are too few for this lesson" in texts(page.caption)
+    page.selectbox(key="train_view").set_value(finished.id).run()  # a 2-epoch combined run judged otherwise
+    assert ("Read this “good fit” with care" in texts(page.caption)) == (finished.metrics["fit"]["verdict"] == "good fit")
+
+
 def test_the_preset_survives_a_page_switch_and_labels_the_run(app_home, monkeypatch):
     """Bug: pick dropout, visit Compare, come back: the box said combined while the fields
     kept dropout's values, and Start stored a dropout run as variant combined."""
