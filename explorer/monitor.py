@@ -15,7 +15,7 @@ import string
 
 import streamlit as st
 
-from kmnist_core.config import config_from_dict, differences, too_short
+from kmnist_core.config import LABELS, config_from_dict, differences, too_short
 from kmnist_core.hardware import worker_count
 from kmnist_core.status import ACTIVE, Status
 from kmnist_core.store import RunNotFoundError, StoreError, stall_note, stalled
@@ -363,10 +363,10 @@ def settings(run) -> None:
     changed = differences(config)
     title = "Settings" + (f" — {len(changed)} changed from the {run.variant} preset" if changed else "")
     with st.expander(title):
-        st.dataframe([{"setting": name, "value": str(value)} for name, value in config.to_dict().items()],
+        st.dataframe([{"setting": LABELS.get(name, name), "value": str(value)} for name, value in config.to_dict().items()],
                      hide_index=True, width="stretch")
-        if changed:
-            st.caption("Changed: " + "; ".join(f"{name} {old} → {new}" for name, old, new in changed))
+        if changed:  # named as the form names them ("Hidden layer sizes", not hidden_units)
+            st.caption("Changed: " + "; ".join(f"{LABELS.get(name, name)} {old} → {new}" for name, old, new in changed))
 
 
 # A model file larger than this is not held in memory to be offered as a download (an 8 × 4096

@@ -225,6 +225,7 @@ def test_a_good_fit_after_too_few_epochs_says_so_beside_the_verdict(app_runs):
     page = app("pages/train.py")
     assert page.selectbox(key="train_view").value == short
     assert "Read this “good fit” with care: 5 epochs are too few for this lesson" in texts(page.caption)
+    assert "Changed: Epochs 30 → 5" in texts(page.caption)  # the form's names, not the code's (epochs)
     page.selectbox(key="train_view").set_value(finished.id).run()  # a 2-epoch combined run judged otherwise
     assert ("Read this “good fit” with care" in texts(page.caption)) == (finished.metrics["fit"]["verdict"] == "good fit")
 
