@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from kmnist_core import config as settings
-from kmnist_core import training
+from kmnist_core import models, training
 
 SIX = ((32, 2), (64, 2), (128, 2))  # bn_cnn as of 2026-11-28: two convolutions at 28x28
 FIVE = ((32, 1), (64, 2), (128, 2))
@@ -62,9 +62,20 @@ RECIPES = {
 }
 
 
+class _LayersWith:
+    """keras.layers with some layers replaced, for models.py's builder alone: keras.layers
+    itself stays whole, so the isinstance checks elsewhere (the weight statistics) still work."""
+
+    def __init__(self, **replaced):
+        self.replaced = replaced
+
+    def __getattr__(self, name):
+        return self.replaced.get(name) or getattr(keras.layers, name)
+
+
 def _separable_after_first_block(conv2d, first_block):
-    """A stand-in for keras.layers.Conv2D: the first ``first_block`` convolutions built
-    stay plain, every later one is a SeparableConv2D (a 3x3 per channel, then 1x1 across)."""
+    """A stand-in for Conv2D: the first ``first_block`` convolutions built stay plain,
+    every later one is a SeparableConv2D (a 3x3 per channel, then 1x1 across)."""
     built = itertools.count()
 
     def convolution(filters, kernel_size, kernel_regularizer=None, **kwargs):
@@ -138,10 +149,10 @@ EXTRAS = {"cutout": _cutout, "mixup": _mixup, "shear": _shear, "elastic": _elast
 @contextmanager
 def recipe_engine(overrides):
     """The engine set up for one recipe: bn_cnn's blocks, the warp's ranges, an extra
-    augmentation after the warp, AdamW's weight decay, the batch normalization's kernel
+    augmentation after the warp, AdamW's weight decay, the batch normalization's kernel,
     the pooling before the classifier and the kind of convolution, all restored afterwards."""
     saved = (settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW,
-             training.fuse_batch_norm, keras.layers.GlobalAveragePooling2D, keras.layers.Conv2D)
+             training.fuse_batch_norm, models.layers)
     settings.BN_CNN_BLOCKS = overrides.pop("blocks", settings.BN_CNN_BLOCKS)
     settings.AFFINE_RANGES = overrides.pop("affine", settings.AFFINE_RANGES)
     extra = overrides.pop("extra", None)
@@ -153,12 +164,15 @@ def recipe_engine(overrides):
         keras.optimizers.AdamW = lambda weight_decay=None, **kwargs: adamw(weight_decay=decay, **kwargs)
     if overrides.pop("stock_bn", False):
         training.fuse_batch_norm = lambda model: model
+    replaced = {}
     if overrides.pop("flatten", False):
-        keras.layers.GlobalAveragePooling2D = keras.layers.Flatten
+        replaced["GlobalAveragePooling2D"] = keras.layers.Flatten
     if overrides.pop("separable", False):
-        keras.layers.Conv2D = _separable_after_first_block(saved[6], settings.BN_CNN_BLOCKS[0][1])
+        replaced["Conv2D"] = _separable_after_first_block(keras.layers.Conv2D, settings.BN_CNN_BLOCKS[0][1])
+    if replaced:
+        models.layers = _LayersWith(**replaced)
     try:
         yield overrides
     finally:
         (settings.BN_CNN_BLOCKS, settings.AFFINE_RANGES, training.random_affine, keras.optimizers.AdamW,
-         training.fuse_batch_norm, keras.layers.GlobalAveragePooling2D, keras.layers.Conv2D) = saved
+         training.fuse_batch_norm, models.layers) = saved
