@@ -380,7 +380,8 @@ def _run_files(_run_store, home: str, run_id: int, finished_at: float, name: str
     metrics and script carry the name). A finished run's files never change, and the view
     redraws every second while anything trains: the same bytes each time give each button
     the same link (a link computed at click time, as a deferred download makes it, is
-    revoked by each redraw, and a click just before one downloaded nothing)."""
+    revoked by each redraw, and a click just before one downloaded nothing). ``home`` keys
+    the cache (``_run_store``, unhashed, is the store at that home)."""
     from kmnist_core import export
 
     run_store, stem = _run_store, f"kmnist-run-{run_id}"
