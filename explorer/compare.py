@@ -215,7 +215,7 @@ def ranking_sentence(y_test, runs, load_proba) -> str:
     gap = 100 * (first.metrics["test"]["accuracy"] - second.metrics["test"]["accuracy"])
     if paired is None:
         return ""
-    if only_seed_differs(first, second):
+    if paired["p_value"] < ALPHA and only_seed_differs(first, second):
         return (f"Most accurate: #{first.id} {first.name}, {gap:.1f} points above #{second.id} {second.name} "
                 f"({format_p(paired['p_value'])}), but the two differ only in their seed: that gap is the luck "
                 f"of training, not a better setting.")

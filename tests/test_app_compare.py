@@ -173,6 +173,8 @@ def test_the_top_two_are_ranked_only_when_the_gap_is_unlikely_to_be_the_test_ima
     seeds_only = ranking_sentence(y, [a, c], arrays.get)
     assert "differ only in their seed: that gap is the luck of training" in seeds_only
     assert "unlikely to be" not in seeds_only
+    b.config.update(variant="overfit", seed=3)  # a gap within noise stays "within noise", never "most accurate"
+    assert "within noise: 1.0 points apart" in ranking_sentence(y, [a, b], arrays.get)
 
 
 def test_the_gap_summary_credits_regularization_and_sets_underfitting_apart():
