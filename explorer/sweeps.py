@@ -4,7 +4,7 @@ its table of values with mean ± std over seeds. No Streamlit here."""
 
 from kmnist_core import sweep as sweeping
 from kmnist_core.checks import ParameterError
-from kmnist_core.config import LABELS, VARIANTS, preset
+from kmnist_core.config import LABELS, VARIANTS, check_against_data, preset
 from kmnist_core.status import Status
 
 from . import jobs, sessions
@@ -33,7 +33,7 @@ def to_configs(form, train_images=None) -> list:
     problem (``train_images``: the loaded data's count, to check train_size against)."""
     configs = sweeping.sweep_configs(form["variant"], form["param"], form["values"], form["seeds"], **overrides(form))
     if train_images is not None:
-        sweeping.check_against_data(configs, train_images)
+        check_against_data(configs, train_images)
     return configs
 
 

@@ -15,7 +15,7 @@ from contextlib import suppress
 from . import sweep as sweeping
 from .checks import ModelLoadError, ParameterError
 from .classes import CLASSES
-from .config import PARAMETERS, VARIANTS, make_config, parse_units
+from .config import PARAMETERS, VARIANTS, check_against_data, make_config, parse_units
 from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, default_data_dir, load_kmnist, load_tfds
 from .preprocess import ImageError
 from .status import WITH_MODEL, Status
@@ -237,7 +237,7 @@ def cmd_sweep(args) -> int:
     configs = sweeping.sweep_configs(args.variant, args.param, args.values, args.seeds, **overrides)
     data_dir = args.data_dir or default_data_dir()
     dataset = load_kmnist(data_dir)  # fail fast, before anything is stored
-    sweeping.check_against_data(configs, len(dataset.y_train))
+    check_against_data(configs, len(dataset.y_train))
     data_dir = None if data_dir is None else os.path.abspath(data_dir)
     store = _store(args)
     sweep_id = sweeping.enqueue_sweep(store, args.variant, args.param, args.values, args.seeds, data_dir=data_dir,

@@ -245,6 +245,27 @@ def make_config(variant: str = "combined", **overrides) -> TrainConfig:
     return validate(TrainConfig(variant=variant, **values))
 
 
+def images_after_split(config: TrainConfig, available: int) -> int:
+    """The training images left for fitting once the validation split is held out (all of
+    them when ``full_train``): the most ``train_size`` may ask for."""
+    return available if config.full_train else available - int(round(available * config.val_fraction))
+
+
+def check_against_data(configs, train_images: int) -> None:
+    """Settings only the data can rule out, before anything is queued (Train page, sweeps,
+    CLI): a ``train_size`` larger than the training images left after the validation split."""
+    problems = []
+    for config in configs:
+        available = images_after_split(config, train_images)
+        if config.train_size > available:
+            problem = ("train_size", f"must be at most {available} for this data (the training images left after "
+                                     f"the validation split), got {config.train_size}")
+            if problem not in problems:
+                problems.append(problem)
+    if problems:
+        raise ParameterError(problems)
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """The config with every field checked against ``PARAMETERS`` (and the rules that tie
     fields together); raises one ParameterError listing every problem."""

@@ -8,6 +8,8 @@ in, and the estimate says so: on an AVX2-only host convolutions run about 4× sl
 
 import statistics
 
+from .config import images_after_split
+
 # Seconds per training image per epoch, 2-core Intel Xeon (AVX-512), kmnist-mini, 2026-11-25
 # (benchmarks/benchmark.py): dense 512-512 ~70 µs, the KMNIST simple CNN ~375 µs, bn_cnn ~690 µs.
 ROUGH_COST = {"dense": 7e-5, "cnn": 3.8e-4, "bn_cnn": 7e-4}
@@ -59,6 +61,4 @@ def within(config, train_images: int, seconds: float, limit: float = LONG) -> tu
 
 def train_images(config, available: int) -> int:
     """Images the model trains on: ``train_size``, or what the validation split leaves."""
-    if config.train_size:
-        return config.train_size
-    return available if config.full_train else available - int(round(available * config.val_fraction))
+    return config.train_size or images_after_split(config, available)

@@ -224,21 +224,6 @@ def enqueue_sweep(store, variant, param, values, seeds=1, data_dir=None, data_so
                               overrides=shared, data_dir=data_dir, data_source=data_source, owner=owner)
 
 
-def check_against_data(configs, train_images) -> None:
-    """Settings only the data can rule out, before anything is queued: a ``train_size``
-    larger than the training images left after the validation split."""
-    problems = []
-    for config in configs:
-        available = train_images if config.full_train else train_images - int(round(train_images * config.val_fraction))
-        if config.train_size > available:
-            problem = ("train_size", f"must be at most {available} for this data (the training images left after "
-                                     f"the validation split), got {config.train_size}")
-            if problem not in problems:
-                problems.append(problem)
-    if problems:
-        raise ParameterError(problems)
-
-
 def title(sweep) -> str:
     """A stored sweep in words: "overfit, epochs 10: dropout 0, 0.2, 0.4, 0.6 × 2 seeds"."""
     shared = "".join(f", {name.replace('_', ' ')} {value_text(name, value, short=True)}"

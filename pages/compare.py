@@ -13,10 +13,11 @@ state.enter_through_app("pages/compare.py")
 
 st.title("Compare")
 run_store = state.store()
-runs = {run.id: run for run in run_store.list_runs() if compare.scored(run)}
+every_run = run_store.list_runs()
+runs = {run.id: run for run in every_run if compare.scored(run)}
 
 if len(runs) < 2:
-    coming = sum(run.status in ACTIVE for run in run_store.list_runs())
+    coming = sum(run.status in ACTIVE for run in every_run)
     monitor.offer_quick_training(
         run_store,
         "Comparing needs at least two trained runs" + (f"; there is {len(runs)} so far." if runs else

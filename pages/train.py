@@ -5,10 +5,9 @@ import streamlit as st
 from explorer import form, jobs, monitor, sessions, state
 from kmnist_core import estimate
 from kmnist_core.checks import ParameterError
-from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, describe, too_short
+from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, check_against_data, describe, too_short
 from kmnist_core.status import Status
 from kmnist_core.study import QUICK_STUDY, study_configs
-from kmnist_core.sweep import check_against_data
 
 state.enter_through_app("pages/train.py")
 

@@ -15,7 +15,7 @@ import pytest
 from kmnist_core import store as store_module
 from kmnist_core.checks import ParameterError
 from kmnist_core.cli import main
-from kmnist_core.config import make_config
+from kmnist_core.config import check_against_data, make_config
 from kmnist_core.records import EpochRecord
 from kmnist_core.significance import seed_summary
 from kmnist_core.status import Status
@@ -23,7 +23,6 @@ from kmnist_core.store import SCHEMA_VERSION, Run, RunStore
 from kmnist_core.sweep import (
     MAX_RUNS,
     best_sentence,
-    check_against_data,
     enqueue_sweep,
     parse_values,
     run_name,
