@@ -11,7 +11,7 @@ TensorFlow; only the Draw page loads models.
 import pandas  # noqa: F401
 import streamlit as st
 
-from explorer import charts, monitor, state
+from explorer import charts, labs, monitor, state
 from kmnist_core.classes import CLASSES
 from kmnist_core.study import QUICK_STUDY
 
@@ -22,6 +22,15 @@ ATTRIBUTION = (
     "Tarin Clanuwat et al., *Deep Learning for Classical Japanese Literature*, 2018, "
     "[arXiv:1812.01718](https://arxiv.org/abs/1812.01718)."
 )
+
+
+def lab_progress():
+    """Where the learner is in each guided lab (they are stored studies: this survives restarts)."""
+    run_store = state.store()
+    st.page_link("pages/labs.py", label="Or take a guided lab: predict, train, read the answer",
+                 icon=":material/science:")
+    for line in labs.overview(labs.attempts(run_store), state.runs(run_store)).values():
+        st.text(f"· {line}")
 
 
 def home():
@@ -47,6 +56,7 @@ def home():
     st.caption(f"A first step there: **Quick study** trains all six variants on {QUICK_STUDY['train_size']:,} "
                f"images for {QUICK_STUDY['epochs']} epochs, a minute or two, enough to see one memorise and the "
                f"others hold back. Or pick one variant, change a setting and press **Start training**.")
+    lab_progress()
 
     st.header("The ten classes")
     st.caption("Each column: the modern hiragana, its romaji, and real samples from the training split.")
@@ -79,6 +89,7 @@ PAGES = {
     "pages/train.py": st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     "pages/compare.py": st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     "pages/sweep.py": st.Page("pages/sweep.py", title="Sweep", icon=":material/ssid_chart:"),
+    "pages/labs.py": st.Page("pages/labs.py", title="Labs", icon=":material/science:"),
     "pages/draw.py": st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
 }
 navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])

@@ -20,7 +20,6 @@ import numpy as np
 
 from .checks import check_choice
 from .config import config_from_dict, make_config
-from .metrics import UNDERFIT_TRAIN_ACCURACY
 from .significance import ALPHA, format_p, mcnemar, seed_summary
 from .status import Status
 from .sweep import mean_std_text
@@ -188,6 +187,8 @@ def _first_layer(run):
 
 # -- the labs' readings -----------------------------------------------------------------------
 def read_capacity(lab, groups, evidence=None) -> Answer:
+    from .metrics import UNDERFIT_TRAIN_ACCURACY  # scikit-learn: not needed to open the Home page
+
     small, middle, large = (groups[arm.label] for arm in lab.arms)
     names = [arm.label for arm in lab.arms]
     losses = {label: _summary(groups[label], _val_loss)["mean"] for label in names}
@@ -197,7 +198,7 @@ def read_capacity(lab, groups, evidence=None) -> Answer:
     underfits = small_fit["mean"] < UNDERFIT_TRAIN_ACCURACY
     memorises = large_fit["mean"] >= UNDERFIT_TRAIN_ACCURACY and large_rise >= CLEAR_CHANGE
     text = (f"{names[0]} fits {small_fit['mean']:.1%} of its own training images, {names[2]} {large_fit['mean']:.1%}. "
-            f"{names[2]}'s validation loss ended {large_rise:+.0%} from its best ({large_min:.3f} at epoch "
+            f"The validation loss of {names[2]} ended {large_rise:+.0%} from its best ({large_min:.3f} at epoch "
             f"{large_best}). Validation loss at the end: "
             + ", ".join(f"{label} {losses[label]:.3f}" for label in names)
             + f"; lowest: {lowest}.")
@@ -206,7 +207,7 @@ def read_capacity(lab, groups, evidence=None) -> Answer:
                "val_loss": losses, "large_rise": large_rise}
     if underfits and memorises:
         return Answer(SHOWN, text + f" Too little capacity underfits ({names[0]} cannot even fit its training "
-                                    f"images); too much memorises ({names[2]}'s validation loss turns back up "
+                                    f"images); too much memorises ({names[2]}: validation loss turns back up "
                                     f"while it fits every training image).", supported, numbers=numbers)
     missed = []
     if not underfits:
@@ -214,7 +215,7 @@ def read_capacity(lab, groups, evidence=None) -> Answer:
                       f"{lab.shared['train_size']:,} images and {lab.shared['epochs']} epochs even 8 units can "
                       f"get there, since fewer images are easier to fit")
     if not memorises:
-        missed.append(f"{names[2]}'s validation loss rose less than {CLEAR_CHANGE:.0%} from its best: it had not "
+        missed.append(f"the validation loss of {names[2]} rose less than {CLEAR_CHANGE:.0%} from its best: it had not "
                       f"started memorising yet (too few epochs, or a seed that learnt slowly)")
     return Answer(NOT_SHOWN, text, supported, caveat="The expected effect did not show here: " + "; ".join(missed)
                   + ". Train it again with another seed, or more epochs, to see whether it holds.", numbers=numbers)
