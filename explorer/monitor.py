@@ -20,7 +20,7 @@ from kmnist_core.hardware import worker_count
 from kmnist_core.status import ACTIVE, Status
 from kmnist_core.store import RunNotFoundError, StoreError, stall_note, stalled
 
-from . import charts, compare, jobs, sessions, state
+from . import charts, compare, jobs, report, sessions, state
 
 REFRESH_SECONDS = 1.0
 DATA_FIX = (
@@ -472,6 +472,16 @@ def mistakes_gallery(run_store, data, run) -> None:
         if sure:
             st.caption(f"{sure} of these were read with ≥ {compare.SURE_AND_WRONG:.0%} confidence and are still "
                        "wrong: a model can be very sure and wrong; confidence is not correctness.")
+
+
+def report_buttons(run_store, study_id, data, what) -> None:
+    """Download buttons for a study's report, HTML (opens offline) and Markdown; each is
+    written when clicked (the HTML carries plotly.js: megabytes)."""
+    for column, suffix, kind in zip(st.columns(2), report.MIME, ("HTML, opens offline", "Markdown")):
+        column.download_button(f"Download {what} ({kind})",
+                               lambda suffix=suffix: report.text(run_store, study_id, data, suffix),
+                               report.file_name(study_id, suffix), mime=report.MIME[suffix],
+                               key=f"report_{study_id}{suffix}", icon=":material/download:")
 
 
 def show_verdict(run) -> None:

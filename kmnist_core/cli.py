@@ -20,6 +20,7 @@ from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableErro
 from .preprocess import ImageError
 from .status import WITH_MODEL, Status
 from .store import HOME_ENV, RunStore, StoreError, stall_note, stalled
+from .study import QUICK_STUDY, enqueue_variants, study_configs
 
 EXPECTED_ERRORS = (ParameterError, DataUnavailableError, DataFileError, StoreError, ModelLoadError, ImageError,
                    ValueError, OSError)
@@ -39,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a variant and store the run")
-    train.add_argument("--variant", default="combined", help=f"one of: {', '.join(VARIANTS)} (default: combined)")
+    train.add_argument("--variant", default="combined",
+                       help=f"one of: {', '.join(VARIANTS)} (default: combined); or all: the study's six variants, "
+                            f"each with its own preset, as one study; or quick: the quick study (six variants on "
+                            f"{QUICK_STUDY['train_size']:,} images for {QUICK_STUDY['epochs']} epochs)")
     train.add_argument("--name", help="a label for the run (default: named from its settings)")
     _add_config_arguments(train)
     train.add_argument("--json", action="store_true", help="print the finished run as JSON")
@@ -97,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     rename = commands.add_parser("rename", help="rename a run")
     rename.add_argument("run", help="run id or exact name")
     rename.add_argument("name")
+
+    studies = commands.add_parser("studies", help="list studies (Quick study, all variants, labs, sweeps), newest first")
+    studies.add_argument("--json", action="store_true")
+    study = commands.add_parser("study", help="one study: its question and its runs with status and scores")
+    study.add_argument("study", type=int, help="a study id (from `studies`)")
+    study.add_argument("--json", action="store_true")
+    report = commands.add_parser("report", help="write a study's report: HTML (opens offline, with figures) or Markdown")
+    report.add_argument("study", type=int, help="a study id (from `studies`)")
+    report.add_argument("--to", required=True, help="the file to write; its suffix chooses the format: .html or .md")
+    report.add_argument("--force", action="store_true", help="replace the file if it exists")
 
     worker = commands.add_parser("worker", help="train queued runs in the background (the app starts this)")
     worker.add_argument("--idle-exit", type=float, default=30.0, help="seconds to wait for new runs before exiting")
@@ -158,6 +172,8 @@ def cmd_train(args) -> int:
     overrides = {name: getattr(args, name) for name in PARAMETERS if name != "variant"}
     if overrides["hidden_units"] is not None:
         overrides["hidden_units"] = parse_units(overrides["hidden_units"])
+    if args.variant in STUDY_VARIANTS:
+        return _train_study(args, overrides)
     config = make_config(args.variant, **overrides)
     data_dir = args.data_dir or default_data_dir()  # stored as used: a worker elsewhere trains on the same
     dataset = load_kmnist(data_dir)  # fail fast, before anything is stored
@@ -177,6 +193,30 @@ def cmd_train(args) -> int:
     else:
         print(_result_line(run))
     return 0 if run.status in WITH_MODEL else 1
+
+
+STUDY_VARIANTS = {"all": "variants", "quick": "quick"}  # --variant: the study kind it queues
+
+
+def _train_study(args, overrides) -> int:
+    """``train --variant all`` or ``quick``: the study's variants queued as one study, then
+    trained here (or followed, as a sweep's runs are)."""
+    kind = STUDY_VARIANTS[args.variant]
+    if args.name:
+        raise ValueError(f"--name names one run; the runs of --variant {args.variant} are named from their settings")
+    shared = {**(QUICK_STUDY if kind == "quick" else {}), **{k: v for k, v in overrides.items() if v is not None}}
+    configs = study_configs(**shared)
+    data_dir = args.data_dir or default_data_dir()
+    dataset = load_kmnist(data_dir)  # fail fast, before anything is stored
+    check_against_data(configs, len(dataset.y_train))
+    data_dir = None if data_dir is None else os.path.abspath(data_dir)
+    store = _store(args)
+    store.trainer_active()
+    study_id, run_ids = enqueue_variants(store, kind, configs, data_dir=data_dir, data_source=dataset.source)
+    print(f"study {study_id}: {store.get_study(study_id).name}: {len(run_ids)} runs on {dataset.source}", file=sys.stderr)
+    _train_each(store, run_ids, {data_dir: dataset}, on_finished=lambda run: print(_result_line(run), file=sys.stderr))
+    _print_study(store, store.get_study(study_id), args.json)
+    return 0 if all(store.get(run_id).status == Status.COMPLETED for run_id in run_ids) else 1
 
 
 def _train_until_done(store, run_id, datasets):
@@ -296,6 +336,71 @@ def _print_sweep(store, sweep, runs, as_json) -> None:
     print(sweeping.best_sentence(rows, sweep.param) or "No run has finished yet.")
     if any(row["best"] for row in rows):
         print(f"* lowest mean {heldout} loss; mean ± std over the seeds that finished")
+
+
+def cmd_studies(args) -> int:
+    store = _store(args)
+    listed = []
+    for study in store.list_studies():
+        runs = store.study_runs(study.id)
+        listed.append({"id": study.id, "kind": study.kind, "name": study.name, "purpose": study.purpose,
+                       "lab": study.lab, "prediction": study.prediction, "created_at": study.created_at,
+                       "runs": len(runs), "completed": sum(run.status == Status.COMPLETED for run in runs)})
+    if args.json:
+        print(json.dumps(listed, indent=2, ensure_ascii=False))
+    elif not listed:
+        print("no studies yet: try `python -m kmnist_core train --variant quick`")
+    else:
+        print(f"{'id':>4}  {'kind':<8}  {'done':>7}  {'created':<16}  name")
+        for entry in listed:
+            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry["created_at"]))
+            print(f"{entry['id']:>4}  {entry['kind']:<8}  {entry['completed']:>3}/{entry['runs']:<3}  {created:<16}  "
+                  f"{entry['name']}")
+    return 0
+
+
+def cmd_study(args) -> int:
+    store = _store(args)
+    _print_study(store, store.get_study(args.study), args.json)
+    return 0
+
+
+def _print_study(store, study, as_json) -> None:
+    runs = store.study_runs(study.id)
+    if as_json:
+        print(json.dumps({"id": study.id, "kind": study.kind, "name": study.name, "purpose": study.purpose,
+                          "lab": study.lab, "prediction": study.prediction, "created_at": study.created_at,
+                          "sweep_id": study.sweep_id, "runs": [_run_summary(run, store) for run in runs]},
+                         indent=2, ensure_ascii=False))
+        return
+    print(f"study {study.id}: {study.name} ({study.kind})")
+    print(f"  {study.purpose}")
+    if study.prediction:
+        print(f"  prediction: {study.prediction}")
+    print(f"{'id':>4}  {'variant':<9} {'status':<11} {'test acc':>8} {'F1':>6} {'kappa':>6}  {'verdict':<13} name")
+    for run in runs:
+        metrics = run.metrics or {}
+        test = metrics.get("test", {})
+        print(f"{run.id:>4}  {run.variant:<9} {run.status:<11} {_fmt(test.get('accuracy')):>8} "
+              f"{_fmt(test.get('macro_f1')):>6} {_fmt(test.get('kappa')):>6}  "
+              f"{metrics.get('fit', {}).get('verdict', ''):<13} {run.name}")
+
+
+def cmd_report(args) -> int:
+    from . import report
+
+    suffix = os.path.splitext(args.to)[1].lower()
+    report.check_target(args.to, suffix, args.force)  # before any work: a bad name loses nothing
+    store = _store(args)
+    runs = store.study_runs(store.get_study(args.study).id)
+    evidence = None
+    with suppress(*EXPECTED_ERRORS):  # without the data the report reads scores only (no McNemar)
+        dataset = load_kmnist(args.data_dir or (runs[0].data_dir if runs else None))
+        if runs and dataset.source == runs[0].data_source:
+            evidence = (dataset.y_test, lambda run_id: store.load_array(run_id, "test_proba"))
+    path = report.write(report.render(report.build(store, args.study, evidence), suffix), args.to, args.force)
+    print(path)
+    return 0
 
 
 def _left_at_once(run) -> str:
@@ -524,5 +629,6 @@ def _result_line(run) -> str:
 
 COMMANDS = {
     "train": cmd_train, "sweep": cmd_sweep, "sweeps": cmd_sweeps, "evaluate": cmd_evaluate, "runs": cmd_runs, "predict": cmd_predict,
+    "studies": cmd_studies, "study": cmd_study, "report": cmd_report,
     "data": cmd_data, "export": cmd_export, "stop": cmd_stop, "delete": cmd_delete, "rename": cmd_rename, "worker": cmd_worker,
 }

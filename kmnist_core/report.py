@@ -317,24 +317,38 @@ def to_html(blocks) -> str:
     return "".join(parts)
 
 
+FORMATS = (".html", ".md")
+
+
 def render(blocks, suffix) -> str:
     """The report as ``suffix`` says: ".html" or ".md"."""
-    if suffix == ".html":
-        return to_html(blocks)
-    if suffix == ".md":
-        return markdown(blocks)
-    raise ValueError(f"report file must end in .html or .md, got {suffix or 'no suffix'!r}")
+    _check_suffix(suffix)
+    return to_html(blocks) if suffix == ".html" else markdown(blocks)
 
 
-def write(text, path, force=False) -> Path:
-    """Write the report to ``path``: never over an existing file unless ``force``, and never
-    through a symbolic link (it could point anywhere)."""
+def _check_suffix(suffix) -> None:
+    if suffix not in FORMATS:
+        raise ValueError(f"the report file must end in .html or .md, got {suffix or 'no suffix'!r}")
+
+
+def check_target(path, suffix, force=False) -> None:
+    """OSError/ValueError, before any work, when the report cannot go to ``path``: a suffix
+    other than .html/.md, a symbolic link (it could point anywhere), or an existing file
+    without ``force``."""
+    _check_suffix(suffix)
     path = Path(path)
     if path.is_symlink():
         raise OSError(f"{path} is a symbolic link: give the report a plain file name")
     if path.exists() and not force:
         raise OSError(f"{path} already exists: choose another name, or pass --force to replace it")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | (0 if force else os.O_EXCL)
+
+
+def write(text, path, force=False) -> Path:
+    """Write the report to ``path`` (see ``check_target``). O_NOFOLLOW and, without
+    ``force``, O_EXCL make the checks hold at the moment of writing too."""
+    path = Path(path)
+    check_target(path, path.suffix.lower(), force)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | (0 if force else os.O_EXCL)
     with os.fdopen(os.open(path, flags, 0o644), "w", encoding="utf-8") as handle:
         handle.write(text)
     return path

@@ -36,3 +36,19 @@ def summary_row(run) -> dict:
         "verdict": fit.get("verdict"), "epochs": metrics.get("epochs_done"),
         "seconds": metrics.get("train_seconds"), "params": run.params,
     }
+
+
+# The studies the Train page and ``train --variant all|quick`` queue: (name, purpose).
+VARIANT_STUDIES = {
+    "quick": ("Quick study", f"How do underfitting, overfitting and four regularizers compare? The six variants on "
+                             f"{QUICK_STUDY['train_size']:,} training images for {QUICK_STUDY['epochs']} epochs."),
+    "variants": ("Train all variants", "How do underfitting, overfitting and four regularizers compare? The six "
+                                       "variants, each with its own preset."),
+}
+
+
+def enqueue_variants(store: RunStore, kind, configs, data_dir=None, data_source=None, owner=None) -> tuple:
+    """Queue the study's variants (``configs``) as one study of ``kind`` "quick" or
+    "variants"; (study id, run ids)."""
+    name, purpose = VARIANT_STUDIES[kind]
+    return enqueue_study(store, kind, name, purpose, configs, data_dir=data_dir, data_source=data_source, owner=owner)

@@ -64,6 +64,8 @@ st.caption("Held-out = the validation split, or the test split for runs trained 
            "images (final). A large gap means the model memorised its training images.")
 st.download_button("Download every run's settings and scores (CSV)", export.runs_csv(run_store.list_runs()),
                    "kmnist-runs.csv", mime="text/csv", key="dl_runs", icon=":material/download:")
+for study_id in sorted({run.study_id for run in chosen if run.study_id is not None}):
+    monitor.report_buttons(run_store, study_id, data, f"study #{study_id}'s report")
 
 st.header("Settings")
 rows, differing = compare.settings_rows(chosen)

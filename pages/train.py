@@ -24,10 +24,11 @@ def the_study():
     return study_configs(**shared)
 
 
-def queue_runs(make_configs, what: str, rendered_variant=None) -> None:
-    """Button callback: queue ``make_configs()`` unless this session queued the same a moment
-    ago. The configs are built here, from the widgets' values at the click (a value typed
-    and clicked away from in one go arrives with the click, after the page last ran).
+def queue_runs(make_configs, what: str, rendered_variant=None, kind=None) -> None:
+    """Button callback: queue ``make_configs()`` (as a study of ``kind``, for the study's
+    buttons) unless this session queued the same a moment ago. The configs are built here,
+    from the widgets' values at the click (a value typed and clicked away from in one go
+    arrives with the click, after the page last ran).
 
     ``rendered_variant`` is the preset the form on screen belonged to. A click that arrives
     before the page has redrawn after a preset change carries the old preset's values with
@@ -49,7 +50,7 @@ def queue_runs(make_configs, what: str, rendered_variant=None) -> None:
         return
     run_store = state.store()
     try:
-        ids = jobs.submit(run_store, configs, what=what, **state.queue_as())
+        ids = jobs.submit(run_store, configs, what=what, kind=kind, **state.queue_as())
     except sessions.SessionLimitError as error:
         st.session_state[NOTICE_KEY] = str(error)
         return
@@ -173,14 +174,14 @@ with form_column:
               on_click=queue_runs, args=(lambda: [form.to_config(form.remember())], "this run", variant),
               disabled=config is None or bool(data_problem))
     st.button("Train all variants", key="train_all", icon=":material/playlist_add:",
-              on_click=queue_runs, args=(the_study, "the study"), disabled=bool(data_problem),
+              on_click=queue_runs, args=(the_study, "the study", None, "variants"), disabled=bool(data_problem),
               help=f"Queues {' → '.join(STUDY_ORDER)}, each with its own preset (architecture, regularization "
                    f"and epochs), as the study defines them.")
     st.toggle("…with this form's epochs, batch size, learning rate, training images and seed", key=SHARED_KEY,
               help="Off: every variant keeps its own preset. On: these five settings apply to all six "
                    "(each keeps its own architecture and regularization).")
     st.button("Quick study (1–2 minutes)", key="quick_study", icon=":material/bolt:",
-              on_click=queue_runs, args=(lambda: study_configs(**QUICK_STUDY), "the quick study"),
+              on_click=queue_runs, args=(lambda: study_configs(**QUICK_STUDY), "the quick study", None, "quick"),
               disabled=bool(data_problem),
               help=f"The six variants on {QUICK_STUDY['train_size']:,} training images for "
                    f"{QUICK_STUDY['epochs']} epochs: small enough to finish in a minute or two on two cores, "
