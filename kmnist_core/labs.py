@@ -148,8 +148,10 @@ def _spread(summary, spec=".3f") -> str:
 
 
 def _percent(summary) -> str:
-    scaled = {**summary, "mean": 100 * summary["mean"], "std": None if summary["std"] is None else 100 * summary["std"]}
-    return _spread(scaled, ".1f").replace(" over", " % over").replace(" (one", " % (one")
+    """ "85.4% ± 1.3 points over 2 seeds", "85.4% (one seed)"."""
+    if summary["std"] is None:
+        return f"{summary['mean']:.1%} (one seed)"
+    return f"{summary['mean']:.1%} ± {100 * summary['std']:.1f} points over {summary['n']} seeds"
 
 
 def separated(lower, higher) -> bool:

@@ -148,7 +148,7 @@ def test_is_it_real_reads_seeds_and_mcnemar():
     result = answer(lab, runs, (y_test, proba.get))
     assert result.status == SHOWN and result.supported == lab.choices[1]
     assert "One seed each: L2 1e-4 +0.9 points against no penalty" in result.text
-    assert "no penalty 86.6 ± 0.6 % over 3 seeds" in result.text
+    assert "no penalty 86.6% ± 0.6 points over 3 seeds" in result.text
     assert "McNemar's test, the two settings' first seeds: p = " in result.text and "two seeds of the same setting" in result.text
 
     runs = [finished(lab, label, seed, test_accuracy=value) for label, values in

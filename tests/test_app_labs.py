@@ -1,0 +1,66 @@
+"""Labs page: no lab starts without the learner's prediction; the prediction is stored with
+the lab's study; the answer, read from the learner's runs, shows once they finish, on this
+page and (as progress) on Home, in a new session too."""
+
+from kmnist_core.labs import LABS
+from kmnist_core.records import EpochRecord
+from kmnist_core.status import Status
+
+from app_support import app, app_home, no_worker, texts  # noqa: F401  (app_home is a fixture)
+
+
+def _finish(store, run_id, train_accuracy, val_losses):
+    """What the worker stores for a finished run, without training one."""
+    assert store.claim_next().id == run_id
+    for epoch, loss in enumerate(val_losses, start=1):
+        store.append_epoch(run_id, EpochRecord(epoch=epoch, train_loss=loss / 4, train_accuracy=train_accuracy,
+                                               val_loss=loss, val_accuracy=0.8))
+    store.finish(run_id, Status.COMPLETED, metrics={
+        "train": {"accuracy": train_accuracy, "log_loss": 0.05, "n": 900},
+        "val": {"accuracy": 0.8, "log_loss": val_losses[-1]},
+        "test": {"accuracy": 0.8, "macro_f1": 0.79, "kappa": 0.78, "log_loss": val_losses[-1],
+                 "confusion": [[0] * 10 for _ in range(10)]},
+        "fit": {"verdict": "good fit", "reason": "", "heldout": "val", "loss_gap": val_losses[-1] - 0.05},
+        "epochs_done": len(val_losses), "train_seconds": 1.0})
+
+
+def test_a_lab_needs_a_prediction_stores_it_and_answers_from_the_runs(app_home, monkeypatch):
+    no_worker(monkeypatch)
+    lab = LABS["capacity"]
+    page = app("pages/labs.py")
+    page.selectbox(key="lab_pick").set_value("capacity").run()
+    assert lab.question in texts(page.markdown)
+    assert page.button(key="start_lab_capacity").disabled  # no prediction yet: nothing can start
+    assert app_home.list_studies() == []
+
+    page.radio(key="lab_prediction_capacity").set_value(lab.choices[2]).run()
+    assert not page.button(key="start_lab_capacity").disabled
+    page.button(key="start_lab_capacity").click().run()
+    assert not page.exception
+    [study] = app_home.list_studies()
+    assert (study.kind, study.lab, study.prediction) == ("lab", "capacity", lab.choices[2])
+    runs = app_home.study_runs(study.id)
+    assert [run.name for run in runs] == ["8 units", "64 units", "2 × 512 units"]
+    assert f"Your prediction, chosen before the runs started: {lab.choices[2]}" in texts(page.text)
+    assert "0 of 3 runs finished · 3 queued" in texts(page.text)
+    assert "Waiting for a finished run of: 8 units, 64 units, 2 × 512 units." in texts(page.caption)
+
+    for run, train_accuracy, losses in zip(runs, (0.82, 1.0, 1.0), ((0.9, 0.8, 0.78), (0.6, 0.45, 0.44),
+                                                                     (0.6, 0.5, 0.7))):
+        _finish(app_home, run.id, train_accuracy, losses)
+    page.run()
+    assert not page.exception
+    [answer] = page.success
+    assert "8 units fits 82.0% of its own training images, 2 × 512 units 100.0%" in answer.value
+    assert "lowest: 64 units" in answer.value
+    assert (f"Your runs support: {lab.choices[1]}. Your prediction was: {lab.choices[2]}. Your runs show "
+            f"otherwise.") in texts(page.text)
+    assert [button.label for button in page.get("download_button")] == [
+        "Download the report (HTML, opens offline)", "Download the report (Markdown)"]
+
+    home = app()  # a new session: the lab is stored, not kept in the old session's state
+    assert "· Capacity: underfit vs overfit: answered — 3 of 3 runs finished" in texts(home.text)
+    assert "· Dropout: not tried yet" in texts(home.text)
+    again = app("pages/labs.py")
+    again.selectbox(key="lab_pick").set_value("capacity").run()
+    assert f"Your prediction, chosen before the runs started: {lab.choices[2]}" in texts(again.text)
