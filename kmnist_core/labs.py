@@ -85,12 +85,12 @@ def study_name(lab: Lab) -> str:
 
 
 def enqueue_lab(store, lab: Lab, prediction, data_dir=None, data_source=None, owner=None) -> tuple:
-    """Store the lab as a study with the learner's prediction and queue its runs, all at
-    once; (study id, run ids)."""
-    from .study import enqueue_study
-
-    return enqueue_study(store, "lab", study_name(lab), lab.question, lab.configs(), data_dir=data_dir,
-                         data_source=data_source, owner=owner, lab=lab.id, prediction=check_prediction(lab, prediction))
+    """Store the lab as a study with the learner's prediction and queue its runs, in one
+    transaction; (study id, run ids)."""
+    study_id = store.create_study("lab", study_name(lab), lab.question, lab.configs(), data_dir=data_dir,
+                                  data_source=data_source, owner=owner, lab=lab.id,
+                                  prediction=check_prediction(lab, prediction))
+    return study_id, [run.id for run in store.study_runs(study_id)]
 
 
 def _settings_key(config: dict) -> str:
@@ -223,16 +223,10 @@ def read_capacity(lab, groups, evidence=None) -> Answer:
                   + ". Train it again with another seed, or more epochs, to see whether it holds.", numbers=numbers)
 
 
-def _regularizer_reading(lab, groups, value) -> tuple:
-    """(base, treated summaries, where the treated arm's values sit) for two-arm labs."""
-    base, treated = (groups[arm.label] for arm in lab.arms)
-    return (_summary(base, value), _summary(treated, value),
-            compare_means([value(r) for r in treated], [value(r) for r in base]))
-
-
 def read_dropout(lab, groups, evidence=None) -> Answer:
     plain, dropped = (arm.label for arm in lab.arms)
-    base, treated, where = _regularizer_reading(lab, groups, _gap)
+    base, treated = _summary(groups[plain], _gap), _summary(groups[dropped], _gap)
+    where = compare_means([_gap(run) for run in groups[dropped]], [_gap(run) for run in groups[plain]])
     base_acc, treated_acc = (_summary(groups[label], lambda r: r.metrics["val"]["accuracy"]) for label in (plain, dropped))
     text = (f"Held-out − train loss gap: {plain} {_spread(base)}, {dropped} {_spread(treated)}. Validation accuracy: "
             f"{plain} {_percent(base_acc)}, {dropped} {_percent(treated_acc)}.")
