@@ -24,6 +24,7 @@ def start(lab_id) -> None:
     try:
         view.submit(state.store(), lab_id, st.session_state.get(prediction_key(lab_id)), **state.queue_as())
         st.session_state[NOTICE_KEY] = None
+        st.session_state[prediction_key(lab_id)] = None  # another attempt asks for a fresh prediction
         state.changed(state.store())
     except ParameterError:
         st.session_state[NOTICE_KEY] = "Pick your prediction first: it is the point of the lab."
