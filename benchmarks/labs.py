@@ -20,9 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kmnist_core.data import default_data_dir, load_kmnist  # noqa: E402
 from kmnist_core.hardware import cpu_name, usable_cores  # noqa: E402
-from kmnist_core.labs import LABS, answer  # noqa: E402
+from kmnist_core.labs import LABS, answer, enqueue_lab  # noqa: E402
 from kmnist_core.store import RunStore  # noqa: E402
-from kmnist_core.study import enqueue_lab  # noqa: E402
 from kmnist_core.worker import ensure_worker  # noqa: E402
 
 
