@@ -173,6 +173,8 @@ def test_train_all_queues_the_study_in_order_and_a_queued_run_can_be_cancelled(a
     assert [r.variant for r in queued] == list(STUDY_ORDER)
     assert [config_from_dict(r.config) for r in queued] == [make_config(v) for v in STUDY_ORDER]  # each its own
     assert all(r.status == "queued" and r.name == r.variant for r in queued)
+    assert [(study.kind, study.name) for study in app_home.list_studies()] == [("variants", "Train all variants")]
+    assert {r.study_id for r in queued} == {app_home.list_studies()[0].id}
     page.toggle(key="study_shared").set_value(True).run()  # on purpose: the form's epochs for all
     page.button(key="train_all").click().run()
     shared = sorted(app_home.list_runs(), key=lambda r: r.id)[len(queued):]
@@ -426,6 +428,9 @@ def test_the_quick_study_queues_the_six_variants_on_fewer_images(app_home, monke
     assert all(r.config["train_size"] == QUICK_STUDY["train_size"] and r.config["epochs"] == QUICK_STUDY["epochs"]
                for r in queued)
     assert queued[1].config["hidden_units"] == [512, 512] and queued[0].config["hidden_units"] == [8]
+    [study] = app_home.list_studies()  # one stored study, owned by this session: Compare and the report read it
+    assert (study.kind, study.name, study.owner) == ("quick", "Quick study", queued[0].owner)
+    assert [run.id for run in app_home.study_runs(study.id)] == [run.id for run in queued]
 
 
 def test_a_start_that_races_a_preset_change_queues_nothing_and_loads_the_preset(app_home, monkeypatch):
