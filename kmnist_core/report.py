@@ -26,7 +26,7 @@ from .significance import seed_summary
 from .status import WITH_MODEL
 from .sweep import mean_std_text
 
-SETTINGS = ("family", "hidden_units", "dropout", "input_dropout", "l1", "l2", "epochs", "batch_size", "learning_rate",
+SETTINGS = ("variant", "family", "hidden_units", "dropout", "input_dropout", "l1", "l2", "epochs", "batch_size", "learning_rate",
             "optimizer", "schedule", "label_smoothing", "ema", "augment", "patience", "train_size", "full_train",
             "val_fraction", "kfold", "mixed_precision", "seed")
 SCORE_COLUMNS = ("run", "status", "test accuracy", "macro F1", "Cohen's kappa", "test loss", "held-out − train loss",
@@ -118,7 +118,7 @@ def build(store, study_id, evidence=None, conclude=None) -> list:
             blocks.append(Block("p", result.caveat))
         blocks.append(Block("p", f"What to try next: {lab.next_steps}"))
     blocks += _settings(runs) + _scores(runs, scored) + _conclusions(scored, conclude(scored) if conclude else ())
-    blocks += _curves(scored) + _confusions(scored) + _provenance(runs)
+    blocks += _curves(scored) + _weights(scored) + _confusions(scored) + _provenance(runs)
     return blocks
 
 
@@ -195,6 +195,21 @@ def _curves(scored) -> list:
                   rows=tuple(rows))]
 
 
+def _weights(scored) -> list:
+    """The first layer at the last epoch: what L1 (near-zero share) and L2 (‖w‖) act on."""
+    rows = []
+    for run in scored:
+        recorded = [record.weights for record in run.history if record.weights]
+        if recorded:
+            first = recorded[-1][0]
+            rows.append((_label(run), _percent(first["near_zero"]), _number(first["l2_norm"], ".2f"),
+                         _number(first["mean_abs"], ".5f")))
+    if not rows:
+        return []
+    return [Block("h2", "First-layer weights (last epoch)"),
+            Block("table", header=("run", "share with |w| < 0.001", "‖w‖", "mean |w|"), rows=tuple(rows))]
+
+
 def _confusions(scored) -> list:
     blocks = [Block("h2", "Confusion matrices (test)")] if scored else []
     for run in scored:
@@ -246,7 +261,7 @@ def curves_spec(runs) -> dict:
 
 def confusion_spec(matrix, title) -> dict:
     labels = [f"{c.hiragana} {c.romaji}" for c in CLASSES]
-    return {"data": [{"type": "heatmap", "z": matrix, "x": labels, "y": labels, "colorscale": "Blues",
+    return {"data": [{"type": "heatmap", "z": matrix, "x": labels, "y": labels, "colorscale": "Blues", "reversescale": True,
                       "text": matrix, "texttemplate": "%{text}", "showscale": False}],
             "layout": {"title": {"text": html.escape(title, quote=False)}, "height": 420, "width": 460,
                        "yaxis": {"autorange": "reversed", "title": {"text": "true"}},

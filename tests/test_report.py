@@ -20,8 +20,10 @@ def finish(store, run_id, accuracy, val_losses, seconds=12.34):
     """What the worker stores for a finished run (scores, curves, host), without training."""
     assert store.claim_next().id == run_id
     for epoch, loss in enumerate(val_losses, start=1):
+        first_layer = {"near_zero": 0.0123 * run_id + 0.001 * epoch, "l2_norm": 28.123 / run_id, "mean_abs": 0.0321}
         store.append_epoch(run_id, EpochRecord(epoch=epoch, train_loss=loss / 3, train_accuracy=0.99,
-                                               val_loss=loss, val_accuracy=accuracy - 0.01 * epoch))
+                                               val_loss=loss, val_accuracy=accuracy - 0.01 * epoch,
+                                               weights=[first_layer]))
     confusion = [[(7 * row + 3 * column + run_id) % 17 for column in range(10)] for row in range(10)]
     store.update(run_id, runtime={"precision": "float32", "threads": 2, "cpu": "Test CPU"})
     store.finish(run_id, Status.COMPLETED, metrics={
@@ -48,7 +50,7 @@ def lab_study(tmp_path):
 def _table(markdown, first_header):
     """The rows (lists of cells) of the Markdown table whose header starts with ``first_header``."""
     lines = markdown.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header}"))
     rows = []
     for line in lines[start + 2:]:
         if not line.startswith("|"):
@@ -81,6 +83,12 @@ def test_every_number_in_the_report_is_the_stores(lab_study):
         losses = [record.val_loss for record in run.history]
         assert int(row[1]) == len(losses) and _close(row[2], min(losses), 4)
         assert int(row[3]) == losses.index(min(losses)) + 1 and _close(row[4], losses[-1], 4)
+
+    weights = _table(markdown, "run | share with")
+    for row, run in zip(weights, runs):
+        first = run.history[-1].weights[0]
+        assert _close(row[1].rstrip("%"), 100 * first["near_zero"], 2) and _close(row[2], first["l2_norm"], 2)
+        assert _close(row[3], first["mean_abs"], 5)
 
     matrices = [table for table in re.split(r"\| true \\\\ read \|", markdown)[1:]]
     assert len(matrices) == len(runs)
