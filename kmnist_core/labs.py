@@ -49,7 +49,6 @@ class Answer:
     text: str
     supported: str | None = None
     caveat: str | None = None
-    numbers: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,12 +204,10 @@ def read_capacity(lab, groups, evidence=None) -> Answer:
             + ", ".join(f"{label} {losses[label]:.3f}" for label in names)
             + f"; lowest: {lowest}.")
     supported = lab.choices[names.index(lowest)]
-    numbers = {"train_accuracy": {names[0]: small_fit["mean"], names[2]: large_fit["mean"]},
-               "val_loss": losses, "large_rise": large_rise}
     if underfits and memorises:
         return Answer(SHOWN, text + f" Too little capacity underfits ({names[0]} cannot even fit its training "
                                     f"images); too much memorises ({names[2]}: validation loss turns back up "
-                                    f"while it fits every training image).", supported, numbers=numbers)
+                                    f"while it fits every training image).", supported)
     missed = []
     if not underfits:
         missed.append(f"{names[0]} fitted its training images well (at least {UNDERFIT_TRAIN_ACCURACY:.0%}): on "
@@ -220,7 +217,7 @@ def read_capacity(lab, groups, evidence=None) -> Answer:
         missed.append(f"the validation loss of {names[2]} rose less than {CLEAR_CHANGE:.0%} from its best: it had not "
                       f"started memorising yet (too few epochs, or a seed that learnt slowly)")
     return Answer(NOT_SHOWN, text, supported, caveat="The expected effect did not show here: " + "; ".join(missed)
-                  + ". Train it again with another seed, or more epochs, to see whether it holds.", numbers=numbers)
+                  + ". Train it again with another seed, or more epochs, to see whether it holds.")
 
 
 def read_dropout(lab, groups, evidence=None) -> Answer:
@@ -231,12 +228,11 @@ def read_dropout(lab, groups, evidence=None) -> Answer:
     text = (f"Held-out − train loss gap: {plain} {_spread(base)}, {dropped} {_spread(treated)}. Validation accuracy: "
             f"{plain} {_percent(base_acc)}, {dropped} {_percent(treated_acc)}.")
     supported = {"lower": lab.choices[0], "same": lab.choices[1], "higher": lab.choices[2]}[where]
-    numbers = {"gap": {plain: base["mean"], dropped: treated["mean"]}}
     if where == "lower":
         return Answer(SHOWN, text + f" Every {dropped} seed memorised less than every {plain} seed: dropout "
                                     f"keeps any unit from relying on a few others, so the network cannot "
-                                    f"store each training image on its own.", supported, numbers=numbers)
-    return Answer(NOT_SHOWN, text, supported, numbers=numbers, caveat=(
+                                    f"store each training image on its own.", supported)
+    return Answer(NOT_SHOWN, text, supported, caveat=(
         "The expected cut did not show on these runs: the seeds overlap, or the gap moved less than "
         f"{CLEAR_CHANGE:.0%}. With few epochs the unregularized network has not begun to memorise, so there is "
         "nothing for dropout to prevent; and the luck of a seed can move the gap as much as a setting. More "
@@ -256,13 +252,12 @@ def read_penalties(lab, groups, evidence=None) -> Answer:
     l2_sparse = share[l2] >= 2 * share[l1] and share[l2] - share[plain] >= 0.05
     supported = lab.choices[0] if l1_sparse else lab.choices[1] if l2_sparse else lab.choices[2]
     l2_shrinks = norm[l2] <= (1 - CLEAR_CHANGE) * norm[plain]
-    numbers = {"near_zero": share, "l2_norm": norm}
     if l1_sparse and l2_shrinks:
         return Answer(SHOWN, text + " L1 pays the same for every bit of weight, so it is cheapest to set the "
                                     "weights of pixels no character inks to zero: a sparse layer. L2 pays for the "
                                     "square, so it shrinks every weight a little and few reach zero.",
-                      supported, numbers=numbers)
-    return Answer(NOT_SHOWN, text, supported, numbers=numbers, caveat=(
+                      supported)
+    return Answer(NOT_SHOWN, text, supported, caveat=(
         "The textbook split (L1 sparse, L2 small) did not show clearly here. With Adam, weights under an L1 "
         "penalty hover around zero rather than sit on it, and a penalty too weak for the epochs trained leaves "
         "the layer close to its random start. A stronger penalty (L1 1e-3) or more epochs would show it."))
@@ -279,13 +274,12 @@ def read_data_or_dropout(lab, groups, evidence=None) -> Answer:
             + ". Validation accuracy: " + ", ".join(f"{label} {value:.1%}" for label, value in accuracy.items()) + ".")
     where = compare_means([gaps[most]], [gaps[dropped.label]])
     supported = {"lower": lab.choices[0], "higher": lab.choices[1], "same": lab.choices[2]}[where]
-    numbers = {"gap": gaps, "val_accuracy": accuracy}
     if gaps[most] <= (1 - CLEAR_CHANGE) * gaps[fewest]:
         return Answer(SHOWN, text + f" More images shrank the gap ({fewest} {gaps[fewest]:.3f} → {most} "
                                     f"{gaps[most]:.3f}): with more to remember, memorising each image pays off less. "
                                     f"Data also adds what regularization cannot: examples of shapes the model has "
-                                    f"not seen (compare the validation accuracies).", supported, numbers=numbers)
-    return Answer(NOT_SHOWN, text, supported, numbers=numbers, caveat=(
+                                    f"not seen (compare the validation accuracies).", supported)
+    return Answer(NOT_SHOWN, text, supported, caveat=(
         f"More images did not shrink the gap here. A dense network this large can memorise {most} as easily as "
         f"{fewest} within {lab.shared['epochs']} epochs; the gap then measures over-confidence more than data. "
         "Another seed, or a learning curve with more sizes on the Sweep page (parameter: training images), "
@@ -304,15 +298,13 @@ def read_early_stopping(lab, groups, evidence=None) -> Answer:
             f"ended after {', '.join(map(str, stopped))} of {lab.shared['epochs']} epochs and kept epoch "
             f"{', '.join(str(b) for b in best)}.")
     supported = {"lower": lab.choices[0], "higher": lab.choices[1], "same": lab.choices[2]}[where]
-    numbers = {"test_loss": {k: float(np.mean(v)) for k, v in loss.items()},
-               "test_accuracy": {k: v["mean"] for k, v in accuracy.items()}, "epochs_done": stopped}
     if where == "lower":
         return Answer(SHOWN, text + " Early stopping kept the weights from before the network grew over-confident: "
                                     "its loss is lower, for a fraction of the training time. Accuracy moves less "
                                     "than loss, because the long run mostly grew surer of the answers it already "
                                     "had — right or wrong — and accuracy counts only right and wrong.",
-                      supported, numbers=numbers)
-    return Answer(NOT_SHOWN, text, supported, numbers=numbers, caveat=(
+                      supported)
+    return Answer(NOT_SHOWN, text, supported, caveat=(
         "Early stopping did not give a clearly lower test loss here. If validation loss was still falling "
         "near the end there was nothing to stop; a patience too short can stop at a noisy bump before the best "
         "epoch. Look at the curves: where does validation loss turn up?"))
@@ -326,7 +318,6 @@ def read_is_it_real(lab, groups, evidence=None) -> Answer:
     single = accuracy[tweaked][0] - accuracy[plain][0]
     text = (f"One seed each: {tweaked} {single * 100:+.1f} points against {plain}. Over all seeds: {plain} "
             f"{_percent(summaries[plain])}, {tweaked} {_percent(summaries[tweaked])}.")
-    numbers = {"test_accuracy": {k: v["mean"] for k, v in summaries.items()}, "single_seed_gap": single}
     paired = _paired_text(evidence, first[plain], first[tweaked], groups[plain])
     if paired:
         text += " " + paired
@@ -334,13 +325,13 @@ def read_is_it_real(lab, groups, evidence=None) -> Answer:
     real = (min(accuracy[tweaked]) > max(accuracy[plain]) or min(accuracy[plain]) > max(accuracy[tweaked])) \
         and abs(summaries[tweaked]["mean"] - summaries[plain]["mean"]) > 2 * spread
     if len(accuracy[plain]) < 2 or len(accuracy[tweaked]) < 2:
-        return Answer(WAITING, text + " The spread needs a second seed of each.", numbers=numbers)
+        return Answer(WAITING, text + " The spread needs a second seed of each.")
     if not real:
         return Answer(SHOWN, text + f" The seeds of one setting spread as widely ({spread * 100:.1f} points std) as "
                                     f"the two settings differ: the single-seed gap was the luck of training, not "
-                                    f"the setting.", lab.choices[1], numbers=numbers)
+                                    f"the setting.", lab.choices[1])
     return Answer(NOT_SHOWN, text + " Every seed of one setting beat every seed of the other, by more than twice "
-                                    "their spread.", lab.choices[0], numbers=numbers, caveat=(
+                                    "their spread.", lab.choices[0], caveat=(
         "The tweak looked like noise in the runs this lab was sized on, but here it held on every seed: it may be "
         "real for these settings. Three seeds are still few; more seeds (a sweep with 5) would make sure."))
 
