@@ -130,6 +130,10 @@ def test_early_stopping_lower_test_loss_or_not():
     result = answer(lab, runs)
     assert result.status == SHOWN and result.supported == lab.choices[0]
     assert "ended after 8, 9 of 30 epochs and kept epoch 5, 6" in result.text and "0.560 ± 0.014" in result.text
+    assert "Accuracy barely moved" in result.text  # both at 87%
+    runs[0] = finished(lab, "all 30 epochs", 0, test_loss=0.72, test_accuracy=0.89)
+    runs[1] = finished(lab, "all 30 epochs", 1, test_loss=0.75, test_accuracy=0.89)
+    assert "Accuracy tells another story: all 30 epochs reads 2.0 points more test images right" in answer(lab, runs).text
 
     runs[3] = finished(lab, "early stopping", 1, test_loss=0.80, epochs_done=30, best_epoch=29)
     result = answer(lab, runs)
