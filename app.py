@@ -29,8 +29,8 @@ def lab_progress():
     run_store = state.store()
     st.page_link("pages/labs.py", label="Or take a guided lab: predict, train, read the answer",
                  icon=":material/science:")
-    for line in labs.overview(labs.attempts(run_store), state.runs(run_store)).values():
-        st.text(f"· {line}")
+    lines = labs.overview(labs.attempts(run_store), state.runs(run_store)).values()
+    st.text("\n".join(f"· {line}" for line in lines))
 
 
 def home():

@@ -71,7 +71,7 @@ def show(run_store, lab, study) -> None:
 
     def body(runs):
         mine = view.with_history(view.study_runs(runs, study.id), lambda run_id: state.history(run_store, run_id))
-        st.text(view.status_line(lab.id, study, mine))
+        st.text(view.progress_text(mine))
         chart(lab, mine, run_store)
         data, _ = state.dataset()
         evidence = None if data is None else (data.y_test, lambda run_id: run_store.load_array(run_id, "test_proba"))
