@@ -46,7 +46,8 @@ def test_a_lost_database_is_rebuilt_from_the_run_folders_and_nothing_is_deleted(
     study = store.create_study("quick", "Quick study", "Does dropout help?", [(make_config("underfit", epochs=2), None)])
     sweep = store.create_sweep("dropout", [0.0, 0.3], 1, "overfit",
                                [(make_config("overfit", dropout=v, epochs=2), f"overfit dropout {v}") for v in (0.0, 0.3)])
-    first, second = _trained(store), _trained(store, "dropout", name="my dropout")
+    first = _trained(store)
+    _trained(store, "dropout", name="my dropout")
     store.rename(first, "renamed overfit")
     before, files = _snapshot(store), _folder_bytes(store.home)
     database = store.db_path
