@@ -18,8 +18,8 @@ from .classes import CLASSES
 from .config import PARAMETERS, VARIANTS, check_against_data, make_config, parse_units
 from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, default_data_dir, load_kmnist, load_tfds
 from .preprocess import ImageError
-from .status import WITH_MODEL, Status
-from .store import HOME_ENV, RunStore, StoreError, stall_note, stalled
+from .status import WITH_MODEL, Status, stall_note, stalled
+from .store import HOME_ENV, RunStore, StoreError
 from .study import QUICK_STUDY, enqueue_variants, study_configs
 
 EXPECTED_ERRORS = (ParameterError, DataUnavailableError, DataFileError, StoreError, ModelLoadError, ImageError,
@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("study", type=int, help="a study id (from `studies`)")
     report.add_argument("--to", required=True, help="the file to write; its suffix chooses the format: .html or .md")
     report.add_argument("--force", action="store_true", help="replace the file if it exists")
+
+    commands.add_parser(
+        "recover", help="rebuild the run database from the run folders (nothing is deleted)",
+        description="Index every run folder the database does not list (settings, status, history, study, sweep). "
+                    "A damaged runs.sqlite is first moved aside as runs.sqlite.damaged-<time>, never deleted.")
 
     worker = commands.add_parser("worker", help="train queued runs in the background (the app starts this)")
     worker.add_argument("--idle-exit", type=float, default=30.0, help="seconds to wait for new runs before exiting")
@@ -594,6 +599,15 @@ def cmd_rename(args) -> int:
     return 0
 
 
+def cmd_recover(args) -> int:
+    store, indexed, moved = RunStore.recover(args.home)
+    if moved:
+        print(f"moved the damaged database aside: {moved.name}")
+    listed = len(store.list_runs())
+    print(f"recovered {len(indexed)} run(s) from their folders; {listed} run(s) listed in {store.home}")
+    return 0
+
+
 def cmd_worker(args) -> int:
     from .worker import run_worker
 
@@ -606,6 +620,7 @@ def _run_summary(run, store) -> dict:
     model_path = store.model_path(run.id)
     return {
         "id": run.id, "name": run.name, "variant": run.variant, "status": str(run.status), "sweep_id": run.sweep_id,
+        "study_id": run.study_id,
         "config": run.config, "data_source": run.data_source, "params": run.params, "runtime": run.runtime,
         "created_at": run.created_at, "duration_seconds": run.duration, "error": run.error,
         "test": {k: metrics.get("test", {}).get(k) for k in ("accuracy", "macro_f1", "kappa", "log_loss")},
@@ -631,4 +646,5 @@ COMMANDS = {
     "train": cmd_train, "sweep": cmd_sweep, "sweeps": cmd_sweeps, "evaluate": cmd_evaluate, "runs": cmd_runs, "predict": cmd_predict,
     "studies": cmd_studies, "study": cmd_study, "report": cmd_report,
     "data": cmd_data, "export": cmd_export, "stop": cmd_stop, "delete": cmd_delete, "rename": cmd_rename, "worker": cmd_worker,
+    "recover": cmd_recover,
 }

@@ -85,8 +85,8 @@ def study_name(lab: Lab) -> str:
 
 
 def enqueue_lab(store, lab: Lab, prediction, data_dir=None, data_source=None, owner=None) -> tuple:
-    """Store the lab as a study with the learner's prediction and queue its runs, in one
-    transaction; (study id, run ids)."""
+    """Store the lab as a study with the learner's prediction and queue its runs (named by
+    arm and seed), in one transaction; (study id, run ids)."""
     study_id = store.create_study("lab", study_name(lab), lab.question, lab.configs(), data_dir=data_dir,
                                   data_source=data_source, owner=owner, lab=lab.id,
                                   prediction=check_prediction(lab, prediction))

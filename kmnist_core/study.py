@@ -47,6 +47,15 @@ VARIANT_STUDIES = {
 }
 
 
+def enqueue_study(store: RunStore, kind, name, purpose, configs, data_dir=None, data_source=None, owner=None,
+                  lab=None, prediction=None) -> tuple:
+    """Store a study and queue ``configs`` (each named from its settings) in one
+    transaction (``store.create_study``); (study id, run ids in queue order)."""
+    study_id = store.create_study(kind, name, purpose, [(config, None) for config in configs], data_dir=data_dir,
+                                  data_source=data_source, owner=owner, lab=lab, prediction=prediction)
+    return study_id, [run.id for run in store.study_runs(study_id)]
+
+
 def enqueue_variants(store: RunStore, kind, configs, data_dir=None, data_source=None, owner=None) -> tuple:
     """Queue the study's variants (``configs``) as one study of ``kind`` "quick" or
     "variants"; (study id, run ids)."""

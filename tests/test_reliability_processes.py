@@ -213,7 +213,7 @@ def _progress(updated_ago, writes, elapsed, now):
 
 
 def test_stalled_is_judged_from_the_runs_own_pace_with_a_floor(tmp_path):
-    from kmnist_core.store import stalled
+    from kmnist_core.status import stalled
 
     store = RunStore(tmp_path / "home")
     run_id = store.create_run(_tiny())
