@@ -19,7 +19,8 @@ def _finish(store, run_id, train_accuracy, val_losses):
         "train": {"accuracy": train_accuracy, "log_loss": 0.05, "n": 900},
         "val": {"accuracy": 0.8, "log_loss": val_losses[-1]},
         "test": {"accuracy": 0.8, "macro_f1": 0.79, "kappa": 0.78, "log_loss": val_losses[-1],
-                 "confusion": [[0] * 10 for _ in range(10)]},
+                 "confusion": [[0] * 10 for _ in range(10)],
+                 "per_class": [{"class": k, "label": str(k), "f1": 0.8} for k in range(10)]},
         "fit": {"verdict": "good fit", "reason": "", "heldout": "val", "loss_gap": val_losses[-1] - 0.05},
         "epochs_done": len(val_losses), "train_seconds": 1.0})
 
@@ -61,6 +62,9 @@ def test_a_lab_needs_a_prediction_stores_it_and_answers_from_the_runs(app_home, 
     home = app()  # a new session: the lab is stored, not kept in the old session's state
     assert "· Capacity: underfit vs overfit: answered — 3 of 3 runs finished" in texts(home.text)
     assert "· Dropout: not tried yet" in texts(home.text)
+    compare = app("pages/compare.py")  # the study's runs: its report downloads there too
+    assert f"Download study #{study.id}'s report (HTML, opens offline)" in [
+        button.label for button in compare.get("download_button")]
     again = app("pages/labs.py")
     again.selectbox(key="lab_pick").set_value("capacity").run()
     assert f"Your prediction, chosen before the runs started: {lab.choices[2]}" in texts(again.text)

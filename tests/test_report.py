@@ -167,3 +167,13 @@ def test_a_report_is_never_written_over_a_file_or_through_a_link(tmp_path):
     assert outside.read_text() == "keep"
     with pytest.raises(ValueError, match="must end in .html or .md"):
         report.check_target(tmp_path / "report.pdf", ".pdf")
+
+
+def test_the_apps_report_adds_compares_sentence(lab_study):
+    from explorer import report as app_report
+
+    store, study_id = lab_study
+    text = app_report.text(store, study_id, None, ".md")
+    assert "Held\\-out − train loss gap" not in text  # plain text: "-" needs no escape
+    assert "Held-out − train loss gap (smaller = less memorising): " in text
+    assert text == report.markdown(report.build(store, study_id, conclude=app_report.conclusions))
