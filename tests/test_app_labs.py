@@ -2,6 +2,10 @@
 the lab's study; the answer, read from the learner's runs, shows once they finish, on this
 page and (as progress) on Home, in a new session too."""
 
+import pytest
+
+from explorer import labs, sessions
+from kmnist_core.checks import ParameterError
 from kmnist_core.labs import LABS
 from kmnist_core.records import EpochRecord
 from kmnist_core.status import Status
@@ -68,3 +72,16 @@ def test_a_lab_needs_a_prediction_stores_it_and_answers_from_the_runs(app_home, 
     again = app("pages/labs.py")
     again.selectbox(key="lab_pick").set_value("capacity").run()
     assert f"Your prediction, chosen before the runs started: {lab.choices[2]}" in texts(again.text)
+
+
+def test_a_lab_counts_against_the_sessions_share_of_a_shared_server(app_home, monkeypatch):
+    no_worker(monkeypatch)
+    monkeypatch.setenv(sessions.SHARED_ENV, "1")
+    with pytest.raises(ParameterError, match="prediction must be one of"):
+        labs.submit(app_home, "dropout", None, owner="me", data_source=None)
+    labs.submit(app_home, "is_it_real", LABS["is_it_real"].choices[1], owner="me", data_source=None)  # 6 runs: the share
+    with pytest.raises(sessions.SessionLimitError, match="the Capacity: underfit vs overfit lab would add 3 runs"):
+        labs.submit(app_home, "capacity", LABS["capacity"].choices[0], owner="me", data_source=None)
+    assert [study.lab for study in app_home.list_studies()] == ["is_it_real"]  # nothing else queued
+    labs.submit(app_home, "capacity", LABS["capacity"].choices[0], owner="another session", data_source=None)
+    assert len(app_home.list_studies()) == 2
