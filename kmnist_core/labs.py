@@ -118,6 +118,9 @@ def answer(lab: Lab, runs, evidence=None) -> Answer:
     image by image (McNemar); without it they answer from the scores alone."""
     groups = group_runs(lab, runs)
     missing = [label for label, done in groups.items() if not done]
+    if missing and runs and all(run.finished for run in runs):
+        return Answer(WAITING, f"No completed run of: {', '.join(missing)} (stopped, cancelled or failed), so the "
+                               f"question stays open. Start the lab again to answer it.")
     if missing:
         return Answer(WAITING, f"Waiting for a finished run of: {', '.join(missing)}.")
     return lab.read(lab, groups, evidence)

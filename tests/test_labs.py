@@ -57,7 +57,9 @@ def test_runs_are_matched_to_arms_by_settings_not_names():
     queued.status = Status.QUEUED
     assert group_runs(lab, [run, other, queued]) == {"no dropout": [], "dropout": [run]}
     assert answer(lab, [run, other, queued]).status == WAITING
-    assert "no dropout" in answer(lab, [run]).text
+    assert "Waiting for a finished run of: no dropout." in answer(lab, [run, queued]).text
+    queued.status = Status.STOPPED
+    assert "No completed run of: no dropout (stopped, cancelled or failed)" in answer(lab, [run, queued]).text
 
 
 def test_capacity_shown_and_not_shown():
