@@ -8,6 +8,7 @@ import numpy as np
 
 from kmnist_core.classes import CLASSES, NUM_CLASSES
 from kmnist_core.config import LABELS, STUDY_ORDER, config_from_dict, differences
+from kmnist_core.labs import first_layer_stats  # noqa: F401 (the pages read it from here)
 
 MAX_RUNS = 6
 SURE_AND_WRONG = 0.95  # a mistake made with at least this confidence gets a note
@@ -154,13 +155,6 @@ def unregularized(runs):
     penalty that fits its data (not underfit), or None."""
     plain = [run for run in runs if _regularization(run) == 0 and run.variant != "underfit"]
     return max(plain, key=lambda run: run.id) if plain else None
-
-
-def first_layer_stats(run):
-    """The last epoch's first-layer weight statistics, or None for runs trained before
-    they were recorded."""
-    recorded = [record.weights for record in run.history if record.weights]
-    return recorded[-1][0] if recorded else None
 
 
 def test_set_label(run) -> str:

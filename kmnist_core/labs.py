@@ -185,7 +185,9 @@ def _val_loss(run) -> float:
     return run.metrics["val"]["log_loss"]
 
 
-def _first_layer(run):
+def first_layer_stats(run):
+    """The last epoch's first-layer weight statistics (``weights.layer_stats``), or None for
+    runs trained before they were recorded."""
     recorded = [record.weights for record in run.history if record.weights]
     return recorded[-1][0] if recorded else None
 
@@ -194,7 +196,7 @@ def _first_layer(run):
 def read_capacity(lab, groups, evidence=None) -> Answer:
     from .metrics import UNDERFIT_TRAIN_ACCURACY  # scikit-learn: not needed to open the Home page
 
-    small, middle, large = (groups[arm.label] for arm in lab.arms)
+    small, _, large = (groups[arm.label] for arm in lab.arms)
     names = [arm.label for arm in lab.arms]
     losses = {label: _summary(groups[label], _val_loss)["mean"] for label in names}
     lowest = min(names, key=losses.get)
@@ -245,7 +247,7 @@ def read_dropout(lab, groups, evidence=None) -> Answer:
 
 def read_penalties(lab, groups, evidence=None) -> Answer:
     plain, l1, l2 = (arm.label for arm in lab.arms)
-    stats = {label: _first_layer(groups[label][0]) for label in (plain, l1, l2)}
+    stats = {label: first_layer_stats(groups[label][0]) for label in (plain, l1, l2)}
     if any(value is None for value in stats.values()):
         return Answer(WAITING, "These runs recorded no weight statistics; train the lab again.")
     share = {label: value["near_zero"] for label, value in stats.items()}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .classes import CLASSES
 from .config import PARAMETERS, config_from_dict, preset
-from .labs import LABS, answer
+from .labs import LABS, answer, first_layer_stats
 from .significance import seed_summary
 from .status import WITH_MODEL
 from .sweep import mean_std_text
@@ -199,9 +199,8 @@ def _weights(scored) -> list:
     """The first layer at the last epoch: what L1 (near-zero share) and L2 (‖w‖) act on."""
     rows = []
     for run in scored:
-        recorded = [record.weights for record in run.history if record.weights]
-        if recorded:
-            first = recorded[-1][0]
+        first = first_layer_stats(run)
+        if first:
             rows.append((_label(run), _percent(first["near_zero"]), _number(first["l2_norm"], ".2f"),
                          _number(first["mean_abs"], ".5f")))
     if not rows:
