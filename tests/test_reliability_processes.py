@@ -24,6 +24,8 @@ from kmnist_core.worker import ensure_worker
 from conftest import PROJECT_ROOT, wait_until
 from killing import wait_gone
 
+pytestmark = pytest.mark.process
+
 
 def _tiny(epochs=400, **overrides):
     return make_config("overfit", hidden_units=(16,), epochs=epochs, batch_size=50, **overrides)
