@@ -384,12 +384,12 @@ def _run_files(_run_store, home: str, run_id: int, finished_at: float, name: str
     the cache (``_run_store``, unhashed, is the store at that home)."""
     from kmnist_core import export
 
-    run_store, stem = _run_store, f"kmnist-run-{run_id}"
+    run_store = _run_store
     run = run_store.get(run_id)
     files = {"-history.csv": export.history_csv(run.history).encode(),
              "-history.json": export.history_json(run.history).encode(),
              "-metrics.json": export.metrics_json(run).encode(),
-             ".py": export.standalone_script(run.config, run=run, filename=f"{stem}.py").encode()}
+             ".py": export.standalone_script(run.config, run=run).encode()}
     model = run_store.model_path(run_id)
     if model.is_file() and model.stat().st_size <= MAX_DOWNLOAD_BYTES:
         files[".keras"] = model.read_bytes()

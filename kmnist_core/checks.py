@@ -8,8 +8,10 @@ gets all three named in one message); each problem is (parameter name, what is w
 import math
 from numbers import Integral, Real
 
+from .errors import KmnistError
 
-class ParameterError(ValueError):
+
+class ParameterError(KmnistError, ValueError):
     """One or more parameters are outside their allowed range."""
 
     def __init__(self, problems):
@@ -23,7 +25,7 @@ class ParameterError(ValueError):
         return "; ".join(f"{labels.get(name, name)} {text}".strip() for name, text in self.problems)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(KmnistError, RuntimeError):
     """A model file is missing, damaged, of the wrong kind, or unsafe to load. Defined here,
     not in ``inference``, so the CLI can name it without importing TensorFlow."""
 

@@ -16,13 +16,15 @@ from . import sweep as sweeping
 from .checks import ModelLoadError, ParameterError
 from .classes import CLASSES
 from .config import PARAMETERS, VARIANTS, check_against_data, make_config, parse_units
-from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, default_data_dir, load_kmnist, load_tfds
-from .preprocess import ImageError
+from .data import DATA_DIR_ENV, TFDS_DIR_ENV, default_data_dir, load_kmnist, load_tfds
+from .errors import KmnistError
 from .status import WITH_MODEL, Status
 from .store import HOME_ENV, RunStore, StoreError, stall_note, stalled
 
-EXPECTED_ERRORS = (ParameterError, DataUnavailableError, DataFileError, StoreError, ModelLoadError, ImageError,
-                   ValueError, OSError)
+# What a user can cause and fix, said in one line: our own errors, the store's, and the
+# operating system's about real files (a folder that cannot be created, a full disk).
+EXPECTED_ERRORS = (KmnistError, StoreError, OSError)
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader left
 WORKER_GRACE = 5.0  # seconds a started worker has to take the training lock before another is started
 
 
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a run's model, history, metrics, script and TensorBoard events")
     export.add_argument("run", help="run id or exact name")
     export.add_argument("--to", required=True, help="folder to write into (created if missing)")
+    export.add_argument("--force", action="store_true", help="replace files (or links) of the same names in that folder")
 
     predict = commands.add_parser("predict", help="read a character from a PNG/JPG")
     predict.add_argument("run", help="run id or exact name")
@@ -141,11 +144,26 @@ def main(argv=None) -> int:
     except SystemExit as exit_request:  # --help, or a one-line usage error already printed
         return exit_request.code
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that left (`runs | head`) shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _reader_left()
     except EXPECTED_ERRORS as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2 if isinstance(error, ParameterError) else 1
+
+
+def _reader_left() -> int:
+    """The reader of our output closed the pipe (``runs | head -5``): leave quietly, as
+    Unix tools do. stdout now points at /dev/null, so the interpreter's last flush of what
+    is still buffered cannot fail again (the recipe of Python's signal module docs)."""
+    with suppress(OSError, ValueError):  # ValueError: no file descriptor (a test's captured stdout)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return SIGPIPE_EXIT
 
 
 def _store(args) -> RunStore:
@@ -161,6 +179,7 @@ def cmd_train(args) -> int:
     config = make_config(args.variant, **overrides)
     data_dir = args.data_dir or default_data_dir()  # stored as used: a worker elsewhere trains on the same
     dataset = load_kmnist(data_dir)  # fail fast, before anything is stored
+    check_against_data([config], len(dataset.y_train))
     store = _store(args)
     store.trainer_active()  # an unusable lock file is said now, before a run is queued that nothing could train
     run_id = store.create_run(config, name=args.name, data_dir=data_dir, data_source=dataset.source)
@@ -355,7 +374,7 @@ def cmd_evaluate(args) -> int:
     store = _store(args)
     run = store.get(store.resolve(args.run))
     if args.tfds and args.data_dir:
-        raise ValueError("give either --data-dir or --tfds, not both")
+        raise ParameterError("give either --data-dir or --tfds, not both")
     model = _run_model(store, run)
     # The run's own data by default, so a re-score is comparable with its stored metrics.
     if args.tfds:
@@ -433,7 +452,7 @@ def cmd_export(args) -> int:
     from .export import export_run
 
     store = _store(args)
-    written = export_run(store, store.resolve(args.run), args.to)
+    written = export_run(store, store.resolve(args.run), args.to, force=args.force)
     for path in written:
         print(path)
     return 0
