@@ -20,6 +20,7 @@ from .data import DATA_DIR_ENV, TFDS_DIR_ENV, default_data_dir, load_kmnist, loa
 from .errors import KmnistError
 from .status import WITH_MODEL, Status
 from .store import HOME_ENV, RunStore, StoreError, stall_note, stalled
+from .study import run_times, seconds_text
 
 # What a user can cause and fix, said in one line: our own errors, the store's, and the
 # operating system's about real files (a folder that cannot be created, a full disk).
@@ -411,13 +412,14 @@ def cmd_runs(args) -> int:
         return 0
     now = time.time()
     print(f"{'id':>4} {'sweep':>5}  {'variant':<9} {'status':<11} {'test acc':>8} {'F1':>6} {'kappa':>6} "
-          f"{'epochs':>6} {'time':>7}  name")
+          f"{'epochs':>6} {'training':>10} {'in all':>10}  name")
     for run in runs:
         test = (run.metrics or {}).get("test", {})
         status = "stalled" if stalled(run, now) else run.status
+        training, in_all = run_times(run)
         print(f"{run.id:>4} {run.sweep_id or '':>5}  {run.variant:<9} {status:<11} "
               f"{_fmt(test.get('accuracy')):>8} {_fmt(test.get('macro_f1')):>6} {_fmt(test.get('kappa')):>6} "
-              f"{(run.metrics or {}).get('epochs_done', ''):>6} {_fmt(run.duration, '.0f', 's'):>7}  {run.name}")
+              f"{(run.metrics or {}).get('epochs_done', ''):>6} {_seconds(training):>10} {_seconds(in_all):>10}  {run.name}")
     if any(run.sweep_id for run in runs):
         print("sweep: the sweep a run belongs to (`sweeps ID` summarises it)")
     for run in runs:
@@ -426,8 +428,12 @@ def cmd_runs(args) -> int:
     return 0
 
 
-def _fmt(value, spec=".3f", suffix=""):
-    return "" if value is None else f"{value:{spec}}{suffix}"
+def _fmt(value):
+    return "" if value is None else f"{value:.3f}"
+
+
+def _seconds(value) -> str:
+    return "" if value is None else seconds_text(value)
 
 
 def cmd_predict(args) -> int:

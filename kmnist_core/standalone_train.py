@@ -11,8 +11,8 @@ NumPy and Keras 3. A rerun lands close to the run's accuracy, not on it: the val
 split and the training sample hold the same number of images of each class but not the
 same images, and shuffling and augmentation draw other random numbers.
 
-(In KMNIST Explorer's source this file is the template ``kmnist_core/standalone_train.py``:
-an export replaces the settings block, and nothing else, with a run's settings.)
+(In KMNIST Explorer this file is the template standalone_train.py: an export replaces
+its settings block, and nothing else, with one run's settings.)
 """
 
 import math
@@ -228,7 +228,8 @@ class EarlyStopping(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
-            print(f"early stopping: kept epoch {self.best_epoch}'s weights (validation loss {self.best_loss:.4f})")
+            print(f"early stopping: kept epoch {self.best_epoch}'s weights, the lowest validation loss "
+                  f"({self.best_loss:.4f})")
 
 
 def main():
