@@ -234,8 +234,8 @@ _SETTINGS = (  # (config field, comment): the constant is the field's name in ca
     ("val_fraction", "of each class held out for validation"),
     ("seed", "fixes weights, split, shuffling and augmentation"),
 )
-# A setting the script does not carry out, and what it says instead (kfold: one fold's split).
-NOT_REPRODUCED = ("kfold",)
+# kfold is the one field not among them: the script trains one model, on one fold's split
+# (``val_fraction`` 1/k), and its RUN line says so rather than claim the run (``_title``).
 
 
 def _literal(value) -> str:
@@ -253,10 +253,11 @@ def _precision(config, run) -> tuple:
 
     if config.mixed_precision != "auto":
         return config.mixed_precision, None
-    used = ((getattr(run, "runtime", None) or {}).get("precision")
-            or choose_precision("auto", gpu_bf16=False))
-    whose = "this run" if run is not None and getattr(run, "runtime", None) else "this machine"
-    return used == "bfloat16", f'"auto" in the app: {whose} computed in {used}'
+    used = (getattr(run, "runtime", None) or {}).get("precision")
+    if used:
+        return used == "bfloat16", f'"auto" in the app: this run computed in {used}'
+    chosen = choose_precision("auto", gpu_bf16=False)
+    return chosen == "bfloat16", f'"auto" in the app: {chosen} on this machine\'s CPU'
 
 
 def _title(config, run) -> str:

@@ -8,6 +8,7 @@ import time
 import pytest
 from PIL import Image
 
+from kmnist_core import cli
 from kmnist_core.cli import main
 from kmnist_core.data import load_local
 from kmnist_core.store import RunStore
@@ -246,3 +247,20 @@ def test_a_runs_time_is_the_same_in_the_cli_on_the_train_page_and_in_compare(hom
     assert "training" in header and "in all" in header and "9 s 16 s" in " ".join(line.split())
     assert compare.table_rows([run])[0]["training (s)"] == 9
     assert text in monitor.results_caption(run)
+
+
+def test_every_error_a_user_can_fix_is_a_kmnist_error_and_keeps_its_old_base():
+    """The CLI says a KmnistError in one line (and the store's errors, and the operating
+    system's); anything else is a bug and keeps its traceback. Callers that catch
+    ValueError or RuntimeError still catch these."""
+    from kmnist_core.checks import ModelLoadError, ParameterError
+    from kmnist_core.data import DataFileError, DataMismatchError, DataUnavailableError
+    from kmnist_core.errors import KmnistError
+    from kmnist_core.export import ExportError
+    from kmnist_core.preprocess import ImageError
+
+    for error, old_base in ((ParameterError, ValueError), (DataFileError, ValueError), (DataMismatchError, ValueError),
+                            (ImageError, ValueError), (DataUnavailableError, RuntimeError),
+                            (ModelLoadError, RuntimeError), (ExportError, FileExistsError)):
+        assert issubclass(error, KmnistError) and issubclass(error, old_base), error
+    assert ValueError not in cli.EXPECTED_ERRORS and KmnistError in cli.EXPECTED_ERRORS
