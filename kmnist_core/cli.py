@@ -16,13 +16,16 @@ from . import sweep as sweeping
 from .checks import ModelLoadError, ParameterError
 from .classes import CLASSES
 from .config import PARAMETERS, VARIANTS, check_against_data, make_config, parse_units
-from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, default_data_dir, load_kmnist, load_tfds
-from .preprocess import ImageError
+from .data import DATA_DIR_ENV, TFDS_DIR_ENV, default_data_dir, load_kmnist, load_tfds
+from .errors import KmnistError
 from .status import WITH_MODEL, Status, stall_note, stalled
 from .store import HOME_ENV, RunStore, StoreError
+from .study import run_times, seconds_text
 
-EXPECTED_ERRORS = (ParameterError, DataUnavailableError, DataFileError, StoreError, ModelLoadError, ImageError,
-                   ValueError, OSError)
+# What a user can cause and fix, said in one line: our own errors, the store's, and the
+# operating system's about real files (a folder that cannot be created, a full disk).
+EXPECTED_ERRORS = (KmnistError, OSError)
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader left
 WORKER_GRACE = 5.0  # seconds a started worker has to take the training lock before another is started
 
 
@@ -82,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a run's model, history, metrics, script and TensorBoard events")
     export.add_argument("run", help="run id or exact name")
     export.add_argument("--to", required=True, help="folder to write into (created if missing)")
+    export.add_argument("--force", action="store_true", help="replace files (or links) of the same names in that folder")
 
     predict = commands.add_parser("predict", help="read a character from a PNG/JPG")
     predict.add_argument("run", help="run id or exact name")
@@ -146,11 +150,26 @@ def main(argv=None) -> int:
     except SystemExit as exit_request:  # --help, or a one-line usage error already printed
         return exit_request.code
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that left (`runs | head`) shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _reader_left()
     except EXPECTED_ERRORS as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2 if isinstance(error, ParameterError) else 1
+
+
+def _reader_left() -> int:
+    """The reader of our output closed the pipe (``runs | head -5``): leave quietly, as
+    Unix tools do. stdout now points at /dev/null, so the interpreter's last flush of what
+    is still buffered cannot fail again (the recipe of Python's signal module docs)."""
+    with suppress(OSError, ValueError):  # ValueError: no file descriptor (a test's captured stdout)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return SIGPIPE_EXIT
 
 
 def _store(args) -> RunStore:
@@ -166,6 +185,7 @@ def cmd_train(args) -> int:
     config = make_config(args.variant, **overrides)
     data_dir = args.data_dir or default_data_dir()  # stored as used: a worker elsewhere trains on the same
     dataset = load_kmnist(data_dir)  # fail fast, before anything is stored
+    check_against_data([config], len(dataset.y_train))
     store = _store(args)
     store.trainer_active()  # an unusable lock file is said now, before a run is queued that nothing could train
     run_id = store.create_run(config, name=args.name, data_dir=data_dir, data_source=dataset.source)
@@ -360,7 +380,7 @@ def cmd_evaluate(args) -> int:
     store = _store(args)
     run = store.get(store.resolve(args.run))
     if args.tfds and args.data_dir:
-        raise ValueError("give either --data-dir or --tfds, not both")
+        raise ParameterError("give either --data-dir or --tfds, not both")
     model = _run_model(store, run)
     # The run's own data by default, so a re-score is comparable with its stored metrics.
     if args.tfds:
@@ -397,13 +417,14 @@ def cmd_runs(args) -> int:
         return 0
     now = time.time()
     print(f"{'id':>4} {'sweep':>5}  {'variant':<9} {'status':<11} {'test acc':>8} {'F1':>6} {'kappa':>6} "
-          f"{'epochs':>6} {'time':>7}  name")
+          f"{'epochs':>6} {'training':>10} {'in all':>10}  name")
     for run in runs:
         test = (run.metrics or {}).get("test", {})
         status = "stalled" if stalled(run, now) else run.status
+        training, in_all = run_times(run)
         print(f"{run.id:>4} {run.sweep_id or '':>5}  {run.variant:<9} {status:<11} "
               f"{_fmt(test.get('accuracy')):>8} {_fmt(test.get('macro_f1')):>6} {_fmt(test.get('kappa')):>6} "
-              f"{(run.metrics or {}).get('epochs_done', ''):>6} {_fmt(run.duration, '.0f', 's'):>7}  {run.name}")
+              f"{(run.metrics or {}).get('epochs_done', ''):>6} {_seconds(training):>10} {_seconds(in_all):>10}  {run.name}")
     if any(run.sweep_id for run in runs):
         print("sweep: the sweep a run belongs to (`sweeps ID` summarises it)")
     for run in runs:
@@ -412,8 +433,12 @@ def cmd_runs(args) -> int:
     return 0
 
 
-def _fmt(value, spec=".3f", suffix=""):
-    return "" if value is None else f"{value:{spec}}{suffix}"
+def _fmt(value):
+    return "" if value is None else f"{value:.3f}"
+
+
+def _seconds(value) -> str:
+    return "" if value is None else seconds_text(value)
 
 
 def cmd_predict(args) -> int:
@@ -438,7 +463,7 @@ def cmd_export(args) -> int:
     from .export import export_run
 
     store = _store(args)
-    written = export_run(store, store.resolve(args.run), args.to)
+    written = export_run(store, store.resolve(args.run), args.to, force=args.force)
     for path in written:
         print(path)
     return 0

@@ -1,6 +1,6 @@
 """The regularization study as a whole: its configurations (each variant's own preset, or
 the quick version), queueing them in order, and the one-line summary per finished run that
-the README's table and the Compare page show."""
+the README's table and the Compare page show, with its time said the same way everywhere."""
 
 from .config import STUDY_ORDER, make_config
 from .store import RunStore
@@ -46,3 +46,34 @@ def summary_row(run) -> dict:
         "verdict": fit.get("verdict"), "epochs": metrics.get("epochs_done"),
         "seconds": metrics.get("train_seconds"), "params": run.params,
     }
+
+
+def run_times(run) -> tuple:
+    """(seconds training, seconds in all) of a run, either None when unknown. Training is
+    fitting with its per-epoch scoring (``metrics["train_seconds"]``, every fold of a k-fold
+    run); in all runs from the moment a trainer took the run from the queue to its end, so
+    it adds loading data, TensorFlow's start, the final scoring and saving (``Run.duration``;
+    still growing while the run trains). The CLI's ``runs``, the Train page and Compare
+    all show these two, named so: "9 s training, 16 s in all"."""
+    return (run.metrics or {}).get("train_seconds"), run.duration
+
+
+def whole_seconds(seconds) -> int | None:
+    return None if seconds is None else int(round(seconds))
+
+
+def seconds_text(seconds) -> str:
+    """"9 s", "2 min 05 s"; "…" when unknown."""
+    if seconds is None:
+        return "…"
+    seconds = whole_seconds(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def run_time_text(run) -> str:
+    """A run's time in words: "9 s training, 16 s in all" (or only the part that is known)."""
+    training, in_all = run_times(run)
+    parts = [f"{seconds_text(training)} training"] if training is not None else []
+    if in_all is not None:
+        parts.append(f"{seconds_text(in_all)} in all")
+    return ", ".join(parts) or "not started"

@@ -41,6 +41,9 @@ def queue_runs(make_configs, what: str, rendered_variant=None, study=None) -> No
         return
     try:
         configs = make_configs()
+        data, _ = state.dataset()
+        if data is not None:  # the study's shared training images too, not only the form's run
+            check_against_data(configs, len(data.y_train))
     except ParameterError as error:
         st.session_state[NOTICE_KEY] = f"Not queued: {form.problem_text(error)}"
         return
