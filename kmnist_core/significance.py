@@ -13,6 +13,7 @@ reading it: the counts, the threshold, and the sentence a learner reads.
 """
 
 import math
+import statistics
 from numbers import Real
 
 import numpy as np
@@ -130,10 +131,8 @@ def seed_summary(values) -> dict:
         if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
             raise ParameterError(f"values must be finite numbers, got {value!r}")
     numbers = [float(v) for v in values]
-    n = len(numbers)
-    mean = math.fsum(numbers) / n
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in numbers) / (n - 1)) if n > 1 else None
-    return {"mean": mean, "std": std, "n": n}
+    std = statistics.stdev(numbers) if len(numbers) > 1 else None
+    return {"mean": statistics.fmean(numbers), "std": std, "n": len(numbers)}
 
 
 def _labels(name, values, length=None) -> np.ndarray:
