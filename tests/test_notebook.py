@@ -3,6 +3,7 @@ and its runs land in the store the app reads."""
 
 import json
 import os
+import sys
 
 from kmnist_core.store import RunStore
 
@@ -26,10 +27,16 @@ def test_the_study_notebook_runs_and_stores_its_runs(tmp_path, mini_dir, monkeyp
     monkeypatch.setenv("KMNIST_HOME", str(home))  # the kernel inherits this environment
     monkeypatch.setenv("KMNIST_DATA_DIR", str(mini_dir))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+    # A kernel of this interpreter (the venv's packages, this checkout's code), under a name of
+    # its own: a "python3" kernel installed for the user would take precedence over the venv's.
+    kernels = tmp_path / "jupyter" / "kernels" / "kmnist-test"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "KMNIST test kernel", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    # "python3" is this interpreter's kernel (ipykernel's spec names `python`, which
-    # jupyter_client resolves to sys.executable): the venv's packages, this checkout's code.
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
+    NotebookClient(notebook, timeout=600, kernel_name="kmnist-test",
                    resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()  # raises on a cell's error
 
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
