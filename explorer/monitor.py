@@ -17,8 +17,8 @@ import streamlit as st
 
 from kmnist_core.config import LABELS, config_from_dict, differences, too_short
 from kmnist_core.hardware import worker_count
-from kmnist_core.status import ACTIVE, Status
-from kmnist_core.store import RunNotFoundError, StoreError, stall_note, stalled
+from kmnist_core.status import ACTIVE, Status, stall_note, stalled
+from kmnist_core.store import RunNotFoundError, StoreError
 
 from . import charts, compare, jobs, sessions, state
 

@@ -25,8 +25,9 @@ from contextlib import contextmanager
 from . import sweep as sweeping
 from .config import check_against_data, make_config, parse_units
 from .data import Dataset, default_data_dir, load_kmnist
+from .records import Run
 from .status import Status
-from .store import Run, RunStore, StoreError
+from .store import RunStore, StoreError
 
 
 def store(home=None) -> RunStore:

@@ -17,8 +17,8 @@ from .classes import CLASSES
 from .config import PARAMETERS, VARIANTS, check_against_data, make_config, parse_units
 from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, default_data_dir, load_kmnist, load_tfds
 from .preprocess import ImageError
-from .status import WITH_MODEL, Status
-from .store import HOME_ENV, RunStore, StoreError, stall_note, stalled
+from .status import WITH_MODEL, Status, stall_note, stalled
+from .store import HOME_ENV, RunStore, StoreError
 
 EXPECTED_ERRORS = (ParameterError, DataUnavailableError, DataFileError, StoreError, ModelLoadError, ImageError,
                    ValueError, OSError)
@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     rename = commands.add_parser("rename", help="rename a run")
     rename.add_argument("run", help="run id or exact name")
     rename.add_argument("name")
+
+    commands.add_parser(
+        "recover", help="rebuild the run database from the run folders (nothing is deleted)",
+        description="Index every run folder the database does not list (settings, status, history, study, sweep). "
+                    "A damaged runs.sqlite is first moved aside as runs.sqlite.damaged-<time>, never deleted.")
 
     worker = commands.add_parser("worker", help="train queued runs in the background (the app starts this)")
     worker.add_argument("--idle-exit", type=float, default=30.0, help="seconds to wait for new runs before exiting")
@@ -447,6 +452,15 @@ def cmd_rename(args) -> int:
     return 0
 
 
+def cmd_recover(args) -> int:
+    store, indexed, moved = RunStore.recover(args.home)
+    if moved:
+        print(f"moved the damaged database aside: {moved.name}")
+    listed = len(store.list_runs())
+    print(f"recovered {len(indexed)} run(s) from their folders; {listed} run(s) listed in {store.home}")
+    return 0
+
+
 def cmd_worker(args) -> int:
     from .worker import run_worker
 
@@ -483,4 +497,5 @@ def _result_line(run) -> str:
 COMMANDS = {
     "train": cmd_train, "sweep": cmd_sweep, "sweeps": cmd_sweeps, "evaluate": cmd_evaluate, "runs": cmd_runs, "predict": cmd_predict,
     "data": cmd_data, "export": cmd_export, "stop": cmd_stop, "delete": cmd_delete, "rename": cmd_rename, "worker": cmd_worker,
+    "recover": cmd_recover,
 }

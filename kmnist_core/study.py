@@ -12,6 +12,12 @@ from .store import RunStore
 # L1/L2's mid-run spike has passed by then). At 2,000 images even `final` overfits.
 QUICK_STUDY = dict(train_size=3000, epochs=30)
 
+# (kind, name, purpose) of the two ways to queue the whole study; labs and sweeps name their own.
+VARIANTS_STUDY = ("variants", "All variants",
+                  "How underfitting, overfitting and each regularizer show, each variant with its own preset")
+QUICK_STUDY_NAME = ("quick", "Quick study",
+                    "How underfitting, overfitting and each regularizer show, on the same images and epochs")
+
 
 def study_configs(variants=STUDY_ORDER, **shared) -> list:
     """One validated config per variant; ``shared`` settings (None = the preset's) apply to
@@ -19,9 +25,13 @@ def study_configs(variants=STUDY_ORDER, **shared) -> list:
     return [make_config(variant, **shared) for variant in variants]
 
 
-def enqueue(store: RunStore, configs, data_dir=None, data_source=None, owner=None) -> list:
-    """Queue ``configs`` in order (``store.create_run`` says what the rest mean); returns their run ids."""
-    return [store.create_run(config, data_dir=data_dir, data_source=data_source, owner=owner) for config in configs]
+def enqueue_study(store: RunStore, kind, name, purpose, configs, data_dir=None, data_source=None, owner=None,
+                  lab=None, prediction=None) -> tuple:
+    """Queue ``configs`` in order as one study (all or nothing; ``store.create_study`` says
+    what the rest mean). Returns (the study's id, its run ids)."""
+    study_id = store.create_study(kind, name, purpose, [(config, None) for config in configs], data_dir=data_dir,
+                                  data_source=data_source, owner=owner, lab=lab, prediction=prediction)
+    return study_id, [run.id for run in store.study_runs(study_id)]
 
 
 def summary_row(run) -> dict:

@@ -38,6 +38,7 @@ def kernel(tmp_path, monkeypatch):
     return "kmnist-test", home
 
 
+@pytest.mark.slow
 def test_the_study_notebook_runs_and_stores_its_runs(kernel, mini_dir, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
@@ -63,6 +64,7 @@ def test_the_study_notebook_runs_and_stores_its_runs(kernel, mini_dir, monkeypat
 
 
 
+@pytest.mark.process
 def test_interrupting_the_kernel_stops_the_run_and_keeps_its_model(kernel, synthetic_dir):
     """As Ctrl-C in the CLI: the run stops after its batch, its epochs and model kept, and
     ``api.train`` returns it (the kernel is not left with a half-written run)."""

@@ -24,6 +24,8 @@ from kmnist_core.worker import ensure_worker
 from conftest import PROJECT_ROOT, wait_until
 from killing import wait_gone
 
+pytestmark = pytest.mark.process
+
 
 def _tiny(epochs=400, **overrides):
     return make_config("overfit", hidden_units=(16,), epochs=epochs, batch_size=50, **overrides)
@@ -213,7 +215,7 @@ def _progress(updated_ago, writes, elapsed, now):
 
 
 def test_stalled_is_judged_from_the_runs_own_pace_with_a_floor(tmp_path):
-    from kmnist_core.store import stalled
+    from kmnist_core.status import stalled
 
     store = RunStore(tmp_path / "home")
     run_id = store.create_run(_tiny())
