@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from contextlib import suppress
 
 from . import sweep as sweeping
 from .checks import ModelLoadError, ParameterError
@@ -204,16 +203,18 @@ def cmd_train(args) -> int:
     return 0 if run.status in WITH_MODEL else 1
 
 
-def _train_until_done(store, run_id, datasets):
+def _train_until_done(store, run_id, datasets, bar=None):
     """Train our run in this process when it is next in the queue and nobody else trains.
     Otherwise follow it while the background worker trains the queue in order: runs queued
     before ours are the worker's, since training them here would hold this terminal, and a
     Ctrl-C, hostage to them. The first SIGINT, SIGTERM or SIGHUP cancels our run if it is
     still queued, or stops it after the current batch (epochs and model kept); a second
-    raises KeyboardInterrupt to leave at once."""
+    raises KeyboardInterrupt to leave at once. ``bar``: a ``progress.ProgressBar`` (default:
+    tqdm's, on stderr)."""
+    from .progress import ProgressBar
     from .worker import drain_queue, ensure_worker, stop_on_signals
 
-    bar = _ProgressBar()
+    bar = bar or ProgressBar()
     asked, worker_started = False, float("-inf")
     with stop_on_signals() as stop:
         try:
@@ -225,7 +226,7 @@ def _train_until_done(store, run_id, datasets):
                     store.reconcile()  # the worker training it may die too
                 elif not stop.is_set():
                     held = drain_queue(store, until_run=run_id, datasets=datasets, on_progress=bar.show,
-                                       stop=stop, log=lambda m: print(m, file=sys.stderr))
+                                       stop=stop, log=bar.write)
                     if held and store.get(run_id).finished:
                         break
                     if held and time.monotonic() - worker_started > WORKER_GRACE:  # not our turn
@@ -240,12 +241,12 @@ def _train_until_done(store, run_id, datasets):
     ensure_worker(store, idle_exit=1.0)
 
 
-def _train_each(store, run_ids, datasets, on_finished=None):
+def _train_each(store, run_ids, datasets, on_finished=None, bar=None):
     """``_train_until_done`` for several runs in turn (a sweep), calling ``on_finished(run)``
     after each. A run that ends stopped or cancelled (Ctrl-C, SIGTERM, a Stop in the app)
     cancels those still queued: the learner asked the sweep to end."""
     for position, run_id in enumerate(run_ids):
-        _train_until_done(store, run_id, datasets)
+        _train_until_done(store, run_id, datasets, bar)
         run = store.get(run_id)
         if on_finished:
             on_finished(run)
@@ -327,49 +328,6 @@ def _left_at_once(run) -> str:
     if run.status == Status.RUNNING:
         return f"run {run.id}: left at once; the background worker is stopping it"
     return _result_line(run)
-
-
-class _ProgressBar:
-    def __init__(self):
-        self.last = 0.0
-
-    def show(self, progress):
-        """A ``Progress`` from this process's training or from the store (another's)."""
-        loss = "" if progress.fit_loss is None else f" loss {progress.fit_loss:.3f}"
-        self._draw(progress.fraction, f"epoch {progress.epoch}/{progress.epochs} step {progress.step}/"
-                                      f"{progress.steps}{loss} ETA {_eta(progress.eta)}",
-                   force=progress.step == progress.steps)
-
-    def show_state(self, run):
-        if run.status == Status.QUEUED:
-            self._draw(0.0, "queued: another training is running", force=False)
-        elif run.progress:
-            self.show(run.progress)
-
-    def _draw(self, fraction, text, force):
-        now = time.monotonic()
-        if not force and now - self.last < 0.2:
-            return
-        self.last = now
-        filled = int(30 * fraction)
-        with suppress(OSError):  # a hung-up terminal (SIGHUP) must not fail the training
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {text}\033[K")
-            sys.stderr.flush()
-
-    def log(self, message):
-        """A line of its own, below the bar (which starts afresh on the next progress)."""
-        self.close()
-        print(message, file=sys.stderr)
-
-    def close(self):
-        if self.last:
-            with suppress(OSError):
-                sys.stderr.write("\n")
-            self.last = 0.0
-
-
-def _eta(seconds) -> str:
-    return "…" if seconds is None else f"{seconds:.0f}s"
 
 
 def cmd_evaluate(args) -> int:
