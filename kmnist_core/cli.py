@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from contextlib import suppress
 
 from . import sweep as sweeping
 from .checks import ModelLoadError, ParameterError
