@@ -24,4 +24,4 @@ Every function takes ``home=`` (default ``$KMNIST_HOME``, else ./runs). Bad sett
 own) are in the app package's ``notebook`` module; this package never imports plotly.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"  # the same as pyproject.toml (tests/test_layout.py)

@@ -46,7 +46,7 @@ def _check_history(history, weights=True) -> list:
 def _union_columns(records, first=FIRST_COLUMNS) -> list:
     """Every key of every record, ``first`` ones first, the rest in order of first
     appearance: new keys the store adds later become new columns, never lost ones."""
-    seen = {}
+    seen: dict[str, None] = {}
     for record in records:
         for key in record:
             seen.setdefault(str(key), None)

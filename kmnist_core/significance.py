@@ -72,7 +72,7 @@ def exact_p_value(b, c) -> float:
 def format_p(p_value) -> str:
     """'p = 0.42', 'p = 0.021', 'p = 0.0001', 'p < 0.0001': two significant digits (one
     below 0.001), and never rounded across ALPHA."""
-    if isinstance(p_value, bool) or not isinstance(p_value, Real) or not 0 <= p_value <= 1:
+    if isinstance(p_value, bool) or not isinstance(p_value, Real) or not 0 <= float(p_value) <= 1:
         raise ParameterError(f"p_value must be a number in [0, 1], got {p_value!r}")
     if p_value < 0.0001:
         return "p < 0.0001"
