@@ -7,17 +7,19 @@ prediction arrays. Both the CLI and the app's background worker call ``execute_r
 
 import os
 import time
+from contextlib import suppress
 
 import numpy as np
 
 from .checks import ParameterError
 from .config import config_from_dict
 from .data import TFDS_DIR_ENV, DataMismatchError, load_local, load_tfds, stratified_kfold, stratified_sample, stratified_split
+from .diskspace import translate
 from .hardware import cpu_name
 from .inference import make_predictor
 from .metrics import classification_metrics, fit_verdict
 from .status import Status
-from .store import RunStore
+from .store import RunStore, StoreError
 from .training import train_model
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes and stop-flag polls
@@ -45,6 +47,11 @@ def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None, s
         train = _cross_validate if config.kfold else _train_once
         status, metrics = train(store, run_id, config, dataset, on_progress, stop)
     except Exception as error:
+        if (full := translate(error, store.home)) is not None:
+            _fail_for_full_disk(store, run_id, full)
+            if full is error:
+                raise
+            raise full from error
         store.finish(run_id, Status.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     except BaseException:
@@ -53,6 +60,16 @@ def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None, s
     store.finish(run_id, status, metrics=metrics)
     _write_tensorboard(store, run_id)
     return status
+
+
+def _fail_for_full_disk(store, run_id, full) -> None:
+    """A full disk (a checkpoint, an epoch record, a progress write found no space) fails
+    the run with the one-line reason, its finished epochs kept, when the store can still
+    write: a checkpoint that failed removed its temporary file. When it cannot, the run is
+    left as it is: once this process has let its training slot go, the next listing marks
+    it interrupted, its history kept."""
+    with suppress(StoreError):
+        store.finish(run_id, Status.FAILED, error=str(full))
 
 
 def _write_tensorboard(store, run_id) -> None:
