@@ -131,8 +131,9 @@ def _save_outputs(store, run_id, result, metrics) -> None:
     """The model, its size, how it was trained and its prediction arrays (popped from
     ``metrics``, which keeps only what goes in the database)."""
     store.save_model(run_id, result.model)
+    runtime = store.get(run_id).runtime or {}  # its start-up, recorded at its first progress write
     store.update(run_id, params=int(result.model.count_params()),
-                 runtime={"precision": result.precision, "threads": result.threads, "cpu": cpu_name()})
+                 runtime={**runtime, "precision": result.precision, "threads": result.threads, "cpu": cpu_name()})
     store.save_array(run_id, "test_proba", metrics.pop("_test_proba"))
     if "_val_proba" in metrics:
         store.save_array(run_id, "val_proba", metrics.pop("_val_proba"))
@@ -232,7 +233,11 @@ class _StoreReporter:
             self.last_write = now
             self.writes += 1
             event.updated_at, event.writes = time.time(), self.writes
-            self.store.update(self.run_id, progress=event)
+            if self.writes == 1 and self.epoch_offset == 0:  # the run's first: its start-up is over (kmnist_core.stall)
+                startup = event.updated_at - (self.store.get(self.run_id).started_at or event.updated_at)
+                self.store.update(self.run_id, progress=event, runtime={"startup_seconds": round(startup, 1)})
+            else:
+                self.store.update(self.run_id, progress=event)
 
     def epoch(self, record, model):
         record.epoch += self.epoch_offset
