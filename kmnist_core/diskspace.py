@@ -45,7 +45,7 @@ def disk_full(error, path) -> bool:
         seen.add(id(error))
         if isinstance(error, DiskFullError) or _says_full(error, path):
             return True
-        error = error.__cause__ or error.__context__
+        error = getattr(error, "__cause__", None) or getattr(error, "__context__", None)  # (or a verdict text)
     return False
 
 

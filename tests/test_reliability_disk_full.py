@@ -66,6 +66,7 @@ def test_what_counts_as_a_full_disk(tmp_path, monkeypatch, free):
     assert not disk_full(_sqlite_damaged(tmp_path), tmp_path)  # damage stays damage, full disk or not
     assert not disk_full(OSError(errno.EROFS, "Read-only file system"), tmp_path)
     assert not disk_full(ValueError("no"), tmp_path)
+    assert not disk_full("*** in database main ***", tmp_path)  # quick_check's verdict, which _unusable also gets
 
 
 def test_a_full_disk_becomes_one_line_that_never_says_move_it_aside(tmp_path):
