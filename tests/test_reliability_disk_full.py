@@ -21,8 +21,9 @@ from kmnist_core.worker import drain_queue
 
 from conftest import PROJECT_ROOT, wait_until
 
-# Needs the store to call kmnist_core.diskspace (the lines listed in docs/reliability-round3.md); strict,
-# so that once store.py does, these pass and the marker must go.
+# Needs the store to call kmnist_core.diskspace: ``raising_disk_full(self.home)`` around ``_write`` and ``_read``,
+# ``translate(error, self.home) or StoreError(...)`` in ``_unusable``, ``__init__``'s OSError and ``_open_lock``.
+# Strict: once store.py does, these pass and the marker must go.
 NEEDS_STORE_WIRING = pytest.mark.xfail(strict=True, reason="store.py does not call kmnist_core.diskspace yet")
 Usage = namedtuple("Usage", "total used free")
 
