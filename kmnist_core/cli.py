@@ -401,14 +401,17 @@ def _seconds(value) -> str:
 
 
 def cmd_predict(args) -> int:
-    from .inference import make_predictor, top_k
     from .preprocess import read_image_file, to_kmnist
 
     store = _store(args)
-    run_id = store.resolve(args.run)
-    model = _run_model(store, store.get(run_id))
+    run = store.get(store.resolve(args.run))
+    run_id = _refuse_cancelled(run).id
+    # The picture before TensorFlow: a 25-megapixel one takes ~100 MB while it is reduced (preprocess.
+    # LARGE_DECODE), beside Python alone rather than on top of TensorFlow and the model (~850 MB).
     sample = to_kmnist(read_image_file(args.image))  # checks size and kind before reading
-    predict = make_predictor(model)
+    from .inference import make_predictor, top_k
+
+    predict = make_predictor(_run_model(store, run))
     ranked = top_k(predict(sample[None])[0], 3)
     if args.json:
         print(json.dumps({"run": run_id, "top3": ranked}, indent=2, ensure_ascii=False))
@@ -429,16 +432,21 @@ def cmd_export(args) -> int:
 
 
 def _run_model(store, run):
-    """The run's model, or one line naming the run and why not; asked before any data or
-    image is read, so nothing is read for a run that has no model to use."""
+    """The run's model, or one line naming the run and why not; asked before any data is
+    read (``predict`` reads its small picture first, and only refuses a cancelled run before)."""
     from .inference import load_model
 
-    if run.status == Status.CANCELLED:
-        raise StoreError(f"run {run.id} was cancelled before it started: it has no model")
+    _refuse_cancelled(run)
     try:
         return load_model(store.model_path(run.id))
     except ModelLoadError as error:
         raise ModelLoadError(f"run {run.id} ({run.status}): {error}") from None
+
+
+def _refuse_cancelled(run):
+    if run.status == Status.CANCELLED:
+        raise StoreError(f"run {run.id} was cancelled before it started: it has no model")
+    return run
 
 
 def cmd_data(args) -> int:
