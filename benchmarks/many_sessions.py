@@ -10,7 +10,9 @@ The server is `streamlit run app.py` started by a tiny launcher that counts call
 connection) and writes the count to a file twice a second; the background trainer is a
 separate process and is neither counted nor included in the CPU figure. One chromium
 (Debian's), one context per session. Wall-clock figures depend on the host's load, which
-is printed with them.
+is printed with them: the CPU other processes used during each measurement (``hostload``);
+a figure taken while they used more than half a core is labelled UNDER LOAD, and on a host
+already busier than its cores the benchmark refuses to start unless ``--under-load``.
 """
 
 import argparse
@@ -25,6 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import hostload
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,10 +86,6 @@ def opens(path) -> int:
         return 0
 
 
-def load() -> str:
-    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
 def quantiles(values) -> str:
     values = sorted(values)
     p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
@@ -117,8 +116,14 @@ def main():
     parser.add_argument("--switches", type=int, default=5, help="sessions that each switch Home and back")
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout to serve")
     parser.add_argument("--shared", action="store_true", help="serve with KMNIST_SHARED=1")
+    parser.add_argument("--under-load", action="store_true",
+                        help="measure even on a host already busy before the start (figures labelled)")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured
+    print(f"host before the start: {hostload.load_text()}")
+    if (busy := hostload.busy_on_start()) and not args.under_load:
+        sys.exit(f"refusing to measure: {busy}; re-run on a quiet host, or pass --under-load to print "
+                 f"figures labelled as taken under load")
     app_dir = args.app_dir.resolve()
     sys.path.insert(0, str(app_dir))
     from kmnist_core.config import make_config
@@ -146,10 +151,10 @@ def main():
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(args.sessions)]
-            start = time.monotonic()
+            start, others = time.monotonic(), hostload.OthersWatch()
             pages = [open_train(context, url) for context in contexts]  # one after another
             print(f"{len(pages)} sessions opened the Train page one after another in "
-                  f"{time.monotonic() - start:.0f} s; {load()}")
+                  f"{time.monotonic() - start:.0f} s; {others.label()}")
             while store.get(long_run).progress is None:  # the worker has loaded TF and the data, and trains
                 time.sleep(0.5)
             measure_polling(args, server.pid, counter)
@@ -166,28 +171,28 @@ def main():
 
 def measure_polling(args, pid, counter):
     """The Train page open in every session, one run training, nobody clicking."""
-    cpu, count, start = cpu_seconds(pid), opens(counter), time.monotonic()
+    cpu, count, start, others = cpu_seconds(pid), opens(counter), time.monotonic(), hostload.OthersWatch()
     time.sleep(args.seconds)
     wall = time.monotonic() - start
     cpu, count = cpu_seconds(pid) - cpu, opens(counter) - count
     print(f"{args.sessions} sessions polling the Train page for {wall:.0f} s while a run trains: "
           f"server CPU {100 * cpu / wall:.0f}% of one core, {count / wall:.1f} SQLite opens/s "
-          f"({count / wall / args.sessions:.2f} per session per second); {load()}")
+          f"({count / wall / args.sessions:.2f} per session per second); {others.label()}")
 
 
 def measure_switches(pages):
     """Page response while the others poll: Train -> Home -> Train in these sessions in turn."""
-    times = []
+    times, others = [], hostload.OthersWatch()
     for page in pages:
         times.append(switch(page, "Home", "The ten classes"))
         times.append(switch(page, "Train", "Show run"))
-    print(f"page switch (click to content drawn) while the other sessions poll: {quantiles(times)}; {load()}")
+    print(f"page switch (click to content drawn) while the other sessions poll: {quantiles(times)}; {others.label()}")
 
 
 def measure_queueing(pages, store, long_run, pid, counter):
     """Every session presses Start training at once; each run must arrive exactly once."""
     before = {run.id for run in store.list_runs()}
-    cpu, count, start = cpu_seconds(pid), opens(counter), time.monotonic()
+    cpu, count, start, others = cpu_seconds(pid), opens(counter), time.monotonic(), hostload.OthersWatch()
     clicked = []
     for page in pages:
         page.get_by_role("button", name="Start training").click()
@@ -205,7 +210,7 @@ def measure_queueing(pages, store, long_run, pid, counter):
     print(f"{len(pages)} sessions each pressing Start training at once: {len(new)} runs queued "
           f"({len(new) - len(pages):+d} vs. presses), {len(owners)} distinct owners "
           f"{'' if None not in owners else '(owner not recorded) '}in {wall:.1f} s; click to own run shown "
-          f"{quantiles(shown)}; server CPU {100 * cpu / wall:.0f}%, {count / wall:.1f} SQLite opens/s; {load()}")
+          f"{quantiles(shown)}; server CPU {100 * cpu / wall:.0f}%, {count / wall:.1f} SQLite opens/s; {others.label()}")
     assert store.get(long_run).status == "running", "the long run ended early: raise its epochs"
 
 

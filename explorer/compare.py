@@ -9,6 +9,7 @@ import numpy as np
 from kmnist_core.classes import CLASSES, NUM_CLASSES
 from kmnist_core.config import LABELS, STUDY_ORDER, config_from_dict, differences
 from kmnist_core.labs import first_layer_stats  # noqa: F401 (the pages read it from here)
+from kmnist_core.study import run_times, whole_seconds
 
 MAX_RUNS = 6
 SURE_AND_WRONG = 0.95  # a mistake made with at least this confidence gets a note
@@ -55,7 +56,7 @@ def table_rows(runs) -> list:
             "run": run_label(run), "test acc %": 100 * test["accuracy"], "macro F1": test["macro_f1"],
             "kappa": test["kappa"], "test loss": test["log_loss"],
             "held-out − train loss": metrics["fit"]["loss_gap"],
-            "epochs": metrics.get("epochs_done"), "time (s)": round(metrics.get("train_seconds", 0.0), 1),
+            "epochs": metrics.get("epochs_done"), "training (s)": whole_seconds(run_times(run)[0]),
             "verdict": metrics["fit"]["verdict"],
         }
         if "cv" in metrics:

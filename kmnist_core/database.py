@@ -11,6 +11,10 @@ from .schema import SCHEMA_VERSION
 
 
 class Connections:
+    home: Path
+    db_path: Path
+    read_only: bool
+
     def _check_read_only(self) -> None:
         """A database this user cannot write is read as it is: it must already hold the
         current schema, since it cannot be created or upgraded."""

@@ -1,11 +1,12 @@
-"""The errors a user can cause or meet, under one base the CLI turns into one line.
-
-``KmnistError`` is what every front end (CLI, app, notebook) catches to show a message
-instead of a traceback; anything else is a bug and keeps its traceback."""
+"""The one base class of the errors a user can cause and fix: bad settings, missing or
+damaged data, a run that does not exist, a file in the way, a store that cannot be used.
+Every front end (CLI, app, notebook) turns a ``KmnistError`` into one line; anything else
+is a bug and keeps its traceback. Each subclass keeps the built-in base callers already
+catch (``ValueError``, ``RuntimeError``...)."""
 
 
 class KmnistError(Exception):
-    """A problem the message explains, with what to do about it."""
+    """Something the user can fix, said in one line that names what and how."""
 
 
 class StoreError(KmnistError, RuntimeError):

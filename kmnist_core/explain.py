@@ -88,7 +88,7 @@ def _check_model(model) -> keras.Model:
 
 
 # -- compiled functions, cached per model ---------------------------------------------------
-_EXPLAINERS = weakref.WeakKeyDictionary()
+_EXPLAINERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _explainer(model) -> "_Explainer":

@@ -19,8 +19,7 @@ CANVAS = 280
 def as_canvas_drawing(sample: np.ndarray, rng: np.random.Generator, canvas: int = CANVAS) -> np.ndarray:
     check_int("canvas", canvas, 56, 2000)
     side = int(canvas * rng.uniform(0.35, 0.95))
-    ink = Image.fromarray(sample).resize((side, side), Image.Resampling.BICUBIC)
-    ink = np.asarray(ink)
+    ink = np.asarray(Image.fromarray(sample).resize((side, side), Image.Resampling.BICUBIC))
     pen = rng.integers(-1, 3)  # thinner, as drawn, thicker, much thicker
     width = max(3, side // 40) | 1  # a filter size that scales with the drawing
     if pen < 0:

@@ -34,6 +34,8 @@ ARRAYS = ("test_proba", "val_proba", "test_index")
 
 class RunFolders:
     """A mixin of ``RunStore`` for the files of its runs; it needs ``home``."""
+    home: Path
+
 
     def run_dir(self, run_id) -> Path:
         return self.home / f"run-{check_run_id(run_id):06d}"

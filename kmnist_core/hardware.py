@@ -32,16 +32,16 @@ def _cpuinfo_field(prefixes, cpuinfo=None):
     return None
 
 
-def cpu_flags(cpuinfo: str = None) -> frozenset:
+def cpu_flags(cpuinfo: str | None = None) -> frozenset:
     """The CPU feature flags (x86 "flags", Arm "Features"); empty where unknown."""
     return frozenset((_cpuinfo_field(("flags", "Features"), cpuinfo) or "").split())
 
 
-def cpu_name(cpuinfo: str = None) -> str:
+def cpu_name(cpuinfo: str | None = None) -> str:
     return _cpuinfo_field(("model name",), cpuinfo) or "unknown CPU"
 
 
-def native_bfloat16(flags=None, gpu_bf16: bool = None, max_isa: str = None) -> bool:
+def native_bfloat16(flags=None, gpu_bf16: bool | None = None, max_isa: str | None = None) -> bool:
     """True when bfloat16 compute is native here: a CPU flag oneDNN is allowed to use
     (``max_isa``: the ``ONEDNN_MAX_CPU_ISA`` cap, read from the environment when None),
     or a GPU that has it."""
@@ -63,7 +63,7 @@ def _gpu_bfloat16() -> bool:
     return False
 
 
-def choose_precision(setting, flags=None, gpu_bf16: bool = None, max_isa: str = None) -> str:
+def choose_precision(setting, flags=None, gpu_bf16: bool | None = None, max_isa: str | None = None) -> str:
     """"bfloat16" or "float32" for a config's ``mixed_precision`` ("auto", True, False)."""
     if setting == "auto":
         return "bfloat16" if native_bfloat16(flags, gpu_bf16, max_isa) else "float32"
@@ -78,7 +78,7 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def worker_count(value=None, cores: int = None) -> int:
+def worker_count(value=None, cores: int | None = None) -> int:
     """How many trainings may run side by side: ``KMNIST_WORKERS`` (default 1), an integer
     from 1 to the usable cores. One by default: one at a time gives the first result in
     about half the time, and each extra trainer holds its own TensorFlow and data (what
@@ -95,7 +95,7 @@ def worker_count(value=None, cores: int = None) -> int:
                                             f"training per usable core), got {text!r}")]) from None
 
 
-def training_threads(workers: int = None, cores: int = None) -> int:
+def training_threads(workers: int | None = None, cores: int | None = None) -> int:
     """TensorFlow intra-op threads for one training: the usable cores split between the
     trainings that run side by side (``worker_count``; more threads than cores only adds
     switching)."""
@@ -104,7 +104,7 @@ def training_threads(workers: int = None, cores: int = None) -> int:
     return max(1, cores // max(1, workers))
 
 
-def configure_threads(workers: int = None) -> int:
+def configure_threads(workers: int | None = None) -> int:
     """Size TensorFlow's thread pools for this machine and the trainings beside this one
     (``workers``, default ``worker_count()``); returns the intra-op count. Must run before
     TensorFlow executes its first op; later calls leave the pools as they are."""

@@ -12,6 +12,7 @@ import io
 import os
 import stat
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from .checks import check_choice, check_float, check_int
+from .errors import KmnistError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 25_000_000
+WORKING_SIDE = 1024  # longer side a larger picture is reduced to as it is decoded: ample for a 28 px sample
+# Large pictures are read one at a time, all in this one thread: a 25-megapixel one takes ~120 MB while
+# it is decoded and reduced, and the C allocator keeps what a thread used for that thread's next use, so
+# a class uploading giant pictures at once waits a second each and the server grows by one such read,
+# not by one per session.
+LARGE_READER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="large-picture")
 INK_THRESHOLD = 0.15  # ink level (0..1) that counts as part of the character
 TARGET_SIZE = 28  # longer side of the ink box after scaling: the dataset fills the frame
 TARGET_CENTRE = (13.9, 13.3)  # (row, column) centre of mass in KMNIST, from kmnist-mini
@@ -30,7 +38,7 @@ NOT_A_FILE = {"d": "a directory", "p": "a named pipe", "c": "a character device"
               "s": "a socket"}  # by the first letter of stat.filemode()
 
 
-class ImageError(ValueError):
+class ImageError(KmnistError, ValueError):
     """The picture cannot be used; the message says why in plain words."""
 
 
@@ -49,18 +57,22 @@ def read_image(data: bytes) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data))  # reads the header only
             if image.width * image.height > MAX_PIXELS:
                 raise ImageError(f"the image is {image.width}×{image.height} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
             image.seek(0)  # first frame of an animation
-            image.load()
+            if max(image.size) > WORKING_SIDE:
+                return LARGE_READER.submit(_ink_of, image).result()
+            return _ink_of(image)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own limit, from the header
+        raise ImageError(f"the image is over {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; the limit is "
+                         f"{MAX_PIXELS / 1e6:.0f} megapixels") from None
+    except UnidentifiedImageError:
         raise ImageError("the file is not an image this app can read (PNG, JPEG, GIF, BMP or WebP)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise ImageError(f"the image is damaged or truncated ({error})") from None
-    return ink_map(_to_rgba_array(image))
 
 
 def read_image_file(path) -> np.ndarray:
@@ -87,6 +99,46 @@ def read_image_file(path) -> np.ndarray:
         return read_image(data)
     except ImageError as error:
         raise ImageError(f"{name}: {error}") from None
+
+
+def _ink_of(image: Image.Image) -> np.ndarray:
+    return ink_map(_to_rgba_array(_decoded(image)))
+
+
+def _decoded(image: Image.Image) -> Image.Image:
+    """``image`` loaded; one whose longer side exceeds WORKING_SIDE reduced below it.
+
+    A 35 KB 5000×5000 PNG is 100 MB once decoded and gigabytes as float arrays, so a large
+    picture is reduced before any arithmetic: a JPEG is decoded at 1/2..1/8 scale by its
+    own decoder (``draft``), others are decoded once and reduced band by band (box
+    average), each band converted on its own so that no second full-size copy exists.
+    """
+    factor = -(-max(image.size) // WORKING_SIDE)
+    if factor > 1:
+        image.draft(None, (image.width // factor, image.height // factor))
+    image.load()
+    factor = -(-max(image.size) // WORKING_SIDE)
+    if factor == 1:
+        return image
+    mode = _reducible_mode(image)
+    small = Image.new(mode, (-(-image.width // factor), -(-image.height // factor)))
+    band = 64 * factor
+    for top in range(0, image.height, band):
+        strip = image.crop((0, top, image.width, min(top + band, image.height))).convert(mode)
+        small.paste(strip.reduce(factor), (0, top // factor))
+    small.info = dict(image.info)  # EXIF orientation, transparency
+    image.close()  # frees the full-size decode now, whoever still holds the Image
+    return small
+
+
+def _reducible_mode(image) -> str:
+    """The mode ``Image.reduce`` averages ``image`` in: its own, or the nearest one that keeps
+    what ``ink_map`` uses (grey levels, transparency, 16-bit range)."""
+    if image.mode in ("L", "LA", "RGB", "RGBA", "I", "F", "CMYK"):
+        return image.mode
+    if image.mode.startswith("I;16"):
+        return "I"
+    return "LA" if image.has_transparency_data else "L"
 
 
 def _too_large(size) -> str:

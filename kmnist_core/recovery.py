@@ -6,13 +6,32 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .folders import read_history, read_manifest
+from .database import Connections
+from .folders import RunFolders, read_history, read_manifest
 from .records import EpochRecord
-from .schema import has_row, insert
+from .schema import has_row, insert, row_values
 from .status import Status
 
 
-class FolderIndex:
+class FolderIndex(Connections, RunFolders):
+    """What ``RunStore`` writes to its run folders so they can rebuild it, and the rebuilding."""
+
+    def _save_manifest(self, db, run_id, deleted=False) -> None:
+        """Mirror the run's row (with its study and sweep) to its folder, inside the writing
+        transaction, so manifests are written in the order the changes commit."""
+        row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            return
+        values = row_values(row)
+        values.pop("progress", None)
+        values.pop("stop_requested", None)
+        linked = {}
+        for table, key in (("studies", "study_id"), ("sweeps", "sweep_id")):
+            found = values.get(key) and db.execute(f"SELECT * FROM {table} WHERE id = ?", (values[key],)).fetchone()
+            linked[table] = row_values(found) if found else None
+        self.write_manifest(run_id, {"run": values, "study": linked["studies"], "sweep": linked["sweeps"],
+                                     "deleted": deleted})
+
     def index_folders(self) -> list:
         """Bring the index up to date with the run folders: runs whose folder has a manifest
         but no row (the database was moved aside, emptied, damaged and rebuilt, or an older

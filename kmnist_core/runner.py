@@ -7,17 +7,18 @@ prediction arrays. Both the CLI and the app's background worker call ``execute_r
 
 import os
 import time
+from contextlib import suppress
 
 import numpy as np
 
-from .checks import ParameterError
-from .config import config_from_dict
+from .config import check_against_data, config_from_dict
 from .data import TFDS_DIR_ENV, DataMismatchError, load_local, load_tfds, stratified_kfold, stratified_sample, stratified_split
+from .diskspace import translate
 from .hardware import cpu_name
 from .inference import make_predictor
 from .metrics import classification_metrics, fit_verdict
 from .status import Status
-from .store import RunStore
+from .store import RunStore, StoreError
 from .training import train_model
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes and stop-flag polls
@@ -45,6 +46,11 @@ def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None, s
         train = _cross_validate if config.kfold else _train_once
         status, metrics = train(store, run_id, config, dataset, on_progress, stop)
     except Exception as error:
+        if (full := translate(error, store.home)) is not None:
+            _fail_for_full_disk(store, run_id, full)
+            if full is error:
+                raise
+            raise full from error
         store.finish(run_id, Status.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     except BaseException:
@@ -53,6 +59,16 @@ def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None, s
     store.finish(run_id, status, metrics=metrics)
     _write_tensorboard(store, run_id)
     return status
+
+
+def _fail_for_full_disk(store, run_id, full) -> None:
+    """A full disk (a checkpoint, an epoch record, a progress write found no space) fails
+    the run with the one-line reason, its finished epochs kept, when the store can still
+    write: a checkpoint that failed removed its temporary file. When it cannot, the run is
+    left as it is: once this process has let its training slot go, the next listing marks
+    it interrupted, its history kept."""
+    with suppress(StoreError):
+        store.finish(run_id, Status.FAILED, error=str(full))
 
 
 def _write_tensorboard(store, run_id) -> None:
@@ -83,15 +99,12 @@ def fit_indices(labels, config):
     """(indices trained on, validation indices or None). The validation split is taken from
     all training images first, so runs with different ``train_size`` are judged on the same
     images; ``train_size`` then draws a stratified sample of the rest."""
+    check_against_data([config], len(labels))  # queued before the data changed, or by an older app
     if config.full_train:
         fit, val = np.arange(len(labels)), None
     else:
         fit, val = stratified_split(labels, config.val_fraction, config.seed)
     if config.train_size:
-        if config.train_size > len(fit):
-            raise ParameterError([("train_size", f"must be at most {len(fit)} for this data "
-                                                 f"(the training images left after the validation split), "
-                                                 f"got {config.train_size}")])
         fit = fit[stratified_sample(labels[fit], config.train_size, config.seed)]
     return fit, val
 
@@ -114,8 +127,9 @@ def _save_outputs(store, run_id, result, metrics) -> None:
     """The model, its size, how it was trained and its prediction arrays (popped from
     ``metrics``, which keeps only what goes in the database)."""
     store.save_model(run_id, result.model)
+    runtime = store.get(run_id).runtime or {}  # its start-up, recorded at its first progress write
     store.update(run_id, params=int(result.model.count_params()),
-                 runtime={"precision": result.precision, "threads": result.threads, "cpu": cpu_name()})
+                 runtime={**runtime, "precision": result.precision, "threads": result.threads, "cpu": cpu_name()})
     store.save_array(run_id, "test_proba", metrics.pop("_test_proba"))
     if "_val_proba" in metrics:
         store.save_array(run_id, "val_proba", metrics.pop("_val_proba"))
@@ -215,7 +229,11 @@ class _StoreReporter:
             self.last_write = now
             self.writes += 1
             event.updated_at, event.writes = time.time(), self.writes
-            self.store.update(self.run_id, progress=event)
+            if self.writes == 1 and self.epoch_offset == 0:  # the run's first: its start-up is over (kmnist_core.stall)
+                startup = event.updated_at - (self.store.get(self.run_id).started_at or event.updated_at)
+                self.store.update(self.run_id, progress=event, runtime={"startup_seconds": round(startup, 1)})
+            else:
+                self.store.update(self.run_id, progress=event)
 
     def epoch(self, record, model):
         record.epoch += self.epoch_offset

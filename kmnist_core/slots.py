@@ -2,8 +2,7 @@
 
 A trainer holds its slot's lock for as long as it trains; the OS drops the lock when the
 process dies, even by SIGKILL, so a run left "running" in a slot nobody holds is known to
-be an orphan (``RunStore.reconcile``). A mixin of ``RunStore``: it needs ``home`` and
-``read_only``."""
+be an orphan (``RunStore.reconcile``). A part of ``RunStore``."""
 
 import fcntl
 import os
@@ -12,11 +11,13 @@ import time
 from contextlib import contextmanager
 
 from .checks import check_int
+from .database import Connections
 from .errors import StoreError
 from .hardware import worker_count
 
 
-class TrainingSlots:
+class TrainingSlots(Connections):
+
     @contextmanager
     def training_lock(self, blocking=True, patience=0.0, slot=0):
         """Held by whoever trains in training slot ``slot``. The OS drops it when that

@@ -22,12 +22,11 @@ import time
 from pathlib import Path
 
 from .checks import MAX_NAME, ParameterError, check_choice, check_int, check_name, check_run_id
-from .database import Connections
 from .errors import RunNotFoundError, StoreError
-from .folders import RunFolders, read_manifest, remove
+from .folders import read_manifest, remove
 from .records import STUDY_KINDS, EpochRecord, Progress, Run, Study, Sweep
 from .recovery import FolderIndex, move_damaged_aside
-from .schema import EPOCH_COLUMNS, SCHEMA_VERSION, create_or_migrate, has_row, insert, row_values, to_epoch, to_run, to_study, to_sweep
+from .schema import EPOCH_COLUMNS, SCHEMA_VERSION, create_or_migrate, has_row, insert, to_epoch, to_run, to_study, to_sweep
 from .slots import TrainingSlots
 from .status import Status, can_move
 
@@ -41,7 +40,7 @@ def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or "runs")
 
 
-class RunStore(Connections, TrainingSlots, RunFolders, FolderIndex):
+class RunStore(FolderIndex, TrainingSlots):
     def __init__(self, home=None):
         # Resolved once: a worker started in another folder opens this same store, and links
         # out of it are judged against its real path.
@@ -292,23 +291,6 @@ class RunStore(Connections, TrainingSlots, RunFolders, FolderIndex):
                     temporary.unlink(missing_ok=True)
                     removed.append(temporary)
         return removed
-
-    # -- the run folders as the durable record --------------------------------------------------
-    def _save_manifest(self, db, run_id, deleted=False) -> None:
-        """Mirror the run's row (with its study and sweep) to its folder, inside the writing
-        transaction, so manifests are written in the order the changes commit."""
-        row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            return
-        values = row_values(row)
-        values.pop("progress", None)
-        values.pop("stop_requested", None)
-        linked = {}
-        for table, key in (("studies", "study_id"), ("sweeps", "sweep_id")):
-            found = values.get(key) and db.execute(f"SELECT * FROM {table} WHERE id = ?", (values[key],)).fetchone()
-            linked[table] = row_values(found) if found else None
-        self.write_manifest(run_id, {"run": values, "study": linked["studies"], "sweep": linked["sweeps"],
-                                     "deleted": deleted})
 
     @classmethod
     def recover(cls, home=None) -> tuple:

@@ -22,6 +22,7 @@ import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from .diskspace import DiskFullError
 from .hardware import worker_count
 from .status import ACTIVE, Status
 from .store import RunStore
@@ -96,6 +97,8 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
                 status = execute_run(store, run.id, datasets=datasets, stop=stop,
                                      on_progress=on_progress if run.id == until_run else None)
                 _log(log, f"run {run.id} {status}")
+            except DiskFullError:  # the next run would fail the same way: the queue waits for space
+                raise
             except Exception as error:  # already recorded on the run; the queue goes on
                 _log(log, f"run {run.id} failed: {error}")
             idle_since = time.monotonic()

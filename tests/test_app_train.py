@@ -173,7 +173,7 @@ def test_train_all_queues_the_study_in_order_and_a_queued_run_can_be_cancelled(a
     assert [r.variant for r in queued] == list(STUDY_ORDER)
     assert [config_from_dict(r.config) for r in queued] == [make_config(v) for v in STUDY_ORDER]  # each its own
     assert all(r.status == "queued" and r.name == r.variant for r in queued)
-    assert [(study.kind, study.name) for study in app_home.list_studies()] == [("variants", "Train all variants")]
+    assert [(study.kind, study.name) for study in app_home.list_studies()] == [("variants", "All variants")]
     assert {r.study_id for r in queued} == {app_home.list_studies()[0].id}
     page.toggle(key="study_shared").set_value(True).run()  # on purpose: the form's epochs for all
     page.button(key="train_all").click().run()
@@ -450,3 +450,15 @@ def test_a_start_that_races_a_preset_change_queues_nothing_and_loads_the_preset(
     page.button(key="start_training").click().run()
     [run] = app_home.list_runs()
     assert run.variant == "dropout" and config_from_dict(run.config) == make_config("dropout")
+
+
+def test_the_study_with_too_many_training_images_queues_nothing(app_home, monkeypatch):
+    """"Train all variants" with this form's training images: a size the data cannot give
+    is refused at the click, before any run is stored (it used to store six failed runs)."""
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.number_input(key=KEY("train_size")).set_value(5401).run()  # kmnist-mini: 5,400 after the split
+    page.toggle(key="study_shared").set_value(True).run()
+    page.button(key="train_all").click().run()
+    assert app_home.list_runs() == []
+    assert "Not queued: Training images must be at most 5400 for this data" in texts(page.info)

@@ -37,3 +37,11 @@ def test_pyproject_pins_the_same_versions_as_requirements():
     pinned = {line.strip() for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
               if line.strip() and not line.startswith("#")}
     assert declared == pinned
+
+
+def test_the_package_says_the_version_pyproject_declares():
+    import tomllib
+
+    import kmnist_core
+
+    assert kmnist_core.__version__ == tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
