@@ -227,7 +227,8 @@ def _train_study(args, overrides) -> int:
     trained here (or followed, as a sweep's runs are)."""
     study = STUDY_VARIANTS[args.variant]
     if args.name:
-        raise ValueError(f"--name names one run; the runs of --variant {args.variant} are named from their settings")
+        raise ParameterError([("--name", f"names one run; the runs of --variant {args.variant} are named from their "
+                                         f"settings")])
     shared = {**(QUICK_STUDY if args.variant == "quick" else {}), **{k: v for k, v in overrides.items() if v is not None}}
     configs = study_configs(**shared)
     data_dir = args.data_dir or default_data_dir()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
+from .checks import ParameterError
 from .classes import CLASSES
 from .config import PARAMETERS, config_from_dict, preset
 from .labs import LABS, answer, first_layer_stats
@@ -342,11 +343,11 @@ def render(blocks, suffix) -> str:
 
 def _check_suffix(suffix) -> None:
     if suffix not in FORMATS:
-        raise ValueError(f"the report file must end in .html or .md, got {suffix or 'no suffix'!r}")
+        raise ParameterError([("report file", f"must end in .html or .md, got {suffix or 'no suffix'!r}")])
 
 
 def check_target(path, suffix, force=False) -> None:
-    """OSError/ValueError, before any work, when the report cannot go to ``path``: a suffix
+    """OSError/ParameterError, before any work, when the report cannot go to ``path``: a suffix
     other than .html/.md, a symbolic link (it could point anywhere), or an existing file
     without ``force``."""
     _check_suffix(suffix)

@@ -73,12 +73,12 @@ def test_report_writes_html_or_markdown_and_refuses_to_overwrite(quick_study, tm
     link.symlink_to(tmp_path / "target.md")
     assert main(["--home", str(home), "report", study, "--to", str(link), "--force"]) == 1
     assert "symbolic link" in capsys.readouterr().err and not (tmp_path / "target.md").exists()
-    assert main(["--home", str(home), "report", study, "--to", str(tmp_path / "study.pdf")]) == 1
-    assert "must end in .html or .md" in capsys.readouterr().err
+    assert main(["--home", str(home), "report", study, "--to", str(tmp_path / "study.pdf")]) == 2
+    assert "report file must end in .html or .md, got '.pdf'" in capsys.readouterr().err
 
 
 def test_a_study_takes_no_run_name(quick_study, capsys):
     home, data, _ = quick_study
-    assert main(["--home", str(home), "--data-dir", str(data), "train", "--variant", "all", "--name", "x"]) == 1
+    assert main(["--home", str(home), "--data-dir", str(data), "train", "--variant", "all", "--name", "x"]) == 2
     assert "--name names one run" in capsys.readouterr().err
     assert len(RunStore(home).list_runs()) == 6  # nothing queued

@@ -8,6 +8,7 @@ import shlex
 import pytest
 
 from kmnist_core import report
+from kmnist_core.checks import ParameterError
 from kmnist_core.cli import build_parser
 from kmnist_core.config import PARAMETERS, make_config, parse_units
 from kmnist_core.labs import LABS, enqueue_lab
@@ -165,7 +166,7 @@ def test_a_report_is_never_written_over_a_file_or_through_a_link(tmp_path):
     with pytest.raises(OSError, match="symbolic link"):
         report.write("x", link, force=True)
     assert outside.read_text() == "keep"
-    with pytest.raises(ValueError, match="must end in .html or .md"):
+    with pytest.raises(ParameterError, match="report file must end in .html or .md"):
         report.check_target(tmp_path / "report.pdf", ".pdf")
 
 
