@@ -17,6 +17,7 @@ import streamlit as st
 
 from kmnist_core.config import LABELS, config_from_dict, differences, too_short
 from kmnist_core.hardware import worker_count
+from kmnist_core.stall import recent_startups
 from kmnist_core.status import ACTIVE, Status, stall_note, stalled
 from kmnist_core.store import RunNotFoundError, StoreError
 from kmnist_core.study import run_time_text
@@ -163,7 +164,7 @@ def queue(run_store, runs, shown) -> None:
 def training_state(run_store, run) -> str:
     if state.recovering(run_store, run):
         return RECOVERING
-    if silent := stalled(run):
+    if silent := stalled(run, startups=recent_startups(state.runs(run_store), run)):
         return stall_note(silent)
     progress = run.progress
     return f"training, epoch {progress.epoch}/{progress.epochs}" if progress else "training, starting"
@@ -260,7 +261,7 @@ def running(run_store, run, compact) -> None:
     if state.recovering(run_store, run):
         st.warning(f"Run #{run.id} is {RECOVERING} {RECOVERING_DETAIL}")
     else:
-        if silent := stalled(run):
+        if silent := stalled(run, startups=recent_startups(state.runs(run_store), run)):
             st.warning(f"Run #{run.id} is {stall_note(silent)}. {STALLED_DETAIL}")
         progress_bar(run)
         stop_control(run_store, run)
