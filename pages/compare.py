@@ -35,7 +35,7 @@ if len(runs) < 2:
 PICKED_KEY = "compare_picked"
 kept = [run_id for run_id in st.session_state.get(PICKED_KEY, []) if run_id in runs]
 picked = st.multiselect(
-    "Runs to compare (2 to 6)", list(runs), default=kept or compare.default_selection(runs.values()),
+    "Runs to compare (2 to 6)", list(runs), default=kept or compare.default_selection(every_run),
     format_func=lambda run_id: compare.run_label(runs[run_id]), max_selections=compare.MAX_RUNS,
 )
 st.session_state[PICKED_KEY] = picked
@@ -51,9 +51,13 @@ if problem:
     monitor.data_problem(problem)
     st.stop()
 for sentence in (compare.loss_gap_summary(chosen),
-                 compare.ranking_sentence(data.y_test, chosen, lambda run_id: run_store.load_array(run_id, "test_proba"))):
+                 compare.ranking_sentence(data.y_test, chosen, lambda run_id: run_store.load_array(run_id, "test_proba")),
+                 compare.loss_accuracy_sentence(chosen)):
     if sentence:
         st.text(sentence)
+set_apart = compare.set_apart_sentence(chosen)
+if set_apart:
+    st.info(set_apart)
 st.dataframe(
     compare.table_rows(chosen), hide_index=True,
     column_config={"test acc %": st.column_config.NumberColumn(format="%.1f")}
