@@ -134,7 +134,8 @@ if groups:
 st.header("Learning curves")
 marks = {label: {"best": run.metrics.get("best_epoch")} for label, run in zip(labels, chosen)
          if run.metrics.get("stopped_early")}
-st.plotly_chart(charts.curves_figure(list(zip(labels, [run.history for run in chosen])), height=420, marks=marks))
+st.plotly_chart(charts.curves_figure(list(zip(labels, [run.history for run in chosen])), height=420, marks=marks,
+                                     heldout={label: charts.heldout_split(run.config) for label, run in zip(labels, chosen)}))
 with st.expander("How to read these curves"):
     st.markdown(charts.CURVE_CAPTION)
 
