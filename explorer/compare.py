@@ -175,18 +175,16 @@ def loss_gap_summary(runs) -> str:
     if sum(map(len, settings)) < 2:
         return ""
     lead = "Held-out − train loss gap (smaller = less memorising): "
-    underfit = [group for group in settings if _underfitting(group)]
     fitted = [group for group in settings if not _underfitting(group)]
-    tail = "".join(f" {_underfit_text(group)}." for group in underfit)
+    underfit = [_underfit_text(group) for group in settings if _underfitting(group)]
     plain = [group for group in fitted if _regularization(group[0]) == 0]
     if not plain:
-        listed = ", ".join(f"{group_name(group)} {_gap_text(group)}" for group in sorted(fitted, key=_mean_gap))
-        if not listed:
-            return f"{lead.rstrip(': ')}:{tail}"
-        return f"{lead}{listed}. None of these runs is unregularized, so none is a baseline to measure a cut from.{tail}"
+        listed = [", ".join(f"{group_name(group)} {_gap_text(group)}" for group in sorted(fitted, key=_mean_gap))]
+        return (lead + "; ".join(filter(None, listed + underfit)) + "."
+                + (" None of these runs is unregularized, so none is a baseline to measure a cut from." if fitted else ""))
     base = max(plain, key=_mean_gap)
-    parts = [_moved(group, base) for group in fitted if group is not base]
-    return f"{lead}{group_name(base)} {_gap_text(base)}" + "".join(f"; {part}" for part in parts) + "." + tail
+    parts = [_moved(group, base) for group in fitted if group is not base] + underfit
+    return f"{lead}{group_name(base)} {_gap_text(base)}" + "".join(f"; {part}" for part in parts) + "."
 
 
 def settings_groups(runs) -> list:
@@ -241,7 +239,7 @@ def _underfit_text(group) -> str:
                    + f", train accuracy {accuracy['mean']:.1%}")
     else:
         figures = "its training figures were not stored"
-    return (f"{group_name(group)}'s gap is {_gap_text(group)}, small because it underfits: it fits even its training "
+    return (f"{group_name(group)} {_gap_text(group)}, small only because it underfits: it fits even its training "
             f"images badly ({figures}), so its held-out loss has little to rise above — no cure for memorising")
 
 

@@ -208,7 +208,7 @@ def test_the_gap_summary_credits_regularization_and_describes_underfitting_by_it
             _run(2, "overfit", 0.76, "overfitting", **QUICK), _run(3, "dropout", 0.46, **QUICK)]
     summary = loss_gap_summary(runs)
     assert summary.startswith("Held-out − train loss gap (smaller = less memorising): overfit 0.76; dropout cut it "
-                              "to 0.46. underfit's gap is 0.44, small because it underfits: it fits even its training "
+                              "to 0.46; underfit 0.44, small only because it underfits: it fits even its training "
                               "images badly (train loss 0.95, train accuracy 72.0%)")
     assert "Not counted" not in summary
     regularized = [_run(8, "l1l2", 0.56, **QUICK), _run(9, "dropout", 0.46, **QUICK)]
