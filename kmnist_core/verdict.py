@@ -81,8 +81,8 @@ def fit_verdict(train_accuracy, heldout_accuracy, train_loss, heldout_loss, val_
     if train_accuracy < UNDERFIT_TRAIN_ACCURACY:
         return reading | {"verdict": UNDERFITTING, "reason": (
             f"Underfitting: train loss {train_loss:.3f} and train accuracy {train_accuracy:.1%} — it cannot fit even "
-            f"its own training images (a network that fits KMNIST passes {UNDERFIT_TRAIN_ACCURACY:.0%}, most reach "
-            f"99%): it needs more capacity, more epochs or less regularization. Its small {heldout} − train loss "
+            f"its own training images (under {UNDERFIT_TRAIN_ACCURACY:.0%}, where a network with room to fit KMNIST "
+            f"passes 99%): it needs more capacity, more epochs or less regularization. Its small {heldout} − train loss "
             f"gap ({heldout_loss - train_loss:+.3f}) comes from fitting nothing well, not from generalising. "
             f"{numbers}.")}
     if rise is None:
@@ -91,15 +91,15 @@ def fit_verdict(train_accuracy, heldout_accuracy, train_loss, heldout_loss, val_
             f"training images. {numbers}.")}
     grade = grade_of(rise)
     if since == last:
-        where = (f"{heldout} loss at its lowest ({min(v for v in val_losses if v is not None):.3f}) in its last "
-                 f"epoch, {last}: still falling")
+        where = (f"{heldout} loss at its lowest ({_at(val_losses, last):.3f}) in its last epoch, {last}: still "
+                 f"falling")
     else:
         where = (f"{heldout} loss {rise:+.0%} since epoch {since} ({_at(val_losses, since):.3f} → "
                  f"{_at(val_losses, last):.3f} at epoch {last}, {last - since} epoch{'s' if last - since != 1 else ''} "
-                 f"later)")
+                 f"later) — {FIT_GRADES[grade].meaning}")
     verdict = FIT_GRADES[grade].verdict
-    return reading | {"grade": grade, "verdict": verdict, "reason": (
-        f"{verdict.capitalize()}: {where} — {FIT_GRADES[grade].meaning}. {_scale(grade)} {numbers}.")}
+    return reading | {"grade": grade, "verdict": verdict,
+                      "reason": f"{verdict.capitalize()}: {where}. {_scale(grade)} {numbers}."}
 
 
 def verdict_line(fit) -> str:
@@ -120,8 +120,8 @@ def _scale(grade) -> str:
     """Where the grade's boundaries lie, so a rise of 24% and one of 26% read as neighbours."""
     low = FIT_GRADES[grade - 1].below if grade else 0.0
     high = FIT_GRADES[grade].below
-    span = f"{low:.0%} or more" if math.isinf(high) else f"{low:.0%} to {high:.0%}" if grade else f"under {high:.0%}"
-    return f"(Scale: a rise of {span} reads “{FIT_GRADES[grade].verdict}”.)"
+    span = f"of {low:.0%} or more" if math.isinf(high) else f"of {low:.0%} to {high:.0%}" if grade else f"under {high:.0%}"
+    return f"(Scale: a rise {span} reads “{FIT_GRADES[grade].verdict}”.)"
 
 
 def loss_accuracy_disagreement(lowest_loss, most_accurate, split="validation") -> str:
