@@ -67,10 +67,11 @@ def set_apart_sentence(runs) -> str:
     groups = comparable_groups(runs)
     if len(groups) < 2:
         return ""
-    reference = groups[0][0]
-    apart = [f"{run_label(run)} ({not_comparable_reason(run, reference)})" for group in groups[1:] for run in group]
-    return (f"Left out of these conclusions, not comparable with {run_label(reference)}: {'; '.join(apart)}. "
-            f"They stay in the tables and charts below.")
+    compared = groups[0]
+    apart = [f"{run_label(run)} ({not_comparable_reason(run, compared[0])})" for group in groups[1:] for run in group]
+    return (f"Left out of these conclusions, not comparable with the runs they compare "
+            f"({', '.join(f'#{run.id}' for run in compared)}): {'; '.join(apart)}. They stay in the tables and "
+            f"charts below.")
 
 
 def loss_gap_summary(runs) -> str:

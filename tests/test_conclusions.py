@@ -89,7 +89,8 @@ def test_conclusions_are_drawn_only_across_comparable_runs():
     assert not_comparable_reason(sweep, study[0]) == "all training images vs 3,000, 10 epochs vs 30, another study"
     assert not_comparable_reason(small, study[0]) == "1,000 training images vs 3,000, another study"
     assert set_apart_sentence(picked) == (
-        "Left out of these conclusions, not comparable with #2 overfit: #12 overfit (1,000 training images vs 3,000, "
+        "Left out of these conclusions, not comparable with the runs they compare (#2, #3, #4): #12 overfit (1,000 "
+        "training images vs 3,000, "
         "another study); #11 overfit · epochs 10 · dropout 0 (all training images vs 3,000, 10 epochs vs 30, another "
         "study). They stay in the "
         "tables and charts below.")
