@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kmnist_core.data import default_data_dir  # noqa: E402
 from kmnist_core.store import RunStore  # noqa: E402
-from kmnist_core.study import enqueue, study_configs, summary_row  # noqa: E402
+from kmnist_core.study import VARIANTS_STUDY, enqueue_study, study_configs, summary_row  # noqa: E402
 from kmnist_core.worker import drain_queue  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def val_loss_rise(history) -> str:
 def main():
     home = os.environ.get("KMNIST_HOME") or tempfile.mkdtemp(prefix="kmnist-study-")
     store = RunStore(home)
-    ids = enqueue(store, study_configs(), data_dir=default_data_dir())  # None: tensorflow-datasets
+    ids = enqueue_study(store, *VARIANTS_STUDY, study_configs(), data_dir=default_data_dir())[1]  # None: tensorflow-datasets
     drain_queue(store, log=lambda message: print(message, file=sys.stderr))
     runs = [store.get(i) for i in ids]
     print(f"data: {runs[0].data_source}\n")

@@ -8,6 +8,7 @@ from kmnist_core.classes import CLASSES, NUM_CLASSES
 from kmnist_core.conclusions import loss_gap_summary as loss_gap_summary  # the labs branch's report calls it here
 from kmnist_core.conclusions import only_seed_differs, regularization, run_label, settings_groups
 from kmnist_core.config import LABELS, STUDY_ORDER, config_from_dict, differences
+from kmnist_core.study import run_times, whole_seconds
 
 MAX_RUNS = 6
 SURE_AND_WRONG = 0.95  # a mistake made with at least this confidence gets a note
@@ -53,7 +54,7 @@ def newest_complete_study(runs) -> list:
     (runs stored before studies have no ``study_id``)."""
     studies = {}
     for run in runs:
-        study = getattr(run, "study_id", None)
+        study = run.study_id
         if study is not None and run.sweep_id is None:
             studies.setdefault(study, []).append(run)
     for study in sorted(studies, reverse=True):
@@ -79,7 +80,7 @@ def table_rows(runs) -> list:
             "run": run_label(run), "test acc %": 100 * test["accuracy"], "macro F1": test["macro_f1"],
             "kappa": test["kappa"], "test loss": test["log_loss"],
             "held-out − train loss": metrics["fit"]["loss_gap"],
-            "epochs": metrics.get("epochs_done"), "time (s)": round(metrics.get("train_seconds", 0.0), 1),
+            "epochs": metrics.get("epochs_done"), "training (s)": whole_seconds(run_times(run)[0]),
             "verdict": metrics["fit"]["verdict"],
         }
         if "cv" in metrics:

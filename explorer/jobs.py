@@ -14,7 +14,7 @@ from kmnist_core.data import default_data_dir
 from kmnist_core.hardware import worker_count
 from kmnist_core.status import ACTIVE
 from kmnist_core.store import RunStore
-from kmnist_core.study import enqueue
+from kmnist_core.study import enqueue_study
 from kmnist_core.worker import ensure_worker
 
 from . import sessions
@@ -42,17 +42,18 @@ def check_room(store: RunStore, owner, adding: int, what: str) -> None:
         raise sessions.SessionLimitError(problem)
 
 
-def submit(store: RunStore, configs, owner, data_source, name=None, what="this run") -> list:
+def submit(store: RunStore, configs, owner, data_source, name=None, what="this run", study=None) -> list:
     """Queue ``configs`` in order (named ``name``, or from their settings) for session
     ``owner``, to be trained on the data the app loaded (``data_source``: the runner refuses
-    other data), and make sure a worker will train them; returns their run ids.
-    SessionLimitError, and nothing queued, when that would exceed the session's share."""
+    other data), and make sure a worker will train them; returns their run ids. With
+    ``study`` (kind, name, purpose) they are queued as one study. SessionLimitError, and
+    nothing queued, when that would exceed the session's share."""
     check_room(store, owner, len(configs), what)
     origin = dict(data_dir=data_dir(), data_source=data_source, owner=owner)
-    if name is not None:
-        ids = [store.create_run(config, name=name, **origin) for config in configs]
+    if study is not None:
+        ids = enqueue_study(store, *study, configs, **origin)[1]
     else:
-        ids = enqueue(store, configs, **origin)
+        ids = [store.create_run(config, name=name, **origin) for config in configs]
     wake_worker(store)
     return ids
 

@@ -17,8 +17,10 @@ import streamlit as st
 
 from kmnist_core.config import LABELS, config_from_dict, differences, too_short
 from kmnist_core.hardware import worker_count
-from kmnist_core.status import ACTIVE, Status
-from kmnist_core.store import RunNotFoundError, StoreError, stall_note, stalled
+from kmnist_core.status import ACTIVE, Status, stall_note, stalled
+from kmnist_core.store import RunNotFoundError, StoreError
+from kmnist_core.study import run_time_text
+from kmnist_core.study import seconds_text as duration
 from kmnist_core.verdict import verdict_line
 
 from . import charts, compare, jobs, sessions, state
@@ -45,13 +47,6 @@ def literal(text) -> str:
 def data_problem(message: str) -> None:
     st.error(f"KMNIST data is not available: {message}")  # our message; paths come from the admin's env
     st.info(DATA_FIX)
-
-
-def duration(seconds) -> str:
-    if seconds is None:
-        return "…"
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 def offer_quick_training(run_store, why: str) -> None:
@@ -331,10 +326,15 @@ def results(run_store, run, runs) -> None:
     if compare.scored(run):
         st.plotly_chart(charts.confusion_figure(metrics["test"]["confusion"], "Confusion matrix (test)"),
                         key=f"confusion_{run.id}")
-        precision = (run.runtime or {}).get("precision", "float32")
-        st.caption(f"{metrics.get('epochs_done')} epochs on {metrics.get('train_images', '?')} training images in "
-                   f"{duration(metrics.get('train_seconds'))} · {run.params:,} parameters · {precision} · "
-                   f"data: {run.data_source}")
+        st.caption(results_caption(run))
+
+
+def results_caption(run) -> str:
+    """How a scored run was trained, in one line under its results."""
+    metrics, precision = run.metrics, (run.runtime or {}).get("precision", "float32")
+    params = "?" if run.params is None else f"{run.params:,}"
+    return (f"{metrics.get('epochs_done')} epochs on {metrics.get('train_images', '?')} training images · "
+            f"{run_time_text(run)} · {params} parameters · {precision} · data: {run.data_source}")
 
 
 def scores(run) -> None:
@@ -386,12 +386,12 @@ def _run_files(_run_store, home: str, run_id: int, finished_at: float, name: str
     the cache (``_run_store``, unhashed, is the store at that home)."""
     from kmnist_core import export
 
-    run_store, stem = _run_store, f"kmnist-run-{run_id}"
+    run_store = _run_store
     run = run_store.get(run_id)
     files = {"-history.csv": export.history_csv(run.history).encode(),
              "-history.json": export.history_json(run.history).encode(),
              "-metrics.json": export.metrics_json(run).encode(),
-             ".py": export.standalone_script(run.config, run=run, filename=f"{stem}.py").encode()}
+             ".py": export.standalone_script(run.config, run=run).encode()}
     model = run_store.model_path(run_id)
     if model.is_file() and model.stat().st_size <= MAX_DOWNLOAD_BYTES:
         files[".keras"] = model.read_bytes()

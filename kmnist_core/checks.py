@@ -6,10 +6,15 @@ gets all three named in one message); each problem is (parameter name, what is w
 """
 
 import math
+import unicodedata
 from numbers import Integral, Real
 
+from .errors import KmnistError
 
-class ParameterError(ValueError):
+MAX_NAME = 80  # characters in a run's or a study's name
+
+
+class ParameterError(KmnistError, ValueError):
     """One or more parameters are outside their allowed range."""
 
     def __init__(self, problems):
@@ -23,7 +28,7 @@ class ParameterError(ValueError):
         return "; ".join(f"{labels.get(name, name)} {text}".strip() for name, text in self.problems)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(KmnistError, RuntimeError):
     """A model file is missing, damaged, of the wrong kind, or unsafe to load. Defined here,
     not in ``inference``, so the CLI can name it without importing TensorFlow."""
 
@@ -69,3 +74,27 @@ def _check_range(name, value, low, high, low_inclusive, high_inclusive):
     if too_low or too_high:
         raise ParameterError([(name, f"must be in {range_text(low, high, low_inclusive, high_inclusive)}, "
                                      f"got {number_text(value)}")])
+
+
+def check_run_id(run_id) -> int:
+    """Run ids are positive integers written in ASCII digits ("١" or "²" are refused, not
+    read as 1 or 2); anything else is refused before it reaches a path."""
+    if isinstance(run_id, str) and run_id.strip().isascii() and run_id.strip().isdigit() and len(run_id.strip()) <= 12:
+        run_id = int(run_id.strip())
+    if isinstance(run_id, bool) or not isinstance(run_id, Integral) or run_id < 1:
+        raise ParameterError([("run_id", f"must be a positive integer in ASCII digits, got {run_id!r}")])
+    return int(run_id)
+
+
+def check_name(name) -> str:
+    """Names are labels only: printable text, 1..80 characters, stored in the database."""
+    if not isinstance(name, str):
+        raise ParameterError([("name", f"must be text, got {type(name).__name__}")])
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_NAME:
+        raise ParameterError([("name", f"must be 1 to {MAX_NAME} characters, got {len(name)}")])
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise ParameterError([("name", "must not contain control characters")])
+    if name.isdigit():  # "12" must always mean run 12, never a run named "12"
+        raise ParameterError([("name", f"must not be only digits (it would read as a run id), got {name!r}")])
+    return name

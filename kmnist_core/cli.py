@@ -16,13 +16,16 @@ from . import sweep as sweeping
 from .checks import ModelLoadError, ParameterError
 from .classes import CLASSES
 from .config import PARAMETERS, VARIANTS, check_against_data, make_config, parse_units
-from .data import DATA_DIR_ENV, TFDS_DIR_ENV, DataFileError, DataUnavailableError, default_data_dir, load_kmnist, load_tfds
-from .preprocess import ImageError
-from .status import WITH_MODEL, Status
-from .store import HOME_ENV, RunStore, StoreError, stall_note, stalled
+from .data import DATA_DIR_ENV, TFDS_DIR_ENV, default_data_dir, load_kmnist, load_tfds
+from .errors import KmnistError
+from .status import WITH_MODEL, Status, stall_note, stalled
+from .store import HOME_ENV, RunStore, StoreError
+from .study import run_times, seconds_text
 
-EXPECTED_ERRORS = (ParameterError, DataUnavailableError, DataFileError, StoreError, ModelLoadError, ImageError,
-                   ValueError, OSError)
+# What a user can cause and fix, said in one line: our own errors, the store's, and the
+# operating system's about real files (a folder that cannot be created, a full disk).
+EXPECTED_ERRORS = (KmnistError, OSError)
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader left
 WORKER_GRACE = 5.0  # seconds a started worker has to take the training lock before another is started
 
 
@@ -82,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a run's model, history, metrics, script and TensorBoard events")
     export.add_argument("run", help="run id or exact name")
     export.add_argument("--to", required=True, help="folder to write into (created if missing)")
+    export.add_argument("--force", action="store_true", help="replace files (or links) of the same names in that folder")
 
     predict = commands.add_parser("predict", help="read a character from a PNG/JPG")
     predict.add_argument("run", help="run id or exact name")
@@ -97,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     rename = commands.add_parser("rename", help="rename a run")
     rename.add_argument("run", help="run id or exact name")
     rename.add_argument("name")
+
+    commands.add_parser(
+        "recover", help="rebuild the run database from the run folders (nothing is deleted)",
+        description="Index every run folder the database does not list (settings, status, history, study, sweep). "
+                    "A damaged runs.sqlite is first moved aside as runs.sqlite.damaged-<time>, never deleted.")
 
     worker = commands.add_parser("worker", help="train queued runs in the background (the app starts this)")
     worker.add_argument("--idle-exit", type=float, default=30.0, help="seconds to wait for new runs before exiting")
@@ -141,11 +150,26 @@ def main(argv=None) -> int:
     except SystemExit as exit_request:  # --help, or a one-line usage error already printed
         return exit_request.code
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that left (`runs | head`) shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _reader_left()
     except EXPECTED_ERRORS as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2 if isinstance(error, ParameterError) else 1
+
+
+def _reader_left() -> int:
+    """The reader of our output closed the pipe (``runs | head -5``): leave quietly, as
+    Unix tools do. stdout now points at /dev/null, so the interpreter's last flush of what
+    is still buffered cannot fail again (the recipe of Python's signal module docs)."""
+    with suppress(OSError, ValueError):  # ValueError: no file descriptor (a test's captured stdout)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return SIGPIPE_EXIT
 
 
 def _store(args) -> RunStore:
@@ -161,6 +185,7 @@ def cmd_train(args) -> int:
     config = make_config(args.variant, **overrides)
     data_dir = args.data_dir or default_data_dir()  # stored as used: a worker elsewhere trains on the same
     dataset = load_kmnist(data_dir)  # fail fast, before anything is stored
+    check_against_data([config], len(dataset.y_train))
     store = _store(args)
     store.trainer_active()  # an unusable lock file is said now, before a run is queued that nothing could train
     run_id = store.create_run(config, name=args.name, data_dir=data_dir, data_source=dataset.source)
@@ -179,16 +204,18 @@ def cmd_train(args) -> int:
     return 0 if run.status in WITH_MODEL else 1
 
 
-def _train_until_done(store, run_id, datasets):
+def _train_until_done(store, run_id, datasets, bar=None):
     """Train our run in this process when it is next in the queue and nobody else trains.
     Otherwise follow it while the background worker trains the queue in order: runs queued
     before ours are the worker's, since training them here would hold this terminal, and a
     Ctrl-C, hostage to them. The first SIGINT, SIGTERM or SIGHUP cancels our run if it is
     still queued, or stops it after the current batch (epochs and model kept); a second
-    raises KeyboardInterrupt to leave at once."""
+    raises KeyboardInterrupt to leave at once. ``bar``: a ``progress.ProgressBar`` (default:
+    tqdm's, on stderr)."""
+    from .progress import ProgressBar
     from .worker import drain_queue, ensure_worker, stop_on_signals
 
-    bar = _ProgressBar()
+    bar = bar or ProgressBar()
     asked, worker_started = False, float("-inf")
     with stop_on_signals() as stop:
         try:
@@ -200,7 +227,7 @@ def _train_until_done(store, run_id, datasets):
                     store.reconcile()  # the worker training it may die too
                 elif not stop.is_set():
                     held = drain_queue(store, until_run=run_id, datasets=datasets, on_progress=bar.show,
-                                       stop=stop, log=lambda m: print(m, file=sys.stderr))
+                                       stop=stop, log=bar.write)
                     if held and store.get(run_id).finished:
                         break
                     if held and time.monotonic() - worker_started > WORKER_GRACE:  # not our turn
@@ -215,12 +242,12 @@ def _train_until_done(store, run_id, datasets):
     ensure_worker(store, idle_exit=1.0)
 
 
-def _train_each(store, run_ids, datasets, on_finished=None):
+def _train_each(store, run_ids, datasets, on_finished=None, bar=None):
     """``_train_until_done`` for several runs in turn (a sweep), calling ``on_finished(run)``
     after each. A run that ends stopped or cancelled (Ctrl-C, SIGTERM, a Stop in the app)
     cancels those still queued: the learner asked the sweep to end."""
     for position, run_id in enumerate(run_ids):
-        _train_until_done(store, run_id, datasets)
+        _train_until_done(store, run_id, datasets, bar)
         run = store.get(run_id)
         if on_finished:
             on_finished(run)
@@ -304,49 +331,6 @@ def _left_at_once(run) -> str:
     return _result_line(run)
 
 
-class _ProgressBar:
-    def __init__(self):
-        self.last = 0.0
-
-    def show(self, progress):
-        """A ``Progress`` from this process's training or from the store (another's)."""
-        loss = "" if progress.fit_loss is None else f" loss {progress.fit_loss:.3f}"
-        self._draw(progress.fraction, f"epoch {progress.epoch}/{progress.epochs} step {progress.step}/"
-                                      f"{progress.steps}{loss} ETA {_eta(progress.eta)}",
-                   force=progress.step == progress.steps)
-
-    def show_state(self, run):
-        if run.status == Status.QUEUED:
-            self._draw(0.0, "queued: another training is running", force=False)
-        elif run.progress:
-            self.show(run.progress)
-
-    def _draw(self, fraction, text, force):
-        now = time.monotonic()
-        if not force and now - self.last < 0.2:
-            return
-        self.last = now
-        filled = int(30 * fraction)
-        with suppress(OSError):  # a hung-up terminal (SIGHUP) must not fail the training
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {text}\033[K")
-            sys.stderr.flush()
-
-    def log(self, message):
-        """A line of its own, below the bar (which starts afresh on the next progress)."""
-        self.close()
-        print(message, file=sys.stderr)
-
-    def close(self):
-        if self.last:
-            with suppress(OSError):
-                sys.stderr.write("\n")
-            self.last = 0.0
-
-
-def _eta(seconds) -> str:
-    return "…" if seconds is None else f"{seconds:.0f}s"
-
-
 def cmd_evaluate(args) -> int:
     from .inference import make_predictor
     from .metrics import classification_metrics
@@ -355,7 +339,7 @@ def cmd_evaluate(args) -> int:
     store = _store(args)
     run = store.get(store.resolve(args.run))
     if args.tfds and args.data_dir:
-        raise ValueError("give either --data-dir or --tfds, not both")
+        raise ParameterError("give either --data-dir or --tfds, not both")
     model = _run_model(store, run)
     # The run's own data by default, so a re-score is comparable with its stored metrics.
     if args.tfds:
@@ -392,13 +376,14 @@ def cmd_runs(args) -> int:
         return 0
     now = time.time()
     print(f"{'id':>4} {'sweep':>5}  {'variant':<9} {'status':<11} {'test acc':>8} {'F1':>6} {'kappa':>6} "
-          f"{'epochs':>6} {'time':>7}  name")
+          f"{'epochs':>6} {'training':>10} {'in all':>10}  name")
     for run in runs:
         test = (run.metrics or {}).get("test", {})
         status = "stalled" if stalled(run, now) else run.status
+        training, in_all = run_times(run)
         print(f"{run.id:>4} {run.sweep_id or '':>5}  {run.variant:<9} {status:<11} "
               f"{_fmt(test.get('accuracy')):>8} {_fmt(test.get('macro_f1')):>6} {_fmt(test.get('kappa')):>6} "
-              f"{(run.metrics or {}).get('epochs_done', ''):>6} {_fmt(run.duration, '.0f', 's'):>7}  {run.name}")
+              f"{(run.metrics or {}).get('epochs_done', ''):>6} {_seconds(training):>10} {_seconds(in_all):>10}  {run.name}")
     if any(run.sweep_id for run in runs):
         print("sweep: the sweep a run belongs to (`sweeps ID` summarises it)")
     for run in runs:
@@ -407,8 +392,12 @@ def cmd_runs(args) -> int:
     return 0
 
 
-def _fmt(value, spec=".3f", suffix=""):
-    return "" if value is None else f"{value:{spec}}{suffix}"
+def _fmt(value):
+    return "" if value is None else f"{value:.3f}"
+
+
+def _seconds(value) -> str:
+    return "" if value is None else seconds_text(value)
 
 
 def cmd_predict(args) -> int:
@@ -433,7 +422,7 @@ def cmd_export(args) -> int:
     from .export import export_run
 
     store = _store(args)
-    written = export_run(store, store.resolve(args.run), args.to)
+    written = export_run(store, store.resolve(args.run), args.to, force=args.force)
     for path in written:
         print(path)
     return 0
@@ -489,6 +478,15 @@ def cmd_rename(args) -> int:
     return 0
 
 
+def cmd_recover(args) -> int:
+    store, indexed, moved = RunStore.recover(args.home)
+    if moved:
+        print(f"moved the damaged database aside: {moved.name}")
+    listed = len(store.list_runs())
+    print(f"recovered {len(indexed)} run(s) from their folders; {listed} run(s) listed in {store.home}")
+    return 0
+
+
 def cmd_worker(args) -> int:
     from .worker import run_worker
 
@@ -525,4 +523,5 @@ def _result_line(run) -> str:
 COMMANDS = {
     "train": cmd_train, "sweep": cmd_sweep, "sweeps": cmd_sweeps, "evaluate": cmd_evaluate, "runs": cmd_runs, "predict": cmd_predict,
     "data": cmd_data, "export": cmd_export, "stop": cmd_stop, "delete": cmd_delete, "rename": cmd_rename, "worker": cmd_worker,
+    "recover": cmd_recover,
 }

@@ -27,7 +27,7 @@ def not_comparable_reason(run, reference) -> str:
     are comparable by construction: the study queued them to answer one question (Train
     all variants gives underfit its own 10 epochs on purpose). Otherwise they must share
     data, training images and epochs, and a study."""
-    study, reference_study = getattr(run, "study_id", None), getattr(reference, "study_id", None)
+    study, reference_study = run.study_id, reference.study_id
     if study is not None and study == reference_study:
         return ""
     reasons = []

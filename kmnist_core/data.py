@@ -21,6 +21,7 @@ import numpy as np
 
 from .checks import ParameterError, check_float, check_int
 from .classes import NUM_CLASSES
+from .errors import KmnistError
 
 DATA_DIR_ENV = "KMNIST_DATA_DIR"
 TFDS_DIR_ENV = "KMNIST_TFDS_DIR"
@@ -54,15 +55,15 @@ FILE_SETS = {"npz": NPZ_FILES, "idx": IDX_FILES}
 SIBLING_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "kmnist-mini"
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(KmnistError, RuntimeError):
     """Neither a local folder nor tensorflow-datasets can provide KMNIST."""
 
 
-class DataFileError(ValueError):
+class DataFileError(KmnistError, ValueError):
     """A dataset file exists but is truncated, of the wrong kind or of the wrong shape."""
 
 
-class DataMismatchError(ValueError):
+class DataMismatchError(KmnistError, ValueError):
     """A run would train on other data than it was queued with."""
 
 

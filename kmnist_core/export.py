@@ -2,23 +2,26 @@
 the runs table as CSV, and the run itself as one plain Keras script that trains it again
 without this app.
 
-Everything returns text (or writes into a folder you name); nothing here touches the
-run store, so the app can offer each as a download button.
+Everything but ``export_run`` returns text from the run records it is given, so the app
+can offer each as a download button; ``export_run`` reads one run from the store (never
+writes there) and writes into a folder you name, never through a link in it.
 """
 
 import csv
 import io
 import json
 import math
-import re
+import os
+import secrets
+import shutil
 import time
 from numbers import Real
 from pathlib import Path
-from string import Template
 
 from . import config as engine_config
 from .checks import ParameterError
 from .config import TrainConfig, config_from_dict, validate
+from .errors import KmnistError
 from .records import EpochRecord
 
 FIRST_COLUMNS = ("epoch",)  # then every other key in the order it first appears
@@ -203,211 +206,36 @@ def tensorboard_events(history, folder) -> Path:
 
 
 # -- the run as a script ---------------------------------------------------------------------------
-_SETTINGS = (  # (constant, config field, comment): the top of the exported script
-    ("FAMILY", "family", '"dense", "cnn" or "bn_cnn"'),
-    ("HIDDEN_UNITS", "hidden_units", "sizes of the hidden Dense layers"),
-    ("DROPOUT", "dropout", "fraction of hidden units dropped on each step"),
-    ("INPUT_DROPOUT", "input_dropout", "fraction of pixels dropped on each step"),
-    ("L1", "l1", "weight penalty on sum |w|"),
-    ("L2", "l2", "weight penalty on sum w^2"),
-    ("OPTIMIZER", "optimizer", '"adam", "adamw", "sgd", "rmsprop" or "adadelta"'),
-    ("LEARNING_RATE", "learning_rate", "peak learning rate"),
-    ("SCHEDULE", "schedule", '"constant", "cosine" or "onecycle"'),
-    ("LABEL_SMOOTHING", "label_smoothing", "share of each target spread over the other classes"),
-    ("EMA", "ema", "momentum of the weights' moving average the model ends with (0: off)"),
-    ("AUGMENT", "augment", "randomly shift, rotate and zoom training images"),
-    ("MIXED_PRECISION", "mixed_precision", "compute in bfloat16 (fast on CPUs with AVX-512 BF16)"),
-    ("EPOCHS", "epochs", "passes over the training images"),
-    ("BATCH_SIZE", "batch_size", "images per step"),
-    ("FULL_TRAIN", "full_train", "True: train on every training image, no validation split"),
-    ("VAL_FRACTION", "val_fraction", "of each class held out for validation"),
-    ("SEED", "seed", "fixes weights, split, shuffling and augmentation"),
+# The script is a real module (ruff lints it, tests import it); an export replaces its
+# settings block, between these two marker lines, and nothing else.
+TEMPLATE = Path(__file__).with_name("standalone_train.py")
+SETTINGS_BEGIN = "# -- The run's settings"
+SETTINGS_END = "# -- End of the run's settings"
+_SETTINGS = (  # (config field, comment): the constant is the field's name in capitals
+    ("variant", "the study's preset these settings started from"),
+    ("family", '"dense", "cnn" or "bn_cnn"'),
+    ("hidden_units", "sizes of the hidden Dense layers"),
+    ("dropout", "fraction of hidden units dropped on each step"),
+    ("input_dropout", "fraction of pixels dropped on each step"),
+    ("l1", "weight penalty on sum |w|"),
+    ("l2", "weight penalty on sum w^2"),
+    ("optimizer", '"adam", "adamw", "sgd", "rmsprop" or "adadelta"'),
+    ("learning_rate", "peak learning rate"),
+    ("schedule", '"constant", "cosine" or "onecycle"'),
+    ("label_smoothing", "share of each target spread over the other classes"),
+    ("ema", "momentum of the weights' moving average the model ends with (0: off)"),
+    ("augment", "randomly shift, rotate and zoom training images"),
+    ("mixed_precision", "compute in bfloat16 (fast on CPUs with AVX-512 BF16)"),
+    ("epochs", "passes over the training images"),
+    ("batch_size", "images per step"),
+    ("patience", "early stopping: epochs without a better validation loss (0: off)"),
+    ("train_size", "training images used, a stratified sample (0: all)"),
+    ("full_train", "True: train on every training image, no validation split"),
+    ("val_fraction", "of each class held out for validation"),
+    ("seed", "fixes weights, split, shuffling and augmentation"),
 )
-
-_SCRIPT = Template('''\
-"""$title
-
-This is the code of one KMNIST Explorer run as a single plain Keras script: the same
-architecture, regularization, optimizer, learning-rate schedule and augmentation, with
-the run's settings as constants below. Change one and train again to see what it does.
-
-    python $filename /path/to/kmnist
-
-The folder must hold the four official KMNIST files: kmnist-train-imgs.npz,
-kmnist-train-labels.npz, kmnist-test-imgs.npz and kmnist-test-labels.npz. Needs only
-NumPy and Keras 3. A rerun lands close to the run's accuracy, not on it: the validation
-split holds out the same number of images of each class but not the same images, and
-shuffling and augmentation draw other random numbers.
-"""
-
-import math
-import sys
-from pathlib import Path
-
-import keras
-import numpy as np
-from keras import layers, regularizers
-
-# -- The run's settings ----------------------------------------------------------------------
-$settings$note
-
-NUM_CLASSES = 10
-BN_CNN_BLOCKS = $blocks  # (filters, convolutions) per bn_cnn block
-SHIFT, ROTATION, ZOOM = $affine  # augmentation: +- fraction of the side, +- turns, +- fraction of the size
-
-
-def load(folder):
-    """(train images, train labels, test images, test labels) from the official .npz files."""
-    arrays = []
-    for name in ("train-imgs", "train-labels", "test-imgs", "test-labels"):
-        path = Path(folder) / f"kmnist-{name}.npz"
-        if not path.is_file():
-            sys.exit(f"{path} not found: pass the folder holding the official KMNIST .npz files")
-        with np.load(path) as archive:
-            arrays.append(archive["arr_0"])
-    return arrays
-
-
-def stratified_split(labels, fraction, seed):
-    """Indices (train, validation), holding out `fraction` of every class."""
-    rng = np.random.default_rng(seed)
-    held_out = []
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        held_out.extend(members[:round(fraction * len(members))])
-    held_out = np.sort(held_out)
-    return np.setdiff1d(np.arange(len(labels)), held_out), held_out
-
-
-def build_model():
-    """Raw 28x28 pixels in [0, 255] in, 10 class probabilities out."""
-    penalty = regularizers.L1L2(L1, L2) if (L1 or L2) else None
-    inputs = keras.Input(shape=(28, 28), name="image")
-    x = layers.Rescaling(1.0 / 255)(inputs)
-    if INPUT_DROPOUT:
-        x = layers.Dropout(INPUT_DROPOUT, seed=SEED)(x)
-    if FAMILY == "dense":
-        x = layers.Flatten()(x)
-    elif FAMILY == "cnn":  # the KMNIST repository's simple Keras CNN
-        x = layers.Reshape((28, 28, 1))(x)
-        x = layers.Conv2D(32, 3, activation="relu", kernel_regularizer=penalty)(x)
-        x = layers.Conv2D(64, 3, activation="relu", kernel_regularizer=penalty)(x)
-        x = layers.MaxPooling2D()(x)
-        x = layers.Flatten()(x)
-    else:  # bn_cnn: blocks of conv-BatchNorm-ReLU layers, max-pooled between blocks
-        x = layers.Reshape((28, 28, 1))(x)
-        for block, (filters, convolutions) in enumerate(BN_CNN_BLOCKS, start=1):
-            for _ in range(convolutions):
-                x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=penalty)(x)
-                x = layers.BatchNormalization(momentum=0.9)(x)
-                x = layers.Activation("relu")(x)
-            last = block == len(BN_CNN_BLOCKS)
-            x = layers.GlobalAveragePooling2D()(x) if last else layers.MaxPooling2D()(x)
-    for units in HIDDEN_UNITS:
-        x = layers.Dense(units, activation="relu", kernel_regularizer=penalty)(x)
-        if DROPOUT:
-            x = layers.Dropout(DROPOUT, seed=SEED)(x)
-    if DROPOUT and not HIDDEN_UNITS:
-        x = layers.Dropout(DROPOUT, seed=SEED)(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs)
-
-
-def make_optimizer(steps_per_epoch):
-    total = EPOCHS * steps_per_epoch
-    rate = LEARNING_RATE
-    if SCHEDULE == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, total)
-    elif SCHEDULE == "onecycle":  # warm up for 20% of the steps, then cosine down
-        warmup = max(1, int(0.2 * total))
-        rate = keras.optimizers.schedules.CosineDecay(
-            LEARNING_RATE / 25, max(1, total - warmup), alpha=1e-3,
-            warmup_target=LEARNING_RATE, warmup_steps=warmup,
-        )
-    # With EMA, Keras puts the averaged weights into the model when fit ends.
-    averaging = dict(use_ema=True, ema_momentum=EMA) if EMA else {}
-    if OPTIMIZER == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=1e-4, **averaging)
-    if OPTIMIZER == "sgd":
-        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True, **averaging)
-    return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
-            "adadelta": keras.optimizers.Adadelta}[OPTIMIZER](rate, **averaging)
-
-
-def random_affine(images, rng):
-    """One random shift + rotation + zoom per image, in a single resampling. No flips:
-    a mirrored kana is not the same kana."""
-    n = len(images)
-    angle = rng.uniform(-ROTATION, ROTATION, n) * 2 * np.pi
-    scale = 1.0 + rng.uniform(-ZOOM, ZOOM, n)
-    shift_x = rng.uniform(-SHIFT, SHIFT, n) * 28
-    shift_y = rng.uniform(-SHIFT, SHIFT, n) * 28
-    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
-    centre, zeros = 13.5, np.zeros(n)
-    transform = np.stack([  # maps each output pixel to the input pixel it samples
-        cos, -sin, centre - cos * centre + sin * centre - shift_x,
-        sin, cos, centre - sin * centre - cos * centre - shift_y,
-        zeros, zeros,
-    ], axis=1).astype("float32")
-    moved = keras.ops.image.affine_transform(images[..., None], transform, interpolation="bilinear",
-                                             fill_mode="constant", fill_value=0)
-    return keras.ops.convert_to_numpy(moved)[..., 0]
-
-
-class Batches(keras.utils.PyDataset):
-    """The training images in a new random order every epoch, BATCH_SIZE at a time."""
-
-    def __init__(self, images, targets, seed):
-        super().__init__()
-        self.images, self.targets = images.astype("float32"), targets
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(images))
-
-    def __len__(self):
-        return math.ceil(len(self.images) / BATCH_SIZE)
-
-    def __getitem__(self, index):
-        chosen = self.order[index * BATCH_SIZE:(index + 1) * BATCH_SIZE]
-        images = self.images[chosen]
-        if AUGMENT:
-            images = random_affine(images, self.rng)
-        return images, self.targets[chosen]
-
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.images))
-
-
-def main():
-    if len(sys.argv) != 2:
-        sys.exit(f"usage: python {sys.argv[0]} /path/to/kmnist")
-    x_train, y_train, x_test, y_test = load(sys.argv[1])
-    one_hot = np.eye(NUM_CLASSES, dtype="float32")
-    if FULL_TRAIN:
-        x_fit, y_fit, validation = x_train, y_train, None
-    else:
-        fit, held_out = stratified_split(y_train, VAL_FRACTION, SEED)
-        x_fit, y_fit = x_train[fit], y_train[fit]
-        validation = (x_train[held_out].astype("float32"), one_hot[y_train[held_out]])
-
-    keras.utils.set_random_seed(SEED)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if MIXED_PRECISION else "float32")
-    model = build_model()  # layers take the precision policy when they are built
-    keras.mixed_precision.set_global_policy("float32")
-    steps = math.ceil(len(x_fit) / BATCH_SIZE)
-    model.compile(optimizer=make_optimizer(steps),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=LABEL_SMOOTHING),
-                  metrics=["accuracy"])
-    print(f"{FAMILY} model, {model.count_params():,} parameters; training on {len(x_fit):,} images")
-    model.fit(Batches(x_fit, one_hot[y_fit], SEED), validation_data=validation,
-              validation_batch_size=512, epochs=EPOCHS, verbose=2)
-    probabilities = model.predict(x_test.astype("float32"), batch_size=512, verbose=0)
-    accuracy = float(np.mean(probabilities.argmax(axis=1) == y_test))
-    print(f"test accuracy: {accuracy:.4f} ({len(y_test):,} test images)")
-
-
-if __name__ == "__main__":
-    main()
-''')
+# kfold is the one field not among them: the script trains one model, on one fold's split
+# (``val_fraction`` 1/k), and its RUN line says so rather than claim the run (``_title``).
 
 
 def _literal(value) -> str:
@@ -418,65 +246,140 @@ def _literal(value) -> str:
     return repr(value)
 
 
-def standalone_script(config, run=None, filename="train_run.py") -> str:
+def _precision(config, run) -> tuple:
+    """(MIXED_PRECISION, its comment): what the run computed in when the app chose ("auto"),
+    else what this machine's CPU would choose."""
+    from .hardware import choose_precision
+
+    if config.mixed_precision != "auto":
+        return config.mixed_precision, None
+    used = (getattr(run, "runtime", None) or {}).get("precision")
+    if used:
+        return used == "bfloat16", f'"auto" in the app: this run computed in {used}'
+    chosen = choose_precision("auto", gpu_bf16=False)
+    return chosen == "bfloat16", f'"auto" in the app: {chosen} on this machine\'s CPU'
+
+
+def _title(config, run) -> str:
+    """What the script reproduces, in one line: its RUN constant, printed when it starts."""
+    title = f'The "{config.variant}" configuration of KMNIST Explorer'
+    if run is not None:
+        _check_run(run)
+        accuracy = ((run.metrics or {}).get("test") or {}).get("accuracy")
+        score = f", test accuracy {accuracy:.2%}" if isinstance(accuracy, Real) else ""
+        name = " ".join(str(run.name).split())
+        title = f"KMNIST Explorer run #{int(run.id)} ({name}, variant {config.variant}{score})"
+    if config.kfold:
+        title += (f"; the run used {config.kfold}-fold cross-validation and kept the best fold's model, "
+                  f"this script trains one fold's split (1/{config.kfold} of each class held out)")
+    return title
+
+
+def script_settings(config, run=None) -> str:
+    """The settings block of the exported script: one constant per setting of ``config``."""
+    values = config.to_dict()
+    if config.kfold:  # one of the folds: the same share held out, one model trained
+        values["val_fraction"] = round(1.0 / config.kfold, 6)
+    comments = dict(_SETTINGS)
+    values["mixed_precision"], precision_note = _precision(config, run)
+    comments["mixed_precision"] = precision_note or comments["mixed_precision"]
+    lines = [(f"{field.upper()} = {_literal(values[field])}", comments[field]) for field, _ in _SETTINGS]
+    width = max(len(code) for code, _ in lines) + 2
+    return "\n".join([
+        SETTINGS_BEGIN + " " + "-" * (95 - len(SETTINGS_BEGIN)),
+        f"RUN = {_title(config, run)!r}",  # repr: any name stays one safe string literal
+        *(code.ljust(width) + f"# {comment}" for code, comment in lines),
+        f"BN_CNN_BLOCKS = {engine_config.BN_CNN_BLOCKS!r}  # (filters, convolutions) per bn_cnn block",
+        f"SHIFT, ROTATION, ZOOM = {engine_config.AFFINE_RANGES!r}  # augmentation: +- fraction of the side, "
+        f"+- turns, +- fraction of the size",
+        SETTINGS_END + " " + "-" * (95 - len(SETTINGS_END)),
+    ])
+
+
+def standalone_script(config, run=None) -> str:
     """A single readable Python file (Keras + NumPy only) that rebuilds and trains this
     configuration from the official KMNIST .npz files in a folder given on its command line
     and prints ``test accuracy: 0.xxxx``. ``config`` is a TrainConfig (or a run's stored
-    config dict); ``run``, when given, names the run and its score in the docstring.
+    config dict); ``run``, when given, names the run and its score, and says what precision
+    it computed in. Every setting reaches the script (tests/test_export.py checks each
+    field of TrainConfig), except k-fold cross-validation, which the script says it does not do.
 
-    The code mirrors ``models.build_model`` (layers, order, seeds), ``training.make_optimizer``,
-    ``training.random_affine`` and the compile/seed/precision steps of ``train_model``;
-    tests/test_export.py checks that the script's model and schedule equal the engine's."""
+    The script is ``standalone_train.py`` with its settings block replaced; its code mirrors
+    ``models.build_model`` (layers, order, seeds), ``training.make_optimizer``,
+    ``training.random_affine``, ``runner.fit_indices`` and the early stopping of ``train_model``."""
     if isinstance(config, dict):
         config = config_from_dict(config)
     if not isinstance(config, TrainConfig):
         raise ParameterError(f"config must be a TrainConfig or a stored config dict, got {type(config).__name__}")
     validate(config)
-    if not isinstance(filename, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}\.py", filename):
-        raise ParameterError(f"filename must be a plain name ending in .py, got {filename!r}")
-    values = config.to_dict()
-    if config.kfold:  # one of the folds: the same share held out, one model trained
-        values["val_fraction"] = round(1.0 / config.kfold, 6)
-    width = max(len(f"{name} = {_literal(values[field])}") for name, field, _ in _SETTINGS) + 2
-    settings = "\n".join(f"{name} = {_literal(values[field])}".ljust(width) + f"# {comment}"
-                         for name, field, comment in _SETTINGS)
-    note = ""
-    if config.kfold:
-        note = (f"\n# The run used {config.kfold}-fold cross-validation and kept the best fold's model;"
-                f"\n# this script trains one fold's split (1/{config.kfold} of each class held out).")
-    title = f'The "{config.variant}" configuration of KMNIST Explorer, as one Keras script.'
-    if run is not None:
-        _check_run(run)
-        accuracy = ((run.metrics or {}).get("test") or {}).get("accuracy")
-        score = f", test accuracy {accuracy:.2%}" if isinstance(accuracy, Real) else ""
-        name = " ".join(str(run.name).split()).replace('"""', "'''").replace("\\", "/")
-        title = f"KMNIST Explorer run #{int(run.id)} ({name}, variant {config.variant}{score}), as one Keras script."
-    return _SCRIPT.substitute(title=title, filename=filename, settings=settings, note=note,
-                              blocks=repr(engine_config.BN_CNN_BLOCKS),
-                              affine=repr(engine_config.AFFINE_RANGES))
+    template = TEMPLATE.read_text(encoding="utf-8")
+    begin, end = template.index(SETTINGS_BEGIN), template.index(SETTINGS_END)
+    end = template.index("\n", end)
+    return template[:begin] + script_settings(config, run) + template[end:]
 
 
 # -- everything of one run, to a folder (the CLI's `export`) -------------------------------------
-EXPORT_FILES = ("model.keras", "history.csv", "history.json", "metrics.json", "train_run.py", "tensorboard/")
+EXPORTED = ("model.keras", "history.csv", "history.json", "metrics.json", "train_run.py", "tensorboard")
 
 
-def export_run(store, run_id, folder) -> list:
+class ExportError(KmnistError, FileExistsError):
+    """A name the export would write is taken (by a file, a folder or a link)."""
+
+
+def export_run(store, run_id, folder, force=False) -> list:
     """Write a run's model, history (CSV, JSON), metrics, standalone script and TensorBoard
-    events into ``folder`` (created; existing files of these names are replaced). File names
-    are fixed: nothing in a path comes from the run's name. Returns the paths written."""
-    import shutil
+    events into ``folder`` (created if missing); returns the paths written. File names are
+    fixed (``EXPORTED``): nothing in a path comes from the run's name.
 
+    Nothing is ever written through a link: each file is written under a new temporary
+    name in ``folder`` and renamed into place, and a rename replaces a link, never what
+    it points to. A name already taken (a file, a folder or a link) is refused before
+    anything is written, unless ``force``, which replaces it."""
     run = store.get(run_id)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
     model = store.model_path(run.id)
-    if model.is_file():
-        written.append(Path(shutil.copyfile(model, folder / "model.keras")))
-    for name, text in (("history.csv", history_csv(run.history)), ("history.json", history_json(run.history)),
-                       ("metrics.json", metrics_json(run)), ("train_run.py", standalone_script(run.config, run=run))):
-        (folder / name).write_text(text, encoding="utf-8")
+    contents = {"model.keras": model if model.is_file() else None,
+                "history.csv": history_csv(run.history), "history.json": history_json(run.history),
+                "metrics.json": metrics_json(run), "train_run.py": standalone_script(run.config, run=run),
+                "tensorboard": run.history or None}
+    names = [name for name in EXPORTED if contents[name] is not None]
+    taken = [folder / name for name in names if os.path.lexists(folder / name)]
+    if taken and not force:
+        what = "a link" if taken[0].is_symlink() else "a folder" if taken[0].is_dir() else "a file"
+        more = f" (and {len(taken) - 1} more of the export's names)" if len(taken) > 1 else ""
+        raise ExportError(f"{taken[0]} exists ({what}){more}: not replaced without --force")
+    written = []
+    for name in names:
+        if name == "tensorboard":
+            _replace(folder / name, lambda path: tensorboard_events(run.history, path), directory=True)
+        elif name == "model.keras":
+            _replace(folder / name, lambda path: shutil.copyfile(model, path))
+        else:
+            _replace(folder / name, lambda path, text=contents[name]: path.write_text(text, encoding="utf-8"))
         written.append(folder / name)
-    if run.history:
-        written.append(tensorboard_events(run.history, folder / "tensorboard"))
     return written
+
+
+def _replace(target: Path, write, directory=False) -> None:
+    """``write(path)`` into a fresh temporary name beside ``target`` (created by us, so no
+    link can be there), then rename it to ``target``: a link at ``target`` is replaced, not
+    followed, and a reader never sees a half-written file."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
+    if directory:
+        temporary.mkdir()  # fails if anything, a link included, has that name
+    else:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        write(temporary)
+        if directory and target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)  # only --force gets here; rmtree never follows links inside it
+        elif directory and os.path.lexists(target):
+            target.unlink()  # a link or a file: rename cannot put a folder over either
+        os.replace(temporary, target)
+    except BaseException:
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            temporary.unlink(missing_ok=True)
+        raise

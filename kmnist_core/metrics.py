@@ -9,27 +9,27 @@ from sklearn import metrics as skm
 from .checks import check_int
 from .classes import CLASSES, NUM_CLASSES
 
-LABELS = list(range(NUM_CLASSES))
+CLASS_INDICES = list(range(NUM_CLASSES))  # every class, even one a prediction never names
 
 
 def classification_metrics(y_true, proba) -> dict:
     y_true, proba = _check(y_true, proba)
     y_pred = proba.argmax(axis=1)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
-        y_true, y_pred, labels=LABELS, zero_division=0
+        y_true, y_pred, labels=CLASS_INDICES, zero_division=0
     )
     return {
         "n": int(len(y_true)),
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=LABELS, average="macro", zero_division=0)),
-        "kappa": float(skm.cohen_kappa_score(y_true, y_pred, labels=LABELS)),
-        "log_loss": float(skm.log_loss(y_true, _normalised(proba), labels=LABELS)),
+        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=CLASS_INDICES, average="macro", zero_division=0)),
+        "kappa": float(skm.cohen_kappa_score(y_true, y_pred, labels=CLASS_INDICES)),
+        "log_loss": float(skm.log_loss(y_true, _normalised(proba), labels=CLASS_INDICES)),
         "per_class": [
             {"class": c.index, "label": c.label, "precision": float(p), "recall": float(r),
              "f1": float(f), "support": int(s)}
             for c, p, r, f, s in zip(CLASSES, precision, recall, f1, support)
         ],
-        "confusion": skm.confusion_matrix(y_true, y_pred, labels=LABELS).tolist(),
+        "confusion": skm.confusion_matrix(y_true, y_pred, labels=CLASS_INDICES).tolist(),
     }
 
 

@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from .checks import check_choice, check_float, check_int
+from .errors import KmnistError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 25_000_000
@@ -30,7 +31,7 @@ NOT_A_FILE = {"d": "a directory", "p": "a named pipe", "c": "a character device"
               "s": "a socket"}  # by the first letter of stat.filemode()
 
 
-class ImageError(ValueError):
+class ImageError(KmnistError, ValueError):
     """The picture cannot be used; the message says why in plain words."""
 
 

@@ -10,8 +10,7 @@ import time
 
 import numpy as np
 
-from .checks import ParameterError
-from .config import config_from_dict
+from .config import check_against_data, config_from_dict
 from .data import TFDS_DIR_ENV, DataMismatchError, load_local, load_tfds, stratified_kfold, stratified_sample, stratified_split
 from .hardware import cpu_name
 from .inference import make_predictor
@@ -84,15 +83,12 @@ def fit_indices(labels, config):
     """(indices trained on, validation indices or None). The validation split is taken from
     all training images first, so runs with different ``train_size`` are judged on the same
     images; ``train_size`` then draws a stratified sample of the rest."""
+    check_against_data([config], len(labels))  # queued before the data changed, or by an older app
     if config.full_train:
         fit, val = np.arange(len(labels)), None
     else:
         fit, val = stratified_split(labels, config.val_fraction, config.seed)
     if config.train_size:
-        if config.train_size > len(fit):
-            raise ParameterError([("train_size", f"must be at most {len(fit)} for this data "
-                                                 f"(the training images left after the validation split), "
-                                                 f"got {config.train_size}")])
         fit = fit[stratified_sample(labels[fit], config.train_size, config.seed)]
     return fit, val
 

@@ -1,6 +1,6 @@
 """The regularization study as a whole: its configurations (each variant's own preset, or
 the quick version), queueing them in order, and the one-line summary per finished run that
-the README's table and the Compare page show."""
+the README's table and the Compare page show, with its time said the same way everywhere."""
 
 from .config import STUDY_ORDER, make_config
 from .store import RunStore
@@ -12,6 +12,12 @@ from .store import RunStore
 # L1/L2's mid-run spike has passed by then). At 2,000 images even `final` overfits.
 QUICK_STUDY = dict(train_size=3000, epochs=30)
 
+# (kind, name, purpose) of the two ways to queue the whole study; labs and sweeps name their own.
+VARIANTS_STUDY = ("variants", "All variants",
+                  "How underfitting, overfitting and each regularizer show, each variant with its own preset")
+QUICK_STUDY_NAME = ("quick", "Quick study",
+                    "How underfitting, overfitting and each regularizer show, on the same images and epochs")
+
 
 def study_configs(variants=STUDY_ORDER, **shared) -> list:
     """One validated config per variant; ``shared`` settings (None = the preset's) apply to
@@ -19,9 +25,13 @@ def study_configs(variants=STUDY_ORDER, **shared) -> list:
     return [make_config(variant, **shared) for variant in variants]
 
 
-def enqueue(store: RunStore, configs, data_dir=None, data_source=None, owner=None) -> list:
-    """Queue ``configs`` in order (``store.create_run`` says what the rest mean); returns their run ids."""
-    return [store.create_run(config, data_dir=data_dir, data_source=data_source, owner=owner) for config in configs]
+def enqueue_study(store: RunStore, kind, name, purpose, configs, data_dir=None, data_source=None, owner=None,
+                  lab=None, prediction=None) -> tuple:
+    """Queue ``configs`` in order as one study (all or nothing; ``store.create_study`` says
+    what the rest mean). Returns (the study's id, its run ids)."""
+    study_id = store.create_study(kind, name, purpose, [(config, None) for config in configs], data_dir=data_dir,
+                                  data_source=data_source, owner=owner, lab=lab, prediction=prediction)
+    return study_id, [run.id for run in store.study_runs(study_id)]
 
 
 def summary_row(run) -> dict:
@@ -36,3 +46,34 @@ def summary_row(run) -> dict:
         "verdict": fit.get("verdict"), "epochs": metrics.get("epochs_done"),
         "seconds": metrics.get("train_seconds"), "params": run.params,
     }
+
+
+def run_times(run) -> tuple:
+    """(seconds training, seconds in all) of a run, either None when unknown. Training is
+    fitting with its per-epoch scoring (``metrics["train_seconds"]``, every fold of a k-fold
+    run); in all runs from the moment a trainer took the run from the queue to its end, so
+    it adds loading data, TensorFlow's start, the final scoring and saving (``Run.duration``;
+    still growing while the run trains). The CLI's ``runs``, the Train page and Compare
+    all show these two, named so: "9 s training, 16 s in all"."""
+    return (run.metrics or {}).get("train_seconds"), run.duration
+
+
+def whole_seconds(seconds) -> int | None:
+    return None if seconds is None else int(round(seconds))
+
+
+def seconds_text(seconds) -> str:
+    """"9 s", "2 min 05 s"; "…" when unknown."""
+    if seconds is None:
+        return "…"
+    seconds = whole_seconds(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def run_time_text(run) -> str:
+    """A run's time in words: "9 s training, 16 s in all" (or only the part that is known)."""
+    training, in_all = run_times(run)
+    parts = [f"{seconds_text(training)} training"] if training is not None else []
+    if in_all is not None:
+        parts.append(f"{seconds_text(in_all)} in all")
+    return ", ".join(parts) or "not started"

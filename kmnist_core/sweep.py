@@ -22,11 +22,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from .checks import ParameterError, check_choice, check_int
+from .checks import MAX_NAME, ParameterError, check_choice, check_int
 from .config import LABELS, PARAMETERS, VARIANTS, TrainConfig, describe, make_config, parse_units, preset
 from .significance import seed_summary
 from .status import ACTIVE, Status
-from .store import MAX_NAME
 from .verdict import loss_accuracy_disagreement
 
 MAX_RUNS = 40  # per sweep: 40 runs of the overfit preset are ~15 minutes on kmnist-mini and 2 cores

@@ -7,7 +7,7 @@ from kmnist_core import estimate
 from kmnist_core.checks import ParameterError
 from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, check_against_data, describe, too_short
 from kmnist_core.status import Status
-from kmnist_core.study import QUICK_STUDY, study_configs
+from kmnist_core.study import QUICK_STUDY, QUICK_STUDY_NAME, VARIANTS_STUDY, study_configs
 
 state.enter_through_app("pages/train.py")
 
@@ -24,7 +24,7 @@ def the_study():
     return study_configs(**shared)
 
 
-def queue_runs(make_configs, what: str, rendered_variant=None) -> None:
+def queue_runs(make_configs, what: str, rendered_variant=None, study=None) -> None:
     """Button callback: queue ``make_configs()`` unless this session queued the same a moment
     ago. The configs are built here, from the widgets' values at the click (a value typed
     and clicked away from in one go arrives with the click, after the page last ran).
@@ -32,7 +32,7 @@ def queue_runs(make_configs, what: str, rendered_variant=None) -> None:
     ``rendered_variant`` is the preset the form on screen belonged to. A click that arrives
     before the page has redrawn after a preset change carries the old preset's values with
     the new preset's name: nothing is queued, the new preset's values are loaded, and the
-    learner is asked to look and press again."""
+    learner is asked to look and press again. ``study`` (kind, name, purpose) queues them as one study."""
     if rendered_variant is not None and st.session_state[form.widget_key("variant")] != rendered_variant:
         form.reset()
         st.session_state[NOTICE_KEY] = ("Not queued: the form was still switching presets. These are the "
@@ -41,6 +41,9 @@ def queue_runs(make_configs, what: str, rendered_variant=None) -> None:
         return
     try:
         configs = make_configs()
+        data, _ = state.dataset()
+        if data is not None:  # the study's shared training images too, not only the form's run
+            check_against_data(configs, len(data.y_train))
     except ParameterError as error:
         st.session_state[NOTICE_KEY] = f"Not queued: {form.problem_text(error)}"
         return
@@ -49,7 +52,7 @@ def queue_runs(make_configs, what: str, rendered_variant=None) -> None:
         return
     run_store = state.store()
     try:
-        ids = jobs.submit(run_store, configs, what=what, **state.queue_as())
+        ids = jobs.submit(run_store, configs, what=what, study=study, **state.queue_as())
     except sessions.SessionLimitError as error:
         st.session_state[NOTICE_KEY] = str(error)
         return
@@ -173,14 +176,14 @@ with form_column:
               on_click=queue_runs, args=(lambda: [form.to_config(form.remember())], "this run", variant),
               disabled=config is None or bool(data_problem))
     st.button("Train all variants", key="train_all", icon=":material/playlist_add:",
-              on_click=queue_runs, args=(the_study, "the study"), disabled=bool(data_problem),
+              on_click=queue_runs, args=(the_study, "the study", None, VARIANTS_STUDY), disabled=bool(data_problem),
               help=f"Queues {' → '.join(STUDY_ORDER)}, each with its own preset (architecture, regularization "
                    f"and epochs), as the study defines them.")
     st.toggle("…with this form's epochs, batch size, learning rate, training images and seed", key=SHARED_KEY,
               help="Off: every variant keeps its own preset. On: these five settings apply to all six "
                    "(each keeps its own architecture and regularization).")
     st.button("Quick study (1–2 minutes)", key="quick_study", icon=":material/bolt:",
-              on_click=queue_runs, args=(lambda: study_configs(**QUICK_STUDY), "the quick study"),
+              on_click=queue_runs, args=(lambda: study_configs(**QUICK_STUDY), "the quick study", None, QUICK_STUDY_NAME),
               disabled=bool(data_problem),
               help=f"The six variants on {QUICK_STUDY['train_size']:,} training images for "
                    f"{QUICK_STUDY['epochs']} epochs: small enough to finish in a minute or two on two cores, "

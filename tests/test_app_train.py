@@ -446,3 +446,15 @@ def test_a_start_that_races_a_preset_change_queues_nothing_and_loads_the_preset(
     page.button(key="start_training").click().run()
     [run] = app_home.list_runs()
     assert run.variant == "dropout" and config_from_dict(run.config) == make_config("dropout")
+
+
+def test_the_study_with_too_many_training_images_queues_nothing(app_home, monkeypatch):
+    """"Train all variants" with this form's training images: a size the data cannot give
+    is refused at the click, before any run is stored (it used to store six failed runs)."""
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.number_input(key=KEY("train_size")).set_value(5401).run()  # kmnist-mini: 5,400 after the split
+    page.toggle(key="study_shared").set_value(True).run()
+    page.button(key="train_all").click().run()
+    assert app_home.list_runs() == []
+    assert "Not queued: Training images must be at most 5400 for this data" in texts(page.info)

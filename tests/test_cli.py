@@ -1,5 +1,6 @@
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -7,6 +8,7 @@ import time
 import pytest
 from PIL import Image
 
+from kmnist_core import cli
 from kmnist_core.cli import main
 from kmnist_core.data import load_local
 from kmnist_core.store import RunStore
@@ -190,3 +192,75 @@ def test_kmnist_workers_out_of_range_is_one_line_naming_it_and_its_range(home, s
     from kmnist_core.hardware import training_threads
 
     assert training_threads() == 1  # every core its own training
+
+
+def test_a_train_size_larger_than_the_data_is_refused_before_anything_is_stored(tmp_path, mini_dir):
+    """kmnist-mini has 5,400 training images left after the validation split: 5401 is one
+    line and a non-zero exit, and no run (not even a failed one) is stored."""
+    env = dict(os.environ, KMNIST_HOME=str(tmp_path / "home"))
+    result = _cli("--data-dir", str(mini_dir), "train", "--variant", "underfit", "--train-size", "5401", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: train_size must be at most 5400 for this data (the training images left "
+                                     "after the validation split), got 5401")
+    assert not (tmp_path / "home" / "runs.sqlite").exists() or RunStore(tmp_path / "home").list_runs() == []
+
+
+def test_runs_into_a_reader_that_leaves_exits_quietly(home):
+    """`runs --json | head -1`: the reader takes one line and closes the pipe; the rest of
+    a listing larger than a pipe holds then has nowhere to go. A Unix tool leaves quietly."""
+    from kmnist_core.config import make_config
+
+    store = RunStore(home)
+    for _ in range(60):  # ~1.5 KB of JSON each: more than the 64 KB a pipe buffers
+        store.create_run(make_config("underfit"))
+    process = subprocess.Popen([sys.executable, "-m", "kmnist_core", "runs", "--json"], cwd=PROJECT_ROOT,
+                               env={**os.environ, "KMNIST_HOME": str(home)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdout.readline().strip() == b"["
+    process.stdout.close()
+    _, error = process.communicate(timeout=120)
+    assert error.decode() == "" and process.returncode == 141  # 128 + SIGPIPE, as a shell reports `head`'s writer
+
+
+def test_a_runs_time_is_the_same_in_the_cli_on_the_train_page_and_in_compare(home, capsys):
+    """One run, one time: its training seconds and its seconds in all, said the same way
+    by `runs`, the Train page's results and the Compare table (run #1 showed 9 s, 8.8 s and
+    16 s, three figures without a word on what they counted)."""
+    from explorer import compare, monitor
+    from kmnist_core.config import make_config
+    from kmnist_core.study import run_time_text, run_times
+
+    store = RunStore(home)
+    run_id = store.create_run(make_config("underfit", epochs=1), status="running")
+    metrics = {"test": {"accuracy": 0.5, "macro_f1": 0.5, "kappa": 0.4, "log_loss": 1.5},
+               "fit": {"verdict": "underfitting", "loss_gap": 0.1}, "train_seconds": 8.8, "epochs_done": 1}
+    store.finish(run_id, "completed", metrics=metrics)
+    with sqlite3.connect(home / "runs.sqlite") as db:  # queued to finished in 16.2 s: data, training, scoring
+        db.execute("UPDATE runs SET started_at = finished_at - 16.2 WHERE id = ?", (run_id,))
+    run = store.get(run_id)
+    assert run_times(run) == (8.8, pytest.approx(16.2))
+    text = run_time_text(run)
+    assert text == "9 s training, 16 s in all"
+
+    assert main(["runs"]) == 0
+    header, line = capsys.readouterr().out.splitlines()[:2]
+    assert "training" in header and "in all" in header and "9 s 16 s" in " ".join(line.split())
+    assert compare.table_rows([run])[0]["training (s)"] == 9
+    assert text in monitor.results_caption(run)
+
+
+def test_every_error_a_user_can_fix_is_a_kmnist_error_and_keeps_its_old_base():
+    """The CLI says a KmnistError in one line (and the store's errors, and the operating
+    system's); anything else is a bug and keeps its traceback. Callers that catch
+    ValueError or RuntimeError still catch these."""
+    from kmnist_core.checks import ModelLoadError, ParameterError
+    from kmnist_core.data import DataFileError, DataMismatchError, DataUnavailableError
+    from kmnist_core.errors import KmnistError
+    from kmnist_core.export import ExportError
+    from kmnist_core.preprocess import ImageError
+
+    for error, old_base in ((ParameterError, ValueError), (DataFileError, ValueError), (DataMismatchError, ValueError),
+                            (ImageError, ValueError), (DataUnavailableError, RuntimeError),
+                            (ModelLoadError, RuntimeError), (ExportError, FileExistsError)):
+        assert issubclass(error, KmnistError) and issubclass(error, old_base), error
+    assert ValueError not in cli.EXPECTED_ERRORS and KmnistError in cli.EXPECTED_ERRORS

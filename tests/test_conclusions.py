@@ -21,13 +21,11 @@ def finished_run(run_id, variant, gap=0.3, verdict="good fit", study=None, sweep
                  test_loss=0.4, train=(0.01, 1.0), **changes):
     """A finished run as the store returns it, no training: its variant's preset with
     ``changes``, and the figures the conclusions read."""
-    run = Run(run_id, name or variant, variant, Status.COMPLETED, make_config(variant, **changes).to_dict(), 0.0,
-              data_source="kmnist-mini", sweep_id=sweep,
-              metrics={"test": {"accuracy": accuracy, "log_loss": test_loss},
-                       "train": {"log_loss": train[0], "accuracy": train[1]},
-                       "fit": {"loss_gap": gap, "verdict": verdict}})
-    run.study_id = study  # a field of Run once studies are stored; set here so this reads on any version
-    return run
+    return Run(run_id, name or variant, variant, Status.COMPLETED, make_config(variant, **changes).to_dict(), 0.0,
+               data_source="kmnist-mini", sweep_id=sweep, study_id=study,
+               metrics={"test": {"accuracy": accuracy, "log_loss": test_loss},
+                        "train": {"log_loss": train[0], "accuracy": train[1]},
+                        "fit": {"loss_gap": gap, "verdict": verdict}})
 
 
 QUICK = dict(train_size=3000, epochs=30)

@@ -4,6 +4,7 @@ a prediction with probabilities. Every page is visited and must show no exceptio
 
 import re
 
+import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
@@ -11,6 +12,8 @@ from kmnist_core.store import RunStore
 
 from app_support import wait_for
 from browser import chromium, open_page, serve_app, settle
+
+pytestmark = pytest.mark.browser
 
 PAGES = ("Home", "Train", "Compare", "Sweep", "Draw")
 

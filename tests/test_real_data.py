@@ -12,6 +12,8 @@ from kmnist_core.store import RunStore
 from kmnist_core.study import summary_row
 from kmnist_core.worker import drain_queue
 
+pytestmark = pytest.mark.slow
+
 # One run is one draw: the held-out − train loss gap moves with the seed, the threads and
 # the CPU (l1l2 0.41 here vs 0.61 on an AVX2 AMD host, same seed), so the study is trained
 # on two seeds and every ordering must hold on each with a margin taken from the spread.

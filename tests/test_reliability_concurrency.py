@@ -9,9 +9,13 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from kmnist_core.store import RunStore
 
 from conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.process
 
 SESSIONS = 3
 OPERATIONS = 40

@@ -6,6 +6,7 @@ import ctypes
 import errno
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -220,6 +221,7 @@ def test_a_full_or_read_only_disk_fails_the_run_and_keeps_the_store_consistent(
 def test_a_run_folder_that_cannot_be_created_fails_only_that_run(home, synthetic_dir):
     store = RunStore(home)
     blocked = store.create_run(_tiny(), data_dir=synthetic_dir)
+    shutil.rmtree(store.run_dir(blocked))  # made with the run (its manifest), then replaced
     store.run_dir(blocked).write_text("a file where the run's folder should be")
     fine = store.create_run(_tiny(), data_dir=synthetic_dir)
     drain_queue(store)
@@ -313,6 +315,7 @@ def test_a_run_folder_linked_outside_the_home_is_never_written_or_emptied(home, 
     before = sorted(p.name for p in outside.iterdir())
     store = RunStore(home)
     linked = store.create_run(_tiny(), data_dir=synthetic_dir)
+    shutil.rmtree(store.run_dir(linked))  # made with the run (its manifest), then replaced by a link
     store.run_dir(linked).symlink_to(outside, target_is_directory=True)
     (home / "run-000099").symlink_to(outside, target_is_directory=True)  # as if its run was deleted
     fine = store.create_run(_tiny(), data_dir=synthetic_dir)
@@ -378,7 +381,7 @@ def test_a_model_path_that_is_no_model_file_gets_one_line_naming_the_run_and_fil
     make, message = SPECIAL_MODEL_PATHS[kind]
     store = RunStore(home)
     run_id = _finished_without_training(store)
-    store.run_dir(run_id).mkdir()
+    store.run_dir(run_id).mkdir(exist_ok=True)
     make(store.model_path(run_id))
     for args in (["evaluate", str(run_id)], ["predict", str(run_id), str(_picture(tmp_path))]):
         start = time.monotonic()
@@ -418,6 +421,7 @@ def test_an_intact_database_in_a_read_only_folder_lists_and_says_read_only_on_wr
     store = RunStore(home)
     run_id = _finished_without_training(store)
     store.append_epoch(run_id, EpochRecord(epoch=1, fit_loss=0.5))
+    before = sorted(p.name for p in home.iterdir())  # runs.sqlite and the run's folder
     os.chmod(home / "runs.sqlite", 0o444)
     os.chmod(home, 0o555)
     try:
@@ -433,7 +437,7 @@ def test_an_intact_database_in_a_read_only_folder_lists_and_says_read_only_on_wr
             refused = kc(*args)
             assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
             assert "read-only" in refused.stderr and "runs.sqlite" in refused.stderr
-        assert sorted(p.name for p in home.iterdir()) == ["runs.sqlite"]
+        assert sorted(p.name for p in home.iterdir()) == before == ["run-000001", "runs.sqlite"]
     finally:
         os.chmod(home, 0o755)
     assert [r.name for r in RunStore(home).list_runs()] == ["looks trained"]

@@ -27,6 +27,8 @@ from kmnist_core.worker import ensure_worker
 from conftest import PROJECT_ROOT, wait_until
 from killing import kill, wait_gone
 
+pytestmark = pytest.mark.process
+
 KILLS = 20
 
 

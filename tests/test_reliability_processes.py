@@ -22,7 +22,9 @@ from kmnist_core.store import RunStore
 from kmnist_core.worker import ensure_worker
 
 from conftest import PROJECT_ROOT, wait_until
-from killing import wait_gone
+from killing import catches, wait_gone
+
+pytestmark = pytest.mark.process
 
 
 def _tiny(epochs=400, **overrides):
@@ -139,7 +141,7 @@ def test_ctrl_c_on_a_cli_waiting_behind_a_worker_cancels_its_run_at_once(zygote,
     process = _cli_train(home, synthetic_dir, "mine")
     try:
         assert wait_until(lambda: _run_named(store, "mine") is not None)
-        time.sleep(1.0)  # the CLI is following its queued run
+        assert wait_until(lambda: catches(process.pid, signal.SIGHUP))  # the CLI is following its queued run
         mine = _run_named(store, "mine")
         assert mine.status == "queued"
         process.send_signal(signal.SIGINT)
@@ -161,7 +163,7 @@ def test_ctrl_c_on_a_cli_whose_run_waits_behind_untrained_runs_cancels_it_at_onc
     process = _cli_train(home, synthetic_dir, "mine")
     try:
         assert wait_until(lambda: store.get(ahead).status == "running" and _run_named(store, "mine") is not None)
-        time.sleep(1.0)
+        assert wait_until(lambda: catches(process.pid, signal.SIGHUP))
         mine = _run_named(store, "mine")
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=20)
@@ -213,7 +215,7 @@ def _progress(updated_ago, writes, elapsed, now):
 
 
 def test_stalled_is_judged_from_the_runs_own_pace_with_a_floor(tmp_path):
-    from kmnist_core.store import stalled
+    from kmnist_core.status import stalled
 
     store = RunStore(tmp_path / "home")
     run_id = store.create_run(_tiny())

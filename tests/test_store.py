@@ -246,7 +246,7 @@ def test_a_version_3_database_gains_slot_and_owner_with_its_runs_intact(tmp_path
 
     store = RunStore(home)
     with sqlite3.connect(store.db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     run = store.get(queued)
     assert (run.name, run.status, run.slot, run.owner) == ("old queued", Status.QUEUED, None, None)
     mine = store.create_run(make_config("dropout", epochs=2), owner="session-a")
@@ -299,7 +299,7 @@ def test_leftovers_of_a_run_training_in_another_slot_are_left_alone(store):
     store.claim_next(slot=0)
     partial = {i: store.run_dir(i) / ".model-123.tmp.keras" for i in (training, killed)}
     for path in partial.values():
-        path.parent.mkdir(parents=True)
+        path.parent.mkdir(parents=True, exist_ok=True)  # made with the run, for its manifest
         path.write_bytes(b"half a model")
     with store.training_lock(slot=1), store.training_lock(slot=0):  # slot 1 alive; we are the new slot 0
         assert store.mark_interrupted(0) == [killed]

@@ -167,7 +167,7 @@ def test_a_version_2_database_is_upgraded_with_its_runs_intact(tmp_path, monkeyp
 
     store = RunStore(home)
     with sqlite3.connect(store.db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     runs = {run.id: run for run in store.list_runs()}
     assert {i: (r.name, r.status, r.sweep_id) for i, r in runs.items()} == {
         done: ("finished one", Status.COMPLETED, None), waiting: ("dropout", Status.QUEUED, None),
