@@ -22,6 +22,7 @@ from kmnist_core.status import ACTIVE, Status, stall_note, stalled
 from kmnist_core.store import RunNotFoundError, StoreError
 from kmnist_core.study import run_time_text
 from kmnist_core.study import seconds_text as duration
+from kmnist_core.verdict import verdict_line
 
 from . import charts, compare, jobs, sessions, state
 
@@ -276,7 +277,8 @@ def running(run_store, run, compact) -> None:
 
 def curves(run, history) -> None:
     best = (run.metrics or {}).get("best_epoch")
-    st.plotly_chart(charts.curves_figure([("", history)], marks={"": {"best": best}} if best else None),
+    st.plotly_chart(charts.curves_figure([("", history)], marks={"": {"best": best}} if best else None,
+                                         heldout={"": charts.heldout_split(run.config)}),
                     key=f"curves_{run.id}_{run.status}")
     with st.expander("How to read these curves"):
         st.markdown(charts.CURVE_CAPTION)
@@ -476,9 +478,11 @@ def mistakes_gallery(run_store, data, run) -> None:
 
 
 def show_verdict(run) -> None:
+    """The verdict in a box coloured by its grade; runs stored before verdicts were graded
+    ("good fit", "overfitting", "underfitting" and an older sentence) read the same way."""
     fit = run.metrics["fit"]
-    box = st.success if fit["verdict"] == "good fit" else st.warning
-    box(f"**{fit['verdict'].capitalize()}.** {fit['reason']}")
+    box = {"good fit": st.success, "starting to overfit": st.info}.get(fit["verdict"], st.warning)
+    box(verdict_line(fit))
     short = too_short(config_from_dict(run.config)) if fit["verdict"] == "good fit" else None
     if short:  # the Train form warned before the run; the verdict is where the lesson is read
         st.caption(f"Read this “good fit” with care: {short}")
