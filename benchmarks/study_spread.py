@@ -33,9 +33,10 @@ from kmnist_core.config import STUDY_ORDER, make_config  # noqa: E402
 from kmnist_core.data import load_kmnist  # noqa: E402
 from kmnist_core.hardware import cpu_flags, cpu_name, usable_cores  # noqa: E402
 from kmnist_core.inference import make_predictor  # noqa: E402
-from kmnist_core.metrics import OVERFIT_RISE, classification_metrics, fit_verdict  # noqa: E402
+from kmnist_core.metrics import classification_metrics  # noqa: E402
 from kmnist_core.runner import fit_indices, score  # noqa: E402
 from kmnist_core.training import train_model  # noqa: E402
+from kmnist_core.verdict import FIT_GRADES, fit_verdict  # noqa: E402
 
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
@@ -65,6 +66,9 @@ def parse_sets(items) -> dict:
             value = text
         overrides[variant][name] = value
     return overrides
+
+
+OVERFIT_RISE = 1 + FIT_GRADES[1].below  # where "overfitting" begins on the graded scale
 
 
 def val_curve_stats(val_losses) -> dict:
@@ -107,14 +111,16 @@ def run_once(variant, seed, args, overrides, dataset):
                                 for name, (xs, ys) in sets.items() if xs is not None}
             scoring[0] += time.perf_counter() - start
 
-    result = train_model(config, x_fit, y_fit, x_val, y_val, on_epoch=lambda record, model: snapshot(model))
+    curve = (x_val, y_val) if val is not None else (dataset.x_test, dataset.y_test)  # as the runner reads final
+    result = train_model(config, x_fit, y_fit, *curve, on_epoch=lambda record, model: snapshot(model))
     val_losses = [record.val_loss for record in result.history]
     rows = {config.epochs: row_from(score(result.model, dataset, x_fit, y_fit, x_val, y_val, result.history),
                                     val_losses)}
     for epoch, sets in snapshots.items():
         heldout = sets.get("val", sets["test"])
-        verdict, _ = fit_verdict(sets["train"]["accuracy"], heldout["accuracy"], sets["train"]["log_loss"],
-                                 heldout["log_loss"], val_losses[:epoch], "validation" if "val" in sets else "test")
+        verdict = fit_verdict(sets["train"]["accuracy"], heldout["accuracy"], sets["train"]["log_loss"],
+                                 heldout["log_loss"], val_losses[:epoch],
+                              "validation" if "val" in sets else "test")["verdict"]
         metrics = {"train": sets["train"], "val": sets.get("val"), "test": sets["test"],
                    "fit": {"verdict": verdict, "loss_gap": heldout["log_loss"] - sets["train"]["log_loss"]}}
         rows[epoch] = row_from(metrics, val_losses[:epoch])

@@ -24,7 +24,9 @@ CURVE_CAPTION = (
     "1,000 of its training images. A widening gap between them is memorising; validation loss turning "
     "back up is overfitting. *as trained* (dotted) is the loss Keras minimised during the epoch, with "
     "dropout on and the penalty added: for regularized runs it sits above the clean training loss, which "
-    "is the price of regularization, not a worse fit."
+    "is the price of regularization, not a worse fit. Runs trained on all training images (final) have no "
+    "validation split: their dashed curve is the *test* split, read only for the fit verdict, never to choose "
+    "anything."
 )
 SERIES = (  # (record field, split shown in the legend, line style)
     ("train_{}", "train", "solid"),
@@ -38,12 +40,14 @@ def plain(text) -> str:
     return html.escape(str(text), quote=False)
 
 
-def curves_figure(series, height=340, marks=None) -> go.Figure:
+def curves_figure(series, height=340, marks=None, heldout=None) -> go.Figure:
     """Loss and accuracy per epoch, side by side (see ``CURVE_CAPTION``).
 
     ``series`` is a list of (label, history) with history a list of ``EpochRecord``. One
     colour per run, so several runs overlay readably on the Compare page. ``marks`` maps
-    a label to {"best": epoch} for runs whose early stopping restored an epoch.
+    a label to {"best": epoch} for runs whose early stopping restored an epoch; ``heldout``
+    a label to the split its held-out curve was measured on, when not "validation"
+    (``heldout_split``).
     """
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
     accuracies = []
@@ -57,6 +61,8 @@ def curves_figure(series, height=340, marks=None) -> go.Figure:
                     continue  # full-train runs have no validation split; old runs no clean train
                 if column == 2:
                     accuracies += [v for v in values if v is not None]
+                if pattern == "val_{}":
+                    split = (heldout or {}).get(label, split)
                 name = plain(f"{label} {split}".strip())
                 figure.add_trace(go.Scatter(
                     x=epochs, y=values, mode="lines+markers" if dash != "dot" else "lines", name=name,
@@ -77,6 +83,12 @@ def curves_figure(series, height=340, marks=None) -> go.Figure:
     figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
                          legend=dict(orientation="h", y=-0.25))
     return figure
+
+
+def heldout_split(config) -> str:
+    """The split a run's held-out curve was measured on: test when it trained on every
+    training image (it has no validation split), else validation."""
+    return "test" if (config or {}).get("full_train") else "validation"
 
 
 def seed_band_figure(groups, height=340) -> go.Figure:

@@ -1,12 +1,12 @@
-"""What the Compare page shows, as plain data: which runs can be compared, their scores
-and settings side by side (what differs highlighted), a one-line summary with numbers,
-and the most confident mistakes."""
-
-import json
+"""What the Compare page shows, as plain data: which runs it opens on, their scores and
+settings side by side (what differs highlighted), and the most confident mistakes. The
+conclusions drawn from them are ``kmnist_core.conclusions``."""
 
 import numpy as np
 
 from kmnist_core.classes import CLASSES, NUM_CLASSES
+from kmnist_core.conclusions import loss_gap_summary as loss_gap_summary  # the labs branch's report calls it here
+from kmnist_core.conclusions import only_seed_differs, regularization, run_label, settings_groups
 from kmnist_core.config import LABELS, STUDY_ORDER, config_from_dict, differences
 from kmnist_core.labs import first_layer_stats  # noqa: F401 (the pages read it from here)
 from kmnist_core.study import run_times, whole_seconds
@@ -23,10 +23,6 @@ def scored(run) -> bool:
     return bool(run.metrics and "test" in run.metrics)
 
 
-def run_label(run) -> str:
-    return f"#{run.id} {run.name}"
-
-
 def most_accurate(runs):
     """The run a newcomer should ask first on Draw: the best test accuracy (newest on a tie),
     not simply the newest, which may be an underfit or a stopped run."""
@@ -34,17 +30,46 @@ def most_accurate(runs):
 
 
 def default_selection(runs, limit=MAX_RUNS) -> list:
-    """One scored run per study variant (underfit → final, then the rest): the one closest
-    to its preset (fewest changed settings, the seed aside), the newest among equals. The
-    newest alone let an experiment (a learning rate of 1e-9, a 3-epoch sweep run) push the
-    variant's plain run out of the lesson."""
+    """The runs Compare opens on, from every stored run (any status): the newest complete
+    study (all its runs finished, two or more scored), in study order; without studies,
+    one scored run per variant, the one closest to its preset (fewest changed settings, the
+    seed aside), the newest among equals. A sweep's runs stay on the Sweep page: a 10-epoch
+    sweep run once replaced the study's 30-epoch overfit and turned the gap sentence upside down."""
+    runs = list(runs)
+    study = newest_complete_study(runs)
+    if study:
+        return [run.id for run in sorted(study, key=_study_position)][:limit]
+    candidates = [run for run in runs if scored(run) and run.sweep_id is None]
+    if len(candidates) < 2:
+        candidates = list(filter(scored, runs))
     closest = {}
-    for run in filter(scored, runs):
+    for run in candidates:
         changed = sum(name != "seed" for name, _, _ in differences(config_from_dict(run.config)))
         if run.variant not in closest or (changed, -run.id) < closest[run.variant][0]:
             closest[run.variant] = ((changed, -run.id), run)
-    order = [v for v in STUDY_ORDER if v in closest] + sorted(set(closest) - set(STUDY_ORDER))
-    return [closest[v][1].id for v in order][:limit]
+    return [run.id for _, run in sorted(closest.values(), key=lambda pair: _study_position(pair[1]))][:limit]
+
+
+def newest_complete_study(runs) -> list:
+    """The scored runs of the newest study (not a sweep) whose runs have all finished, or []
+    (runs stored before studies have no ``study_id``)."""
+    studies = {}
+    for run in runs:
+        study = run.study_id
+        if study is not None and run.sweep_id is None:
+            studies.setdefault(study, []).append(run)
+    for study in sorted(studies, reverse=True):
+        members = studies[study]
+        done = [run for run in members if scored(run)]
+        if all(run.finished for run in members) and len(done) >= 2:
+            return done
+    return []
+
+
+def _study_position(run) -> tuple:
+    """underfit → final, then the other variants, each by id."""
+    order = STUDY_ORDER.index(run.variant) if run.variant in STUDY_ORDER else len(STUDY_ORDER)
+    return order, run.variant, run.id
 
 
 def table_rows(runs) -> list:
@@ -82,42 +107,6 @@ def settings_rows(runs) -> tuple:
     return rows, differing
 
 
-def loss_gap_summary(runs) -> str:
-    """One sentence with numbers: how far the regularized runs moved the held-out−train
-    loss gap from the unregularized run's (the study's point in one line). A cut is only
-    credited against an unregularized run, never to another seed of it, and a gap that
-    reads the same is "kept", not "cut"."""
-    # An underfitting run has a small gap because it fits nothing well, not because anything
-    # cured its memorising: it is set apart, never credited with a cut.
-    fitted = [run for run in runs if run.metrics["fit"]["verdict"] != "underfitting"]
-    gaps = [(run, run.metrics["fit"]["loss_gap"]) for run in fitted]
-    if len(gaps) < 2:
-        return ""
-    aside = [run.name for run in runs if run not in fitted]
-    lead = "Held-out − train loss gap (smaller = less memorising): "
-    tail = f" Not counted: {', '.join(aside)} (underfitting: a small gap from fitting nothing well)." if aside else ""
-    plain = [(run, gap) for run, gap in gaps if _regularization(run) == 0]
-    if not plain:
-        listed = ", ".join(f"{run.name} {gap:.2f}" for run, gap in sorted(gaps, key=lambda pair: pair[1]))
-        return f"{lead}{listed}. None of these runs is unregularized, so none is a baseline to measure a cut from.{tail}"
-    base_run, base_gap = max(plain, key=lambda pair: pair[1])
-
-    def moved(run, gap):
-        if only_seed_differs(run, base_run):
-            return f"{run.name} (the same settings, another seed) {gap:.2f}"
-        if f"{gap:.2f}" == f"{base_gap:.2f}":
-            return f"{run.name} kept it at {gap:.2f}"
-        return f"{run.name} {'cut' if gap < base_gap else 'raised'} it to {gap:.2f}"
-
-    parts = [moved(run, gap) for run, gap in gaps if run.id != base_run.id]
-    return f"{lead}{base_run.name} {base_gap:.2f}; " + "; ".join(parts) + "." + tail
-
-
-def _regularization(run) -> float:
-    config = run.config
-    return config.get("dropout", 0) + config.get("input_dropout", 0) + config.get("l1", 0) + config.get("l2", 0)
-
-
 def cv_text(summary, percent=True) -> str:
     """'91.2% ± 0.8%' from a {"mean", "std"} summary."""
     if percent:
@@ -140,21 +129,10 @@ def mistakes(y_test, test_proba, count=8):
     ]
 
 
-def paired_difference(y_test, proba_a, proba_b):
-    """McNemar's exact test on two runs' stored test predictions, or None when either is
-    missing or belongs to another test split."""
-    from kmnist_core.significance import mcnemar
-
-    expected = (len(y_test), NUM_CLASSES)
-    if proba_a is None or proba_b is None or proba_a.shape != expected or proba_b.shape != expected:
-        return None
-    return mcnemar(y_test, proba_a.argmax(axis=1), proba_b.argmax(axis=1))
-
-
 def unregularized(runs):
     """The run to set the others' weights beside: the newest with no dropout and no
     penalty that fits its data (not underfit), or None."""
-    plain = [run for run in runs if _regularization(run) == 0 and run.variant != "underfit"]
+    plain = [run for run in runs if regularization(run) == 0 and run.variant != "underfit"]
     return max(plain, key=lambda run: run.id) if plain else None
 
 
@@ -181,44 +159,10 @@ def fixed_and_broken(y_test, proba_a, proba_b, count=8) -> tuple:
     return pick(~right_a & right_b, proba_b, predicted_b), pick(right_a & ~right_b, proba_a, predicted_a)
 
 
-def _settings_but_seed(run) -> str:
-    return json.dumps({k: v for k, v in run.config.items() if k != "seed"}, sort_keys=True)
-
-
-def only_seed_differs(run_a, run_b) -> bool:
-    """Same settings, another seed: any gap between them is the luck of training."""
-    return _settings_but_seed(run_a) == _settings_but_seed(run_b) and run_a.config.get("seed") != run_b.config.get("seed")
-
-
 def seed_groups(runs) -> dict:
     """{label: [runs]} for runs whose settings differ only by their seed (two or more)."""
-    groups = {}
-    for run in runs:
-        groups.setdefault(_settings_but_seed(run), []).append(run)
     return {f"{group[0].variant} ×{len(group)} seeds ({', '.join(f'#{r.id}' for r in group)})": group
-            for group in groups.values() if len(group) >= 2}
-
-
-def ranking_sentence(y_test, runs, load_proba) -> str:
-    """The top two runs by test accuracy, ranked only when McNemar's test says the gap is
-    unlikely to be the test images' luck; otherwise says they are within noise. Two seeds
-    of one configuration are never ranked as if a setting won: their gap is training's luck."""
-    from kmnist_core.significance import ALPHA, format_p
-
-    first, second = sorted(runs, key=lambda run: -run.metrics["test"]["accuracy"])[:2]
-    paired = paired_difference(y_test, load_proba(first.id), load_proba(second.id))
-    gap = 100 * (first.metrics["test"]["accuracy"] - second.metrics["test"]["accuracy"])
-    if paired is None:
-        return ""
-    if paired["p_value"] < ALPHA and only_seed_differs(first, second):
-        return (f"Most accurate: #{first.id} {first.name}, {gap:.1f} points above #{second.id} {second.name} "
-                f"({format_p(paired['p_value'])}), but the two differ only in their seed: that gap is the luck "
-                f"of training, not a better setting.")
-    if paired["p_value"] < ALPHA:
-        return (f"Most accurate: #{first.id} {first.name}, {gap:.1f} points above #{second.id} {second.name} "
-                f"({format_p(paired['p_value'])}: unlikely to be the luck of the test images).")
-    return (f"#{first.id} {first.name} and #{second.id} {second.name} are within noise: {gap:.1f} points apart, "
-            f"{format_p(paired['p_value'])}. Do not rank them; more seeds or more test images would tell.")
+            for group in settings_groups(runs) if len(group) >= 2}
 
 
 def training_luck_note(run_a, run_b) -> str:

@@ -17,10 +17,12 @@ import streamlit as st
 
 from kmnist_core.config import LABELS, config_from_dict, differences, too_short
 from kmnist_core.hardware import worker_count
+from kmnist_core.stall import recent_startups
 from kmnist_core.status import ACTIVE, Status, stall_note, stalled
 from kmnist_core.store import RunNotFoundError, StoreError
 from kmnist_core.study import run_time_text
 from kmnist_core.study import seconds_text as duration
+from kmnist_core.verdict import verdict_line
 
 from . import charts, compare, jobs, report, sessions, state
 
@@ -163,7 +165,7 @@ def queue(run_store, runs, shown) -> None:
 def training_state(run_store, run) -> str:
     if state.recovering(run_store, run):
         return RECOVERING
-    if silent := stalled(run):
+    if silent := stalled(run, startups=recent_startups(state.runs(run_store), run)):
         return stall_note(silent)
     progress = run.progress
     return f"training, epoch {progress.epoch}/{progress.epochs}" if progress else "training, starting"
@@ -260,7 +262,7 @@ def running(run_store, run, compact) -> None:
     if state.recovering(run_store, run):
         st.warning(f"Run #{run.id} is {RECOVERING} {RECOVERING_DETAIL}")
     else:
-        if silent := stalled(run):
+        if silent := stalled(run, startups=recent_startups(state.runs(run_store), run)):
             st.warning(f"Run #{run.id} is {stall_note(silent)}. {STALLED_DETAIL}")
         progress_bar(run)
         stop_control(run_store, run)
@@ -275,7 +277,8 @@ def running(run_store, run, compact) -> None:
 
 def curves(run, history) -> None:
     best = (run.metrics or {}).get("best_epoch")
-    st.plotly_chart(charts.curves_figure([("", history)], marks={"": {"best": best}} if best else None),
+    st.plotly_chart(charts.curves_figure([("", history)], marks={"": {"best": best}} if best else None,
+                                         heldout={"": charts.heldout_split(run.config)}),
                     key=f"curves_{run.id}_{run.status}")
     with st.expander("How to read these curves"):
         st.markdown(charts.CURVE_CAPTION)
@@ -485,9 +488,11 @@ def report_buttons(run_store, study_id, data, what) -> None:
 
 
 def show_verdict(run) -> None:
+    """The verdict in a box coloured by its grade; runs stored before verdicts were graded
+    ("good fit", "overfitting", "underfitting" and an older sentence) read the same way."""
     fit = run.metrics["fit"]
-    box = st.success if fit["verdict"] == "good fit" else st.warning
-    box(f"**{fit['verdict'].capitalize()}.** {fit['reason']}")
+    box = {"good fit": st.success, "starting to overfit": st.info}.get(fit["verdict"], st.warning)
+    box(verdict_line(fit))
     short = too_short(config_from_dict(run.config)) if fit["verdict"] == "good fit" else None
     if short:  # the Train form warned before the run; the verdict is where the lesson is read
         st.caption(f"Read this “good fit” with care: {short}")

@@ -18,6 +18,7 @@ from .classes import CLASSES
 from .config import PARAMETERS, VARIANTS, check_against_data, make_config, parse_units
 from .data import DATA_DIR_ENV, TFDS_DIR_ENV, default_data_dir, load_kmnist, load_tfds
 from .errors import KmnistError
+from .stall import recent_startups
 from .status import WITH_MODEL, Status, stall_note, stalled
 from .store import HOME_ENV, RunStore, StoreError
 from .study import QUICK_STUDY, QUICK_STUDY_NAME, VARIANTS_STUDY, enqueue_study, run_times, seconds_text, study_configs
@@ -484,7 +485,7 @@ def cmd_runs(args) -> int:
           f"{'epochs':>6} {'training':>10} {'in all':>10}  name")
     for run in runs:
         test = (run.metrics or {}).get("test", {})
-        status = "stalled" if stalled(run, now) else run.status
+        status = "stalled" if stalled(run, now, recent_startups(runs, run)) else run.status
         training, in_all = run_times(run)
         print(f"{run.id:>4} {run.sweep_id or '':>5}  {run.variant:<9} {status:<11} "
               f"{_fmt(test.get('accuracy')):>8} {_fmt(test.get('macro_f1')):>6} {_fmt(test.get('kappa')):>6} "
@@ -492,7 +493,7 @@ def cmd_runs(args) -> int:
     if any(run.sweep_id for run in runs):
         print("sweep: the sweep a run belongs to (`sweeps ID` summarises it)")
     for run in runs:
-        if silent := stalled(run, now):
+        if silent := stalled(run, now, recent_startups(runs, run)):
             print(f"run {run.id} {stall_note(silent)}")
     return 0
 

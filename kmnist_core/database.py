@@ -6,6 +6,7 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import diskspace
 from .errors import StoreError
 from .schema import SCHEMA_VERSION
 
@@ -32,7 +33,9 @@ class Connections:
                           f"listed and read, not changed; copy KMNIST_HOME to a folder you can write")
 
     def _unusable(self, error) -> StoreError:
-        return StoreError(
+        """What to say of a database that does not read: a full disk is said as such (a
+        healthy store must never be moved aside), anything else points at ``recover``."""
+        return diskspace.translate(error, self.home) or StoreError(
             f"{self.db_path} is not a usable run database ({error}). Move it aside, or run "
             f"`python -m kmnist_core recover` (it does that): the runs are re-read from their folders, nothing is lost."
         )
@@ -92,7 +95,7 @@ class Connections:
         are written in the order the transactions commit."""
         if self.read_only:
             raise self._read_only_error()
-        with self._damage_as_store_error():
+        with diskspace.raising_disk_full(self.home), self._damage_as_store_error():
             db = self._connect()
             try:
                 db.execute("BEGIN IMMEDIATE")
@@ -107,7 +110,7 @@ class Connections:
 
     @contextmanager
     def _read(self):
-        with self._damage_as_store_error():
+        with diskspace.raising_disk_full(self.home), self._damage_as_store_error():
             db = self._connect()
             try:
                 yield db

@@ -15,7 +15,7 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
-from .store import StoreError
+from .errors import StoreError
 
 FREE_MARGIN = 1024 * 1024  # bytes free below which an I/O error in the folder is taken for a full disk
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})

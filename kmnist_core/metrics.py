@@ -1,4 +1,4 @@
-"""Scores for a set of predictions, and the fit verdict a learner reads first.
+"""Scores for a set of predictions.
 
 Everything here takes plain arrays (true labels, predicted probabilities), so the app can
 recompute or compare without TensorFlow."""
@@ -39,51 +39,6 @@ def loss_and_accuracy(y_true, proba) -> tuple:
     y_true, proba = _check(y_true, proba)
     picked = _normalised(proba)[np.arange(len(y_true)), y_true]
     return float(-np.mean(np.log(picked))), float(np.mean(proba.argmax(axis=1) == y_true))
-
-
-UNDERFIT_TRAIN_ACCURACY = 0.90  # a dense net fits KMNIST's training images to >99%
-NOT_LEARNING_ACCURACY = 0.20  # below this on its training images a model is near chance (10%): not learning
-OVERFIT_RISE = 1.25  # validation loss ended 25% above its best epoch
-OVERFIT_GAP = 0.5  # without curves: held-out loss this far above training loss
-
-
-def fit_verdict(train_accuracy, heldout_accuracy, train_loss, heldout_loss, val_losses=(), heldout="validation") -> tuple:
-    """("underfitting" | "overfitting" | "good fit", a sentence with the numbers behind it).
-
-    Underfitting: the model cannot fit even its training images.
-    Overfitting: the classic sign on the curves, validation loss climbing back up while
-    training loss keeps falling; without validation curves (runs trained on everything),
-    a held-out loss far above the training loss. A train/held-out accuracy gap alone is
-    not enough: on 5,400 images every dense network reaches ~100% on its training set.
-    """
-    numbers = (f"train acc {train_accuracy:.1%}, {heldout} acc {heldout_accuracy:.1%}, "
-               f"{heldout}−train loss {heldout_loss - train_loss:+.3f}")
-    losses = [v for v in val_losses if v is not None]
-    if train_accuracy < NOT_LEARNING_ACCURACY:
-        return "underfitting", (f"It is barely above guessing (10% for ten classes) even on its own training "
-                                f"images: it is not learning at all, which capacity does not explain. Check the "
-                                f"learning rate first (too small to move the weights, or so large that training "
-                                f"diverges), then the regularization. {numbers}.")
-    if train_accuracy < UNDERFIT_TRAIN_ACCURACY:
-        return "underfitting", (f"It cannot fit even its own training images (train accuracy below "
-                                f"{UNDERFIT_TRAIN_ACCURACY:.0%}): it needs more capacity, more epochs or "
-                                f"less regularization. {numbers}.")
-    if losses:
-        best = min(range(len(losses)), key=losses.__getitem__)
-        if losses[-1] >= OVERFIT_RISE * losses[best]:
-            return "overfitting", (f"Validation loss climbed from {losses[best]:.3f} at epoch {best + 1} "
-                                   f"to {losses[-1]:.3f} at the end ({losses[-1] / losses[best] - 1:+.0%}) "
-                                   f"while it kept fitting its training images: it memorises. {numbers}.")
-        # Still a good fit, but say how close it came: a 20% rise is not "near its best".
-        return "good fit", (f"It fits its training images and its validation loss ends "
-                            f"{losses[-1] / losses[best] - 1:+.0%} from its best ({losses[best]:.3f} at "
-                            f"epoch {best + 1}), under the {OVERFIT_RISE - 1:.0%} rise that marks "
-                            f"memorising. {numbers}.")
-    if heldout_loss - train_loss > OVERFIT_GAP:
-        return "overfitting", (f"Its {heldout} loss is more than {OVERFIT_GAP} above its training loss: "
-                               f"it memorises. {numbers}.")
-    return "good fit", (f"It fits its training images and its {heldout} loss stays within {OVERFIT_GAP} "
-                        f"of its training loss. {numbers}.")
 
 
 def confident_mistakes(y_true, proba, n=12) -> list:

@@ -33,7 +33,7 @@ class EpochRecord(_Record):
     epoch: int  # 1-based; k-fold runs continue the count across folds
     train_loss: float | None = None
     train_accuracy: float | None = None
-    val_loss: float | None = None
+    val_loss: float | None = None  # held-out: the validation split, or test for runs without one (full_train)
     val_accuracy: float | None = None
     fit_loss: float | None = None
     fit_accuracy: float | None = None

@@ -16,10 +16,11 @@ from .data import TFDS_DIR_ENV, DataMismatchError, load_local, load_tfds, strati
 from .diskspace import translate
 from .hardware import cpu_name
 from .inference import make_predictor
-from .metrics import classification_metrics, fit_verdict
+from .metrics import classification_metrics
 from .status import Status
 from .store import RunStore, StoreError
 from .training import train_model
+from .verdict import fit_verdict
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes and stop-flag polls
 CHECKPOINT_EVERY = 15.0  # seconds between partial-model checkpoints
@@ -114,7 +115,11 @@ def _train_once(store, run_id, config, dataset, on_progress, stop=None):
     x, y = dataset.x_train, dataset.y_train
     x_val, y_val = (None, None) if val is None else (x[val], y[val])
     reporter = _StoreReporter(store, run_id, on_progress, stop=stop)
-    result = train_model(config, x[fit], y[fit], x_val, y_val, on_progress=reporter.progress,
+    # A run trained on every training image (final) has no validation split: its held-out
+    # curve is the test split, so its verdict is read by the same rule as every other run's.
+    # It chooses nothing: early stopping needs a validation split (config.validate).
+    curve = (x_val, y_val) if val is not None else (dataset.x_test, dataset.y_test)
+    result = train_model(config, x[fit], y[fit], *curve, on_progress=reporter.progress,
                          should_stop=reporter.should_stop, on_epoch=reporter.epoch)
     metrics = score(result.model, dataset, x[fit], y[fit], x_val, y_val, result.history)
     _save_outputs(store, run_id, result, metrics)
@@ -158,12 +163,11 @@ def score(model, dataset, x_fit, y_fit, x_val=None, y_val=None, history=()) -> d
         metrics["val"] = heldout = classification_metrics(y_val, val_proba)
         metrics["_val_proba"] = val_proba
         heldout_name = "val"
-    verdict, reason = fit_verdict(train["accuracy"], heldout["accuracy"], train["log_loss"], heldout["log_loss"],
-                                  [record.val_loss for record in history],
-                                  "validation" if heldout_name == "val" else "test")
+    reading = fit_verdict(train["accuracy"], heldout["accuracy"], train["log_loss"], heldout["log_loss"],
+                          [record.val_loss for record in history], "validation" if heldout_name == "val" else "test")
     metrics["train"] = {"accuracy": train["accuracy"], "log_loss": train["log_loss"], "n": train["n"]}
-    metrics["fit"] = {
-        "verdict": verdict, "reason": reason, "heldout": heldout_name,
+    metrics["fit"] = reading | {
+        "heldout": heldout_name,
         "loss_gap": heldout["log_loss"] - train["log_loss"],
         "accuracy_gap": train["accuracy"] - heldout["accuracy"],
     }

@@ -10,6 +10,7 @@ import stat
 import time
 from contextlib import contextmanager
 
+from . import diskspace
 from .checks import check_int
 from .database import Connections
 from .errors import StoreError
@@ -61,7 +62,8 @@ class TrainingSlots(Connections):
         try:
             handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as error:
-            raise StoreError(f"{path} cannot be used as the training lock ({error.strerror}); move it aside") from None
+            raise diskspace.translate(error, self.home) or StoreError(
+                f"{path} cannot be used as the training lock ({error.strerror}); move it aside") from None
         if not stat.S_ISREG(os.fstat(handle).st_mode):
             os.close(handle)
             raise StoreError(f"{path} is not a regular file, so it cannot be the training lock; move it aside")

@@ -12,6 +12,8 @@ moment so the app can say what the queue did next.
 import time
 from enum import StrEnum
 
+from .stall import silent_at_start
+
 
 class Status(StrEnum):
     QUEUED = "queued"
@@ -40,26 +42,26 @@ def can_move(old, new) -> bool:
 # -- a running run that does not move -------------------------------------------------------
 STALL_FLOOR = 60.0  # seconds without progress before any running run is called stalled
 STALL_PACE = 10  # ... or this many times its own mean time between progress writes, if longer
-STALL_START = 600.0  # seconds a run may take to load its data before its first progress write, or to be
-# scored and saved after its last batch (full-scale `best` on a loaded 2-core host: minutes; benchmarks/full_scale.py)
+STALL_START = 600.0  # seconds a run may take to be scored and saved after its last batch
+# (full-scale `best` on a loaded 2-core host: minutes; benchmarks/full_scale.py)
 
 
-def stalled(run, now=None) -> float | None:
+def stalled(run, now=None, startups=()) -> float | None:
     """Seconds a running run has gone without a progress write, when that is longer than
     max(STALL_FLOOR, STALL_PACE x its own mean time between writes); else None.
 
     A trainer paused with Ctrl-Z, or hung, still holds the training lock, so its run is no
     orphan, yet nothing moves and the queue waits behind it. The rule follows the run's own
     pace (a large model's batch may take seconds) with a floor for the fast ones; before
-    the first write (data loading, graph tracing) and after the last batch (scoring on the
-    test split, saving the model) it allows ``STALL_START`` seconds."""
+    the first write (data loading, graph tracing) it allows a few times the slowest recent
+    start-up on the same data (``startups``, from ``stall.recent_startups``), and after the
+    last batch (scoring on the test split, saving the model) ``STALL_START`` seconds."""
     if run.status != Status.RUNNING:
         return None
     now = time.time() if now is None else now
     progress = run.progress
     if progress is None:
-        silent = now - (run.started_at or now)
-        return silent if silent > STALL_START else None
+        return silent_at_start(run, startups, now)
     if progress.updated_at is None:  # written by a release that did not record the time
         return None
     silent = now - progress.updated_at

@@ -21,6 +21,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from . import diskspace
 from .checks import MAX_NAME, ParameterError, check_choice, check_int, check_name, check_run_id
 from .errors import RunNotFoundError, StoreError
 from .folders import read_manifest, remove
@@ -64,7 +65,8 @@ class RunStore(FolderIndex, TrainingSlots):
         except sqlite3.DatabaseError as error:
             raise self._unusable(error) from None
         except OSError as error:
-            raise StoreError(f"cannot use {self.home} as KMNIST_HOME ({error.strerror})") from None
+            raise diskspace.translate(error, self.home) or StoreError(
+                f"cannot use {self.home} as KMNIST_HOME ({error.strerror})") from None
 
     # -- runs ----------------------------------------------------------------------------
     def create_run(self, config, name=None, data_dir=None, status=Status.QUEUED, data_source=None,

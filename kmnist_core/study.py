@@ -8,7 +8,7 @@ from .store import RunStore
 # The quick study: fewer images and epochs, chosen so that over- and underfitting still show
 # (benchmarks/study_spread.py --train-size 3000 --epochs 30 --at 20,25 on kmnist-mini, seeds 0
 # and 1: overfit is flagged on both seeds only at 30 epochs (+28%, +41% validation-loss rise;
-# at 20 one seed stays under the 25% line), dropout shrinks its loss gap from 0.76 to 0.47, and
+# at 20 one seed is only "starting to overfit"), dropout shrinks its loss gap from 0.76 to 0.47, and
 # L1/L2's mid-run spike has passed by then). At 2,000 images even `final` overfits.
 QUICK_STUDY = dict(train_size=3000, epochs=30)
 

@@ -26,6 +26,7 @@ from .checks import MAX_NAME, ParameterError, check_choice, check_int
 from .config import LABELS, PARAMETERS, VARIANTS, TrainConfig, describe, make_config, parse_units, preset
 from .significance import seed_summary
 from .status import ACTIVE, Status
+from .verdict import loss_accuracy_disagreement
 
 MAX_RUNS = 40  # per sweep: 40 runs of the overfit preset are ~15 minutes on kmnist-mini and 2 cores
 MAX_SEEDS = 10
@@ -317,6 +318,24 @@ def best_sentence(rows, param) -> str | None:
         return (f"{lead}, but {LABELS[param]} {others[0]['label']} ({mean_std_text(runner)}) is within the "
                 f"seeds' spread of it: these seeds cannot tell the two apart.")
     return f"{lead}."
+
+
+def loss_accuracy_sentence(rows, param) -> str | None:
+    """Why the starred value (lowest mean held-out loss) is not the most accurate, with the
+    numbers, when that happens (seen: a dropout sweep at 10 epochs starred 0.6, its least
+    accurate value); None otherwise. Means over each value's finished seeds."""
+    scored = [row for row in rows if row["heldout_loss"] and row["heldout_accuracy"]]
+    best = next((row for row in scored if row["best"]), None)
+    if best is None:
+        return None
+    top = max(scored, key=lambda row: row["heldout_accuracy"]["mean"])
+    if top["heldout_accuracy"]["mean"] <= best["heldout_accuracy"]["mean"]:
+        return None
+
+    def figures(row):
+        return f"{LABELS[param]} {row['label']}", row["heldout_loss"]["mean"], row["heldout_accuracy"]["mean"]
+
+    return loss_accuracy_disagreement(figures(best), figures(top), HELDOUT_NAMES[best["heldout"]])
 
 
 def mean_std_text(summary, spec=".3f") -> str:

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import charts, compare, monitor, state
-from kmnist_core import export, reference, significance
+from kmnist_core import conclusions, export, reference, significance
 from kmnist_core.classes import CLASSES
 from kmnist_core.status import ACTIVE
 
@@ -35,7 +35,7 @@ if len(runs) < 2:
 PICKED_KEY = "compare_picked"
 kept = [run_id for run_id in st.session_state.get(PICKED_KEY, []) if run_id in runs]
 picked = st.multiselect(
-    "Runs to compare (2 to 6)", list(runs), default=kept or compare.default_selection(runs.values()),
+    "Runs to compare (2 to 6)", list(runs), default=kept or compare.default_selection(every_run),
     format_func=lambda run_id: compare.run_label(runs[run_id]), max_selections=compare.MAX_RUNS,
 )
 st.session_state[PICKED_KEY] = picked
@@ -50,10 +50,14 @@ data, problem = state.dataset()
 if problem:
     monitor.data_problem(problem)
     st.stop()
-for sentence in (compare.loss_gap_summary(chosen),
-                 compare.ranking_sentence(data.y_test, chosen, lambda run_id: run_store.load_array(run_id, "test_proba"))):
+for sentence in (conclusions.loss_gap_summary(chosen),
+                 conclusions.ranking_sentence(data.y_test, chosen, lambda run_id: run_store.load_array(run_id, "test_proba")),
+                 conclusions.loss_accuracy_sentence(chosen)):
     if sentence:
         st.text(sentence)
+set_apart = conclusions.set_apart_sentence(chosen)
+if set_apart:
+    st.info(set_apart)
 st.dataframe(
     compare.table_rows(chosen), hide_index=True,
     column_config={"test acc %": st.column_config.NumberColumn(format="%.1f")}
@@ -86,14 +90,14 @@ first = left.selectbox("Run A", picked, index=picked.index(baseline_run.id), key
 second = right.selectbox("Run B", picked, index=picked.index(better_run.id), key="paired_b",
                          format_func=lambda run_id: compare.run_label(runs[run_id]))
 proba_a, proba_b = run_store.load_array(first, "test_proba"), run_store.load_array(second, "test_proba")
-paired = compare.paired_difference(data.y_test, proba_a, proba_b)
+paired = conclusions.paired_difference(data.y_test, proba_a, proba_b)
 if first == second:
     st.info("Pick two different runs.")
 elif paired is None:
     st.caption("These runs' stored test predictions are missing or from another test split.")
 else:
     st.text(significance.sentence(f"#{first} {runs[first].name}", f"#{second} {runs[second].name}", paired))
-    (st.info if compare.only_seed_differs(runs[first], runs[second]) else st.caption)(
+    (st.info if conclusions.only_seed_differs(runs[first], runs[second]) else st.caption)(
         compare.training_luck_note(runs[first], runs[second]))
     st.caption(f"McNemar's exact test on the {paired['n']:,} test images both runs read: only the images "
                f"where they disagree count (A right and B wrong: {paired['only_a_right']}, B right and A "
@@ -132,7 +136,8 @@ if groups:
 st.header("Learning curves")
 marks = {label: {"best": run.metrics.get("best_epoch")} for label, run in zip(labels, chosen)
          if run.metrics.get("stopped_early")}
-st.plotly_chart(charts.curves_figure(list(zip(labels, [run.history for run in chosen])), height=420, marks=marks))
+st.plotly_chart(charts.curves_figure(list(zip(labels, [run.history for run in chosen])), height=420, marks=marks,
+                                     heldout={label: charts.heldout_split(run.config) for label, run in zip(labels, chosen)}))
 with st.expander("How to read these curves"):
     st.markdown(charts.CURVE_CAPTION)
 

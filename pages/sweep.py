@@ -7,7 +7,7 @@ from explorer import charts, monitor, sessions, state
 from explorer import sweeps as view
 from kmnist_core.checks import ParameterError
 from kmnist_core.config import LABELS, PARAMETERS, config_from_dict, too_short
-from kmnist_core.sweep import MAX_RUNS, SWEEPABLE, best_sentence, summarise
+from kmnist_core.sweep import MAX_RUNS, SWEEPABLE, best_sentence, loss_accuracy_sentence, summarise
 
 state.enter_through_app("pages/sweep.py")
 
@@ -60,6 +60,9 @@ def show(run_store, sweep) -> None:
         sentence = best_sentence(rows, sweep.param)
         if sentence:
             st.text(sentence)
+            disagreement = loss_accuracy_sentence(rows, sweep.param)
+            if disagreement:
+                st.text(disagreement)
             short = too_short(config_from_dict(mine[0].config)) if sweep.param != "epochs" else None
             if short:  # the form warned before the sweep; the result is where it is read
                 st.caption(f"Read this curve with care: {short}")

@@ -2,8 +2,8 @@
 and the most confident mistakes; an empty store offers a quick training instead."""
 
 import numpy as np
+from test_conclusions import QUICK, finished_run
 
-from explorer.compare import loss_gap_summary
 from explorer.jobs import QUICK_NAME, QUICK_RUN
 
 from app_support import app, app_home, app_runs, no_worker, texts, trained_home  # noqa: F401
@@ -40,8 +40,11 @@ def test_two_runs_side_by_side(app_runs):
     assert "Highlighted: the settings that differ between these runs — variant, Hidden layer sizes, " \
            "Dropout (hidden layers)" in texts(page.caption)
     assert "cut it to" not in texts(page.text)  # an underfitting run is never credited with a smaller gap
-    verdicts = texts(page.warning) + texts(page.success)
-    assert "Underfitting." in verdicts and runs[0].metrics["fit"]["reason"] in verdicts
+    verdicts = texts(page.warning) + texts(page.success) + texts(page.info)
+    assert runs[0].metrics["fit"]["reason"].startswith("Underfitting: train loss")
+    assert runs[0].metrics["fit"]["reason"] in verdicts
+    # 1 epoch vs 2: no conclusion is drawn across them, and the page says why
+    assert "not comparable with" in texts(page.info) and "(1 epoch vs 2)" in texts(page.info)
     # B − A matrix, curves, two confusion matrices, per-class F1, weight curves and histogram, published rows
     assert len(page.get("plotly_chart")) == 8
     captions = [caption for block in page.image for caption in block.captions if "→" in caption]
@@ -152,73 +155,32 @@ def test_two_seeds_of_one_setting_are_never_called_a_real_difference_between_set
     assert "The test covers the luck of the test images, not of training" in texts(page.caption)
 
 
-def test_the_top_two_are_ranked_only_when_the_gap_is_unlikely_to_be_the_test_images_luck():
-    from explorer.compare import ranking_sentence
-    from kmnist_core.status import Status
-    from kmnist_core.store import Run
-
-    y = np.repeat(np.arange(10), 20)
-    def run(run_id, right):  # right: how many of the 200 images it reads correctly
-        proba = np.full((200, 10), 0.01)
-        predicted = np.where(np.arange(200) < right, y, (y + 1) % 10)
-        proba[np.arange(200), predicted] = 0.91
-        return Run(run_id, f"r{run_id}", "overfit", Status.COMPLETED, {}, 0.0,
-                   metrics={"test": {"accuracy": right / 200}}), proba
-    (a, pa), (b, pb), (c, pc) = run(1, 180), run(2, 178), run(3, 120)
-    arrays = {1: pa, 2: pb, 3: pc}
-    assert "within noise: 1.0 points apart" in ranking_sentence(y, [a, b], arrays.get)
-    assert ranking_sentence(y, [a, c], arrays.get).startswith("Most accurate: #1 r1, 30.0 points above #3 r3")
-    a.config.update(variant="overfit", seed=1)  # the same settings as c but the seed
-    c.config.update(variant="overfit", seed=2)
-    seeds_only = ranking_sentence(y, [a, c], arrays.get)
-    assert "differ only in their seed: that gap is the luck of training" in seeds_only
-    assert "unlikely to be" not in seeds_only
-    b.config.update(variant="overfit", seed=3)  # a gap within noise stays "within noise", never "most accurate"
-    assert "within noise: 1.0 points apart" in ranking_sentence(y, [a, b], arrays.get)
-
-
-def test_the_gap_summary_credits_regularization_and_sets_underfitting_apart():
-    from kmnist_core.status import Status
-    from kmnist_core.store import Run
-
-    def run(run_id, name, gap, verdict, **config):
-        return Run(run_id, name, name, Status.COMPLETED, config, 0.0,
-                   metrics={"fit": {"loss_gap": gap, "verdict": verdict}})
-
-    runs = [run(1, "underfit", 0.18, "underfitting"), run(2, "overfit", 0.63, "overfitting"),
-            run(3, "dropout", 0.36, "good fit", dropout=0.5)]
-    assert loss_gap_summary(runs) == (
-        "Held-out − train loss gap (smaller = less memorising): overfit 0.63; dropout cut it to 0.36. "
-        "Not counted: underfit (underfitting: a small gap from fitting nothing well).")
-    # Seen in Chromium: "seed 1 cut it to 0.33; seed 2 cut it to 0.44" against overfit's 0.44,
-    # and l1l2 taken as the baseline when no unregularized run was picked.
-    twins = [run(4, "overfit · seed 1", 0.44, "overfitting", seed=1), run(5, "overfit · seed 2", 0.33, "good fit", seed=2),
-             run(6, "overfit · seed 3", 0.441, "good fit", seed=3), run(7, "dropout", 0.4385, "good fit", dropout=0.5)]
-    assert loss_gap_summary(twins) == (
-        "Held-out − train loss gap (smaller = less memorising): overfit · seed 3 0.44; "
-        "overfit · seed 1 (the same settings, another seed) 0.44; overfit · seed 2 (the same settings, another "
-        "seed) 0.33; dropout kept it at 0.44.")
-    regularized = [run(8, "l1l2", 0.56, "good fit", l2=1e-4), run(9, "dropout", 0.46, "good fit", dropout=0.5)]
-    assert loss_gap_summary(regularized) == (
-        "Held-out − train loss gap (smaller = less memorising): dropout 0.46, l1l2 0.56. None of these runs is "
-        "unregularized, so none is a baseline to measure a cut from.")
-
-
 def test_the_default_picks_each_variants_run_closest_to_its_preset():
     """Seen in Chromium: the newest "dropout" run was a learning-rate-1e-9 experiment and the
     newest "overfit" a 3-epoch sweep run; each pushed the variant's plain run out."""
     from explorer.compare import default_selection
-    from kmnist_core.config import make_config
-    from kmnist_core.status import Status
-    from kmnist_core.store import Run
 
-    def run(run_id, variant, **changes):
-        return Run(run_id, f"r{run_id}", variant, Status.COMPLETED, make_config(variant, **changes).to_dict(), 0.0,
-                   metrics={"test": {"accuracy": 0.9}, "fit": {"verdict": "good fit"}})
-
-    runs = [run(1, "overfit"), run(2, "dropout"), run(3, "dropout", learning_rate=1e-9, epochs=2),
-            run(4, "overfit", dropout=0.5, epochs=3, train_size=3000), run(5, "overfit", seed=7)]
+    runs = [finished_run(1, "overfit"), finished_run(2, "dropout"), finished_run(3, "dropout", learning_rate=1e-9, epochs=2),
+            finished_run(4, "overfit", dropout=0.5, epochs=3, train_size=3000), finished_run(5, "overfit", seed=7)]
     assert default_selection(runs) == [5, 2]  # overfit: the newest plain one (another seed is no change)
+
+
+def test_the_default_picks_are_the_newest_complete_study_never_a_sweeps_runs():
+    """Seen in Chromium: after a Quick study and a sweep, the sweep's 10-epoch overfit (#11)
+    replaced the study's 30-epoch overfit (#2) in the default picks."""
+    from explorer.compare import default_selection
+    from kmnist_core.status import Status
+
+    quick = [finished_run(i, variant, study=1, **QUICK) for i, variant in
+             enumerate(("final", "underfit", "overfit", "dropout", "l1l2", "combined"), start=1)]
+    sweep = [finished_run(i, "overfit", study=2, sweep=1, epochs=10, dropout=d) for i, d in ((11, 0.0), (12, 0.3))]
+    assert default_selection(quick + sweep) == [2, 3, 4, 5, 6, 1]
+    unfinished = [finished_run(21, "overfit", study=3), finished_run(22, "dropout", study=3)]
+    unfinished[1].status = Status.RUNNING
+    assert default_selection(quick + sweep + unfinished) == [2, 3, 4, 5, 6, 1]  # study 3 is not complete yet
+    for run in quick:
+        run.study_id = None  # stored before studies: the closest to its preset, sweeps left out
+    assert default_selection(quick + sweep) == [2, 3, 4, 5, 6, 1]
 
 
 def test_the_chosen_runs_survive_a_new_run_finishing_elsewhere(app_runs):

@@ -60,6 +60,9 @@ def test_a_sweep_is_queued_from_the_form_and_its_curve_fills_in(app_home, monkey
     assert list(table["seeds finished"]) == ["2 of 2", "1 of 2"]
     assert list(table["validation loss"]) == ["0.650 ± 0.071", "0.400"]
     assert "Lowest mean validation loss at Dropout (hidden layers) 0.5: 0.400 (one seed)." in texts(page.text)
+    # the star sits on the less accurate value: the page says why loss and accuracy disagree
+    assert ("Dropout (hidden layers) 0.5 has the lowest validation loss (0.400 vs 0.650) but Dropout (hidden layers) "
+            "0 is the more accurate (88.0% vs 85.0%)") in texts(page.text)
     # 3 epochs: the form warned before the sweep, and so does the result it is read from
     assert "Read this curve with care: 3 epochs are too few for this lesson" in texts(page.caption)
 

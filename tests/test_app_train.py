@@ -5,6 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, config_from_dict, make_config, preset
+from kmnist_core.verdict import verdict_line
 
 from app_support import (  # noqa: F401
     app,
@@ -208,10 +209,10 @@ def test_a_finished_run_from_elsewhere_shows_its_results(app_runs):
     assert {m.label: m.value for m in page.metric} == {
         "Test accuracy": f"{test['accuracy']:.1%}", "Macro F1": f"{test['macro_f1']:.3f}",
         "Cohen's kappa": f"{test['kappa']:.3f}", "Test loss": f"{test['log_loss']:.3f}"}
-    shown = f"**{fit['verdict'].capitalize()}.** {fit['reason']}"
-    right_box, other_box = (page.success, page.warning) if fit["verdict"] == "good fit" else (page.warning, page.success)
-    assert shown in [box.value for box in right_box]
-    assert not any(fit["reason"] in box.value for box in other_box)
+    kind = {"good fit": "success", "starting to overfit": "info"}.get(fit["verdict"], "warning")
+    assert verdict_line(fit) in [box.value for box in getattr(page, kind)]
+    assert not any(fit["reason"] in box.value for other in {"success", "info", "warning"} - {kind}
+                   for box in getattr(page, other))
 
 
 def test_a_good_fit_after_too_few_epochs_says_so_beside_the_verdict(app_runs):

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 # on two seeds and every ordering must hold on each with a margin taken from the spread.
 SEEDS = (0, 1)
 # Half the presets' 50 epochs: overfit's validation loss bottoms out at epoch 4 and its 25%
-# rise (the verdict's line) is crossed at epoch 13-14 on every seed, so at 25 it stands
-# at +42..45%, far past the line, and two seeds cost what one 50-epoch study did.
+# rise (where "overfitting" begins on the verdict's graded scale) is crossed at epoch 13-14
+# on every seed, so at 25 it stands at +42..45%, and two seeds cost what one 50-epoch study did.
 EPOCHS = 25
 # Measured on kmnist-mini (real images), this host (Intel Xeon, AVX-512), with
 #   KMNIST_DATA_DIR=../shared/data/kmnist-mini python benchmarks/study_spread.py --at 25 ...
@@ -78,7 +78,7 @@ def test_combined_is_accurate_on_the_real_test_split(rows, seed):
 def test_overfit_memorises_and_is_flagged(rows, seed):
     row = rows["overfit", seed]
     assert row["train_acc"] > 0.99 and row["loss_gap"] > 0.45, row
-    assert row["verdict"] == "overfitting", row
+    assert row["verdict"] in ("overfitting", "strongly overfitting"), row  # +42..45% on the graded scale
 
 
 @pytest.mark.parametrize("variant", REGULARIZED)

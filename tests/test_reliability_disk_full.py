@@ -24,7 +24,6 @@ from conftest import PROJECT_ROOT, wait_until
 # Needs the store to call kmnist_core.diskspace: ``raising_disk_full(self.home)`` around ``_write`` and ``_read``,
 # ``translate(error, self.home) or StoreError(...)`` in ``_unusable``, ``__init__``'s OSError and ``_open_lock``.
 # Strict: once store.py does, these pass and the marker must go.
-NEEDS_STORE_WIRING = pytest.mark.xfail(strict=True, reason="store.py does not call kmnist_core.diskspace yet")
 Usage = namedtuple("Usage", "total used free")
 
 
@@ -143,7 +142,6 @@ def _one_error_line(text):
     return text
 
 
-@NEEDS_STORE_WIRING
 def test_on_a_full_disk_every_command_says_disk_full_and_the_store_is_intact(small_disk, synthetic_dir, capsys):
     home = small_disk / "home"
     store = RunStore(home)
@@ -160,7 +158,6 @@ def test_on_a_full_disk_every_command_says_disk_full_and_the_store_is_intact(sma
     store.check()  # integrity "ok"
 
 
-@NEEDS_STORE_WIRING
 def test_a_disk_that_fills_during_training_ends_the_run_in_one_line_with_its_epochs(small_disk, synthetic_dir):
     """The issue's case: the disk fills during epoch 2 of a CLI `train`. The trainer cannot
     write even its final status, so it leaves with one line; once space is back, the run

@@ -87,7 +87,7 @@ def test_predict_on_a_giant_picture_stays_under_one_gigabyte(giant, tmp_path):
     store = RunStore(tmp_path / "home")
     run_id = store.create_run(_config())
     store.claim_next()
-    store.writable_run_dir(run_id).mkdir()
+    store.writable_run_dir(run_id).mkdir(exist_ok=True)
     model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
     store.save_model(run_id, model)
     store.finish(run_id, Status.COMPLETED)

@@ -12,6 +12,7 @@ from kmnist_core.inference import load_model
 from kmnist_core.models import build_model
 from kmnist_core.runner import VERDICT_SAMPLE, score
 from kmnist_core.store import RunStore
+from kmnist_core.verdict import VERDICTS
 from kmnist_core.worker import drain_queue, ensure_worker
 
 from conftest import synthetic_arrays, wait_until
@@ -36,7 +37,19 @@ def test_the_queue_is_trained_oldest_first(home, synthetic_dir):
     assert all(store.model_path(i).is_file() and store.load_array(i, "test_proba").shape == (50, 10) for i in ids)
     metrics = runs[0].metrics
     assert {"test", "val", "train", "fit", "train_seconds", "epochs_done"} <= set(metrics)
-    assert metrics["fit"]["verdict"] in ("underfitting", "overfitting", "good fit")
+    assert metrics["fit"]["verdict"] in VERDICTS
+
+
+def test_a_run_trained_on_every_image_records_a_test_curve_for_its_verdict(home, synthetic_dir):
+    """`final` had no held-out curve and was judged by another rule than every other run."""
+    store = RunStore(home)
+    run = store.get(store.create_run(_tiny(full_train=True), data_dir=synthetic_dir))
+    drain_queue(store)
+    run = store.get(run.id)
+    assert [record.val_loss is not None for record in run.history] == [True] * 3
+    fit = run.metrics["fit"]
+    assert "val" not in run.metrics and fit["heldout"] == fit["curve"] == "test"
+    assert fit["last_epoch"] == 3 and fit["rise"] is not None
 
 
 def test_stop_keeps_partial_history_and_a_loadable_model(home, synthetic_dir):

@@ -24,6 +24,7 @@ from kmnist_core.sweep import (
     MAX_RUNS,
     best_sentence,
     enqueue_sweep,
+    loss_accuracy_sentence,
     parse_values,
     run_name,
     summarise,
@@ -241,6 +242,21 @@ def test_the_lowest_loss_is_not_crowned_alone_when_seeds_cannot_tell_it_from_the
     apart = close[:2] + [_run(3, 0.5, (0.9, 0.2), (0.86, 0.80)), _run(4, 0.5, (0.9, 0.2), (0.86, 0.82))]
     assert best_sentence(summarise(apart, "dropout"), "dropout") == (
         "Lowest mean validation loss at Dropout (hidden layers) 0: 0.550 ± 0.071 over 2 seeds.")
+
+
+def test_a_star_on_the_least_accurate_value_is_explained():
+    """Seen in Chromium: a dropout sweep at 10 epochs starred 0.6 ("lowest validation loss")
+    where validation accuracy was lowest (87.3% vs 88.9% at 0), and nothing said why."""
+    runs = [_run(1, 0.0, (1.0, 0.02), (0.889, 0.452)), _run(2, 0.3, (0.99, 0.05), (0.880, 0.420)),
+            _run(3, 0.6, (0.95, 0.15), (0.873, 0.401))]
+    rows = summarise(runs, "dropout")
+    assert [row["best"] for row in rows] == [False, False, True]
+    sentence = loss_accuracy_sentence(rows, "dropout")
+    assert sentence.startswith("Dropout (hidden layers) 0.6 has the lowest validation loss (0.401 vs 0.452) but "
+                               "Dropout (hidden layers) 0 is the more accurate (88.9% vs 87.3%).")
+    assert "over-confident" in sentence
+    agreeing = summarise(runs[:2] + [_run(3, 0.6, (0.95, 0.15), (0.895, 0.401))], "dropout")
+    assert loss_accuracy_sentence(agreeing, "dropout") is None
 
 
 def test_runs_trained_on_every_image_are_judged_on_test():
