@@ -5,7 +5,6 @@ conclusions drawn from them are ``kmnist_core.conclusions``."""
 import numpy as np
 
 from kmnist_core.classes import CLASSES, NUM_CLASSES
-from kmnist_core.conclusions import loss_gap_summary as loss_gap_summary  # the labs branch's report calls it here
 from kmnist_core.conclusions import only_seed_differs, regularization, run_label, settings_groups
 from kmnist_core.config import LABELS, STUDY_ORDER, config_from_dict, differences
 from kmnist_core.labs import first_layer_stats  # noqa: F401 (the pages read it from here)

@@ -25,6 +25,7 @@ from .config import config_from_dict, make_config
 from .significance import ALPHA, format_p, mcnemar, seed_summary
 from .status import Status
 from .sweep import mean_std_text
+from .verdict import UNDERFIT_TRAIN_ACCURACY, curve_rise
 
 SHARED = dict(train_size=3000, epochs=30)  # the quick study's size: over- and underfitting both show
 CLEAR_CHANGE = 0.10  # a mean that moved less than 10% (with one seed) is not called a change
@@ -129,18 +130,14 @@ def answer(lab: Lab, runs, evidence=None) -> Answer:
 
 
 # -- reading runs ------------------------------------------------------------------------------
-def _val_losses(run) -> list:
-    return [record.val_loss for record in run.history if record.val_loss is not None]
-
-
 def rise(run) -> tuple:
-    """(how far validation loss ended above its minimum, as a fraction; the epoch of the
-    minimum; the minimum); (0, None, None) for a run without validation curves."""
-    losses = _val_losses(run)
-    if not losses:
+    """(how far validation loss ended above its lowest, as a fraction; the epoch of the
+    lowest; the lowest); (0, None, None) for a run without validation curves."""
+    losses = [record.val_loss for record in run.history]
+    grown, lowest_epoch, _ = curve_rise(losses)
+    if grown is None:
         return 0.0, None, None
-    best = int(np.argmin(losses))
-    return losses[-1] / losses[best] - 1, best + 1, losses[best]
+    return grown, lowest_epoch, losses[lowest_epoch - 1]
 
 
 def _summary(runs, value) -> dict:
@@ -196,8 +193,6 @@ def first_layer_stats(run):
 
 # -- the labs' readings -----------------------------------------------------------------------
 def read_capacity(lab, groups, evidence=None) -> Answer:
-    from .metrics import UNDERFIT_TRAIN_ACCURACY  # scikit-learn: not needed to open the Home page
-
     small, _, large = (groups[arm.label] for arm in lab.arms)
     names = [arm.label for arm in lab.arms]
     losses = {label: _summary(groups[label], _val_loss)["mean"] for label in names}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
+from . import conclusions
 from .checks import ParameterError
 from .classes import CLASSES
 from .config import PARAMETERS, config_from_dict, preset
@@ -26,6 +27,7 @@ from .labs import LABS, answer, first_layer_stats
 from .significance import seed_summary
 from .status import WITH_MODEL
 from .sweep import mean_std_text
+from .verdict import verdict_line
 
 SETTINGS = ("variant", "family", "hidden_units", "dropout", "input_dropout", "l1", "l2", "epochs", "batch_size", "learning_rate",
             "optimizer", "schedule", "label_smoothing", "ema", "augment", "patience", "train_size", "full_train",
@@ -96,10 +98,10 @@ def _label(run) -> str:
     return f"#{run.id} {run.name}"
 
 
-def build(store, study_id, evidence=None, conclude=None) -> list:
+def build(store, study_id, evidence=None) -> list:
     """The report of study ``study_id`` as blocks. ``evidence``: (test labels, run id ->
-    stored test probabilities) for a lab that pairs predictions (McNemar); ``conclude``:
-    scored runs -> more sentences the caller draws from them (the app's comparison sentences)."""
+    stored test probabilities), for the sentences that pair predictions image by image
+    (McNemar); without it they are left out."""
     study = store.get_study(study_id)
     runs = [store.get(run.id) for run in store.study_runs(study_id)]  # with their history
     scored = [run for run in runs if run.status in WITH_MODEL and "test" in (run.metrics or {})]
@@ -118,7 +120,7 @@ def build(store, study_id, evidence=None, conclude=None) -> list:
         if result.caveat:
             blocks.append(Block("p", result.caveat))
         blocks.append(Block("p", f"What to try next: {lab.next_steps}"))
-    blocks += _settings(runs) + _scores(runs, scored) + _conclusions(scored, conclude(scored) if conclude else ())
+    blocks += _settings(runs) + _scores(runs, scored) + _conclusions(scored, evidence)
     blocks += _curves(scored) + _weights(scored) + _confusions(scored) + _provenance(runs)
     return blocks
 
@@ -156,19 +158,20 @@ def _scores(runs, scored) -> list:
                             "runs trained on every training image); a large gap is memorising.")]
     if scored:
         blocks.append(Block("h2", "Verdicts"))
-        blocks += [Block("p", f"{_label(run)}: {run.metrics['fit']['verdict']}. {run.metrics['fit'].get('reason', '')}")
-                   for run in scored]
+        blocks += [Block("p", f"{_label(run)}: {verdict_line(run.metrics['fit'])}") for run in scored]
     return blocks
 
 
-def _conclusions(scored, extra) -> list:
-    """The caller's sentences, then each setting trained with several seeds: mean ± std."""
-    groups = {}
-    for run in scored:
-        key = json.dumps({k: v for k, v in run.config.items() if k != "seed"}, sort_keys=True)
-        groups.setdefault(key, []).append(run)
-    sentences = [sentence for sentence in extra if sentence]
-    for group in groups.values():
+def _conclusions(scored, evidence) -> list:
+    """Compare's sentences (``kmnist_core.conclusions``: drawn across comparable runs only,
+    seeds with their spread), then each setting trained with several seeds: mean ± std."""
+    sentences = []
+    if len(scored) >= 2:
+        sentences += [conclusions.set_apart_sentence(scored), conclusions.loss_gap_summary(scored),
+                      conclusions.loss_accuracy_sentence(scored)]
+        if evidence:
+            sentences.append(conclusions.ranking_sentence(evidence[0], scored, evidence[1]))
+    for group in conclusions.settings_groups(scored):
         if len(group) < 2:
             continue
         accuracy = seed_summary([100 * run.metrics["test"]["accuracy"] for run in group])
@@ -176,7 +179,8 @@ def _conclusions(scored, extra) -> list:
         sentences.append(f"{group[0].variant} ({', '.join(f'#{run.id}' for run in group)}, {len(group)} seeds): test "
                          f"accuracy {mean_std_text(accuracy, '.2f')} %, held-out − train loss {mean_std_text(gap)} "
                          f"(mean ± std over seeds: the luck of training).")
-    if not sentences:
+    sentences = [sentence for sentence in sentences if sentence]
+    if not any(len(group) > 1 for group in conclusions.settings_groups(scored)):
         sentences.append("Each setting was trained with one seed: a difference between runs may be the luck of a "
                          "seed. Train 2–3 seeds of each before trusting a small gap.")
     return [Block("h2", "Conclusions")] + [Block("p", sentence) for sentence in sentences]
