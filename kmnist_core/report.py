@@ -176,7 +176,7 @@ def _conclusions(scored, evidence) -> list:
             continue
         accuracy = seed_summary([100 * run.metrics["test"]["accuracy"] for run in group])
         gap = seed_summary([run.metrics["fit"]["loss_gap"] for run in group])
-        sentences.append(f"{group[0].variant} ({', '.join(f'#{run.id}' for run in group)}, {len(group)} seeds): test "
+        sentences.append(f"{conclusions.group_name(group)} ({', '.join(f'#{run.id}' for run in group)}): test "
                          f"accuracy {mean_std_text(accuracy, '.2f')} %, held-out − train loss {mean_std_text(gap)} "
                          f"(mean ± std over seeds: the luck of training).")
     sentences = [sentence for sentence in sentences if sentence]

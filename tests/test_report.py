@@ -13,6 +13,7 @@ from kmnist_core.cli import build_parser
 from kmnist_core.config import PARAMETERS, make_config, parse_units
 from kmnist_core.labs import LABS, enqueue_lab
 from kmnist_core.records import EpochRecord
+from kmnist_core.significance import seed_summary
 from kmnist_core.status import Status
 from kmnist_core.store import RunStore
 
@@ -102,6 +103,12 @@ def test_every_number_in_the_report_is_the_stores(lab_study):
             for label in ("no dropout", "dropout")}
     for label, values in gaps.items():
         assert f"{label} {sum(values) / 2:.3f} ± " in markdown
+    for label in ("no dropout", "dropout"):  # each setting's spread over its seeds, from the same runs
+        group = [run for run in runs if run.name.startswith(label + " ·")]
+        accuracy = seed_summary([100 * run.metrics["test"]["accuracy"] for run in group])
+        gap = seed_summary([run.metrics["fit"]["loss_gap"] for run in group])
+        assert (f"{label} ×2 seeds (\\#{group[0].id}, \\#{group[1].id}): test accuracy {accuracy['mean']:.2f} ± "
+                f"{accuracy['std']:.2f} %, held-out − train loss {gap['mean']:.3f} ± {gap['std']:.3f}") in markdown
     assert "Prediction, chosen before the runs started: Yes: a smaller gap" in markdown
     assert "Data: test data." in markdown and "Trained on: cpu Test CPU, precision float32, threads 2." in markdown
 
