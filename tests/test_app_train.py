@@ -247,6 +247,27 @@ def test_the_preset_survives_a_page_switch_and_labels_the_run(app_home, monkeypa
     assert run.variant == "dropout" and config_from_dict(run.config) == make_config("dropout") and run.name == "dropout"
 
 
+def test_train_all_with_this_forms_settings_survives_a_page_switch(app_home, monkeypatch):
+    """Bug (issue 22): Epochs 5, Training images 1000, the toggle on, a look at Compare,
+    back, Train all variants: the six runs were stored with their presets' epochs and all
+    images, the toggle having silently turned itself off."""
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.number_input(key=KEY("epochs")).set_value(5)
+    page.number_input(key=KEY("train_size")).set_value(1000)
+    page.toggle(key="study_shared").set_value(True).run()
+    page.switch_page("pages/compare.py")
+    page.run()
+    page.switch_page("pages/train.py")
+    page.run()
+    assert page.toggle(key="study_shared").value
+    assert "All six with epochs 5, batch size 64, learning rate 0.001, training images 1000" in texts(page.caption)
+    page.button(key="train_all").click().run()
+    runs = sorted(app_home.list_runs(), key=lambda r: r.id)
+    assert [config_from_dict(r.config) for r in runs] == [make_config(v, epochs=5, train_size=1000)
+                                                          for v in STUDY_ORDER]
+
+
 def test_an_edited_run_is_named_for_what_changed(app_home, monkeypatch):
     no_worker(monkeypatch)
     page = app("pages/train.py")
