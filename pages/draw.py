@@ -47,11 +47,16 @@ if not models:
     monitor.live_monitor(run_store, st.session_state.get(state.FOCUS_KEY))
     st.stop()
 
+# The choice lives in session state under a key of its own: a widget's key is dropped when
+# its page is not shown, and the learner comes back from Compare to the models they chose.
+PICKED_KEY = "draw_picked"
+kept = [run_id for run_id in st.session_state.get(PICKED_KEY, []) if run_id in models]
 default_model = compare.most_accurate(models.values()).id
-state.warm_up_in_background(run_store, default_model)  # TensorFlow loads while the learner draws
+state.warm_up_in_background(run_store, kept[0] if kept else default_model)  # TensorFlow loads while the learner draws
 picked = st.multiselect("Models to ask (one, or several side by side)", list(models),
-                        default=[default_model], max_selections=compare.MAX_RUNS,
+                        default=kept or [default_model], max_selections=compare.MAX_RUNS,
                         format_func=lambda run_id: compare.run_label(models[run_id]))
+st.session_state[PICKED_KEY] = picked
 
 drawing_column, preview_column = st.columns([3, 2])
 with drawing_column:

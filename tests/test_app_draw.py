@@ -41,6 +41,19 @@ def test_empty_canvas_asks_for_a_drawing_and_predicts_nothing(app_runs):
     assert not page.get("plotly_chart")
 
 
+def test_the_chosen_models_survive_a_page_switch(app_runs):
+    """Bug (issue 22): chose #2, #3, #4, looked at Compare, came back: only the default was left."""
+    page = app("pages/draw.py")
+    both = sorted(run.id for run in app_runs.list_runs())
+    assert page.multiselect[0].value != both
+    page.multiselect[0].set_value(both).run()
+    page.switch_page("pages/compare.py")
+    page.run()
+    page.switch_page("pages/draw.py")
+    page.run()
+    assert sorted(page.multiselect[0].value) == both
+
+
 def test_uploaded_character_is_read_by_every_selected_model(app_runs):
     x_test = load_kmnist().x_test
     page = app("pages/draw.py")
