@@ -150,6 +150,17 @@ def test_two_seeds_of_one_setting_are_never_called_a_real_difference_between_set
     page.selectbox(key="paired_b").set_value(combined.id).run()
     assert not any("differ only in their seed" in info.value for info in page.info)
     assert "The test covers the luck of the test images, not of training" in texts(page.caption)
+    assert "the Seeds section below shows the spread" in texts(page.caption)  # underfit's two seeds
+    assert "Seeds: the setting vs the luck of the draw" in texts(page.header)
+
+
+def test_the_note_on_training_luck_points_to_a_seeds_section_only_when_there_is_one(app_runs):
+    """Bug (issue 22): "the Seeds section then shows their spread", on a page without one
+    (it appears only for runs that differ by seed alone)."""
+    page = app("pages/compare.py")
+    assert "Seeds: the setting vs the luck of the draw" not in texts(page.header)
+    note = next(c.value for c in page.caption if c.value.startswith("The test covers the luck of the test images"))
+    assert "Seeds section below" not in note and "a Seeds section appears below" in note
 
 
 def test_the_top_two_are_ranked_only_when_the_gap_is_unlikely_to_be_the_test_images_luck():
