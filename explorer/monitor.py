@@ -282,6 +282,8 @@ def curves(run, history) -> None:
     best = (run.metrics or {}).get("best_epoch")
     st.plotly_chart(charts.curves_figure([("", history)], marks={"": {"best": best}} if best else None),
                     key=f"curves_{run.id}_{run.status}")
+    if spikes := compare.l1_spike_note([run]):
+        st.caption(spikes)
     with st.expander("How to read these curves"):
         st.markdown(charts.CURVE_CAPTION)
 

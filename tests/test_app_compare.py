@@ -100,6 +100,16 @@ def test_run_against_run_shows_what_b_fixed_and_broke(app_runs):
     assert difference is not None
 
 
+def test_the_weight_curves_jumps_are_explained_for_the_l1_runs_only(app_runs):
+    """Issue 22: L1/L2's near-zero share fell from 26% to 7% at epoch 20 and came back, with
+    no word of why (Adam + L1), beside the curves."""
+    page = app("pages/compare.py")
+    runs = app_runs.list_runs()
+    [with_l1] = [run for run in runs if run.config["l1"]]  # combined; underfit has no L1 penalty
+    [note] = [c.value for c in page.caption if "an L1 penalty and the Adam optimizer" in c.value]
+    assert note.startswith(f"#{with_l1.id} has an L1 penalty")  # the run without one is not named
+
+
 def test_published_results_are_labelled_with_their_test_set(app_runs):
     page = app("pages/compare.py")
     assert "full KMNIST test set (10,000 images)" in texts(page.caption)

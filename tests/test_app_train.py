@@ -212,6 +212,15 @@ def test_a_finished_run_from_elsewhere_shows_its_results(app_runs):
     assert not any(fit["reason"] in box.value for box in other_box)
 
 
+def test_the_jumps_of_an_l1_run_are_explained_beside_its_curves_and_only_there(app_runs):
+    """Issue 22: L1/L2's curves jump (Adam + L1) with no word of why."""
+    page = app("pages/train.py")
+    for run in app_runs.list_runs():  # combined (L1 1e-5, Adam) and underfit (no L1)
+        page.selectbox(key="train_view").set_value(run.id).run()
+        said = f"#{run.id} has an L1 penalty and the Adam optimizer: expect the curves to jump" in texts(page.caption)
+        assert said == (run.config["l1"] > 0)
+
+
 def test_a_good_fit_after_too_few_epochs_says_so_beside_the_verdict(app_runs):
     """Seen in Chromium: overfit trained 5 epochs read "Good fit." with no caveat on its
     verdict; the too-few-epochs warning stood only by the form, before the run."""
