@@ -25,6 +25,9 @@ from .charts import tile
 FOCUS_KEY = "focus_run"  # the run an empty-state panel is watching
 VIEW_KEY = "train_view"  # the run picked in the Train page's run selector
 OWNER_KEY = "session_owner"  # this browser session's token, stored with every run it queues
+# First-layer pictures: 8 units, 4 a row, so each tile shows large enough to tell the L1/L2
+# runs' faded borders from the overfit run's noise without zooming (16 in rows of 8 did not).
+FIRST_LAYER_UNITS, FIRST_LAYER_COLUMNS = 8, 4
 SHARED_READ_SECONDS = 1.0  # longest that one read of the run list serves every session (= the poll period)
 
 
@@ -191,13 +194,13 @@ def _first_layer_picture(path: str, signature: tuple):
     from kmnist_core.inference import load_model
     from kmnist_core.weights import first_layer_images, weight_grid
 
-    images, kind = first_layer_images(load_model(path), count=16)
-    return weight_grid(images, columns=8, upscale=3 if kind == "dense" else 10), kind, len(images)
+    images, kind = first_layer_images(load_model(path), count=FIRST_LAYER_UNITS)
+    return weight_grid(images, columns=FIRST_LAYER_COLUMNS, upscale=3 if kind == "dense" else 10), kind, len(images)
 
 
 def first_layer_picture(run_store: RunStore, run_id: int):
-    """(uint8 picture of the first layer's strongest units or filters (up to 16), "dense" |
-    "conv", how many it shows). Raises ModelLoadError."""
+    """(uint8 picture of the first layer's strongest units or filters (up to
+    FIRST_LAYER_UNITS), "dense" | "conv", how many it shows). Raises ModelLoadError."""
     path = run_store.model_path(run_id)
     return _first_layer_picture(str(path), _file_signature(path))
 

@@ -157,8 +157,8 @@ if final_stats:
     st.plotly_chart(charts.weight_histogram_figure(final_stats))
 base = compare.unregularized(chosen)
 base_stats = compare.first_layer_stats(base) if base else None
-for start in range(0, len(chosen), 3):
-    for column, run, label in zip(st.columns(3), chosen[start:start + 3], labels[start:start + 3]):
+for start in range(0, len(chosen), 2):  # two a row: first-layer tiles large enough to compare
+    for column, run, label in zip(st.columns(2), chosen[start:start + 2], labels[start:start + 2]):
         with column:
             st.text(label)
             try:
