@@ -159,7 +159,8 @@ with form_column:
             images = estimate.train_images(config, len(data.y_train))
             seconds, basis = estimate.estimate(config, images,
                                                [run for run in state.runs(run_store) if run.status == Status.COMPLETED])
-            st.caption(f"Expected training time on this machine: about {monitor.duration(seconds)} ({basis}).")
+            up_to = "up to about" if basis == estimate.ROUGH_BASIS else "about"
+            st.caption(f"Expected training time on this machine: {up_to} {monitor.duration(seconds)} ({basis}).")
             if seconds > estimate.LONG:
                 fewer_images, fewer_epochs = estimate.within(config, images, seconds)
                 st.warning(f"This run would take about {monitor.duration(seconds)} here. To have it under "
