@@ -58,7 +58,9 @@ picked = st.multiselect("Models to ask (one, or several side by side)", list(mod
                         format_func=lambda run_id: compare.run_label(models[run_id]))
 st.session_state[PICKED_KEY] = picked
 
-drawing_column, preview_column = st.columns([3, 2])
+# 2:1, so the 280-px canvas fits its column on an 800-px screen with the sidebar open
+# (3:2 left it 271 px: clipped on its right edge).
+drawing_column, preview_column = st.columns([2, 1])
 with drawing_column:
     source = st.segmented_control("Input", ["Draw", "Upload"], default="Draw", key="draw_source") or "Draw"
     sample, prompt, problem = None, None, None
