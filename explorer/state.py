@@ -174,6 +174,26 @@ def neighbours(run_store: RunStore, run_id: int):
     return _neighbours(str(path), _file_signature(path), jobs.data_dir())
 
 
+@st.cache_resource(show_spinner="Measuring how far real characters sit from the training images…", max_entries=8)
+def _familiar_limits(path: str, signature: tuple, data_dir):
+    from kmnist_core import familiar
+
+    data = _dataset(data_dir)
+    return familiar.calibrate(_neighbours(path, signature, data_dir), data.x_train, data.x_test)
+
+
+def strangeness(run_store: RunStore, run_id: int, sample) -> float:
+    """How far ``sample`` is from every training image, over how far real held-out
+    characters are (``kmnist_core.familiar``): above 1, unlike every class the model knows."""
+    from kmnist_core import familiar
+
+    path, data_dir = run_store.model_path(run_id), jobs.data_dir()
+    signature = _file_signature(path)
+    index = _neighbours(str(path), signature, data_dir)
+    limits = _familiar_limits(str(path), signature, data_dir)
+    return float(familiar.strangeness(index, _dataset(data_dir).x_train, sample[None], limits)[0])
+
+
 @st.cache_data(show_spinner="Mapping the test images…", max_entries=24)
 def _embedding(path: str, signature: tuple, data_dir, method: str):
     from kmnist_core import explain

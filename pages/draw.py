@@ -4,6 +4,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from explorer import charts, compare, monitor, state
+from kmnist_core import familiar
 from kmnist_core.classes import CLASSES
 from kmnist_core.preprocess import EmptyImageError, ImageError, prepare, read_image, to_kmnist
 
@@ -128,7 +129,12 @@ def reading(run_id, method):
         st.image([charts.enlarge(data.x_train[i], 2) for i in indices], width=56, output_format="PNG",
                  caption=[CLASSES[data.y_train[i]].hiragana for i in indices])
         st.caption("Looks like these training images (nearest in the model's last hidden layer).")
-    if top[0]["probability"] < UNSURE and data is not None:
+    if data is not None and state.strangeness(run_store, run_id, sample) > 1:
+        st.warning(f"Unlike every character it learnt: this drawing is farther from all the training images — "
+                   f"in its pixels or in the model's last hidden layer — than {familiar.QUANTILE:.0%} of real "
+                   f"characters the model never saw. The model must still name one of its ten classes, and it "
+                   f"says {top[0]['probability']:.0%}: confidence is not correctness, least of all here.")
+    elif top[0]["probability"] < UNSURE and data is not None:
         runner_up = top[1]
         st.warning(f"Unsure: under {UNSURE:.0%} for any class. The runner-up is {runner_up['hiragana']} "
                    f"({runner_up['romaji']}); real examples of it:")
