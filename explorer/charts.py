@@ -217,11 +217,13 @@ def published_figure(runs, published, height=420) -> go.Figure:
         chosen = [row for row in rows if row[2] == test_set]
         figure.add_trace(go.Scatter(
             x=[row[1] for row in chosen], y=[row[0] for row in chosen], mode="markers+text", name=test_set,
-            text=[f"{row[1]:.2%}" for row in chosen], textposition="middle left", marker=dict(size=12, color=(
+            text=[f"{row[1]:.2%}" for row in chosen], textposition="middle left", cliponaxis=False,
+            marker=dict(size=12, color=(
                 "#9aa5b1" if test_set.startswith("published") else PALETTE[len(figure.data) % len(PALETTE)])),
         ))
     low = min((row[1] for row in rows), default=0.8)
-    figure.update_xaxes(range=[max(0.0, low - 0.06), 1.005], tickformat=".0%", title_text="test accuracy",
+    room = max(0.06, 0.25 * (1.0 - low))  # for the lowest dot's label, on its left
+    figure.update_xaxes(range=[max(0.0, low - room), 1.005], tickformat=".0%", title_text="test accuracy",
                         showgrid=True)
     figure.update_yaxes(categoryorder="array", categoryarray=[row[0] for row in rows], showgrid=True)
     figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.2))
