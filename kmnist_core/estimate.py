@@ -11,17 +11,19 @@ import statistics
 
 from .config import images_after_split
 
-# Seconds per training image per epoch, 2-core Intel Xeon (AVX-512), kmnist-mini, 2026-11-25
-# (benchmarks/benchmark.py): dense 512-512 ~70 µs, the KMNIST simple CNN ~375 µs, bn_cnn ~690 µs.
-ROUGH_COST = {"dense": 7e-5, "cnn": 3.8e-4, "bn_cnn": 7e-4}
+# Seconds per training image per epoch as the app trains (scoring after each epoch included),
+# 2-core Intel Xeon (AVX-512), quiet. dense: the slowest 512-512 presets at full scale,
+# 1.6-1.7e-4 (l1l2, final; benchmarks/full_scale.py, README, 2026-11-29), where the 7e-5 of
+# benchmarks/benchmark.py's bare steps on kmnist-mini said 113 s for runs of 176-290 s;
+# the KMNIST simple CNN ~375 µs, bn_cnn ~690 µs (benchmark.py; `best` came within 12%).
+ROUGH_COST = {"dense": 1.7e-4, "cnn": 3.8e-4, "bn_cnn": 7e-4}
 LONG = 600.0  # seconds: past this the Train page says so before starting
-# Before any run of an architecture the estimate errs long: ROUGH_COST is a quiet host's
-# training steps alone, while a run also scores its validation split and a training sample
-# after every epoch and writes to the store. Issue 22: "about 11 s" (ROUGH_COST alone) for
-# combined on 5,400 images × 30 epochs, while 3,000 images × 30 took 19 s on the learner's
-# machine; this says 28 s for the 3,000 and 38 s for the 5,400.
-ROUGH_MARGIN = 2.0  # × ROUGH_COST: another host, other load
-ROUGH_PER_EPOCH = 0.5  # seconds per epoch (per fold) of scoring and bookkeeping
+# Before any run of an architecture the estimate errs long (issue 22: "about 11 s" for
+# combined on 5,400 images × 30 epochs, while 3,000 images took 19 s on the learner's
+# machine; this now says 49 s and 34 s): a margin for another host or load, and each
+# epoch's fixed cost (scoring, the store's writes), which small runs feel most.
+ROUGH_MARGIN = 1.25  # × ROUGH_COST
+ROUGH_PER_EPOCH = 0.5  # seconds per epoch (per fold)
 ROUGH_BASIS = "rough, on the long side: no earlier run of this architecture here; the first one measures this machine"
 
 

@@ -40,6 +40,10 @@ def test_the_first_estimate_errs_long():
     assert estimate.estimate(combined, 3000, [])[0] >= 19.0
     assert estimate.estimate(combined, 5400, [])[0] >= 19.0 * 5400 / 3000 * 0.9
     assert estimate.estimate(make_config("combined", epochs=5), 1000, [])[0] >= 2.0
+    # and at full scale: README, benchmarks/full_scale.py on a quiet 2-core host (it said 113 s)
+    assert estimate.estimate(make_config("l1l2"), 54_000, [])[0] >= 271
+    assert estimate.estimate(make_config("final"), 60_000, [])[0] >= 290
+    assert estimate.estimate(make_config("best"), 60_000, [])[0] >= 748
 
 
 def test_images_follow_the_split_the_size_knob_and_kfold():
