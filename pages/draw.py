@@ -115,6 +115,12 @@ def reading(run_id, method):
         return
     top = top_k(model.predict(sample[None])[0], 3)
     st.markdown(f"Reads **{top[0]['hiragana']}** ({top[0]['romaji']}) with {top[0]['probability']:.1%} confidence")
+    unusual = data is not None and state.strangeness(run_store, run_id, sample) > 1
+    if unusual:  # beside the confidence it qualifies
+        st.warning(f"Unlike every character it learnt: this drawing is farther from all the training images — "
+                   f"in its pixels or in the model's last hidden layer — than {familiar.QUANTILE:.0%} of real "
+                   f"characters the model never saw. The model must still name one of its ten classes, and it "
+                   f"says {top[0]['probability']:.0%}: confidence is not correctness, least of all here.")
     st.plotly_chart(charts.probability_figure(top), key=f"probabilities_{run_id}")
     if method == GRAD_CAM and not explain.supports_grad_cam(model.model):
         heat, how = explain.saliency(model.model, sample), "occlusion: Grad-CAM needs a convolutional layer"
@@ -129,12 +135,7 @@ def reading(run_id, method):
         st.image([charts.enlarge(data.x_train[i], 2) for i in indices], width=56, output_format="PNG",
                  caption=[CLASSES[data.y_train[i]].hiragana for i in indices])
         st.caption("Looks like these training images (nearest in the model's last hidden layer).")
-    if data is not None and state.strangeness(run_store, run_id, sample) > 1:
-        st.warning(f"Unlike every character it learnt: this drawing is farther from all the training images — "
-                   f"in its pixels or in the model's last hidden layer — than {familiar.QUANTILE:.0%} of real "
-                   f"characters the model never saw. The model must still name one of its ten classes, and it "
-                   f"says {top[0]['probability']:.0%}: confidence is not correctness, least of all here.")
-    elif top[0]["probability"] < UNSURE and data is not None:
+    if not unusual and top[0]["probability"] < UNSURE and data is not None:
         runner_up = top[1]
         st.warning(f"Unsure: under {UNSURE:.0%} for any class. The runner-up is {runner_up['hiragana']} "
                    f"({runner_up['romaji']}); real examples of it:")
