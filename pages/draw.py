@@ -117,10 +117,9 @@ def reading(run_id, method):
     st.markdown(f"Reads **{top[0]['hiragana']}** ({top[0]['romaji']}) with {top[0]['probability']:.1%} confidence")
     unusual = data is not None and state.strangeness(run_store, run_id, sample) > 1
     if unusual:  # beside the confidence it qualifies
-        st.warning(f"Unlike every character it learnt: this drawing is farther from all the training images — "
-                   f"in its pixels or in the model's last hidden layer — than {familiar.QUANTILE:.0%} of real "
-                   f"characters the model never saw. The model must still name one of its ten classes, and it "
-                   f"says {top[0]['probability']:.0%}: confidence is not correctness, least of all here.")
+        st.warning(f"Unlike every character it learnt: farther from all its training images (in pixels or in its "
+                   f"last hidden layer) than {familiar.QUANTILE:.0%} of real characters it never saw. It must still "
+                   f"name one of ten classes: {top[0]['probability']:.0%} confidence is not correctness.")
     st.plotly_chart(charts.probability_figure(top), key=f"probabilities_{run_id}")
     if method == GRAD_CAM and not explain.supports_grad_cam(model.model):
         heat, how = explain.saliency(model.model, sample), "occlusion: Grad-CAM needs a convolutional layer"
@@ -150,8 +149,9 @@ if sample is not None and picked:
     st.subheader("Predictions")
     method = st.segmented_control("Explain with", list(METHODS) + [GRAD_CAM], default="Occlusion",
                                   key="explain_method", help=EXPLAIN_HELP) or "Occlusion"
-    for start in range(0, len(picked), 3):
-        for column, run_id in zip(st.columns(3), picked[start:start + 3]):
+    per_row = min(3, len(picked))  # one model's card the page's width, not a third of it
+    for start in range(0, len(picked), per_row):
+        for column, run_id in zip(st.columns(per_row), picked[start:start + per_row]):
             with column:
                 reading(run_id, method)
 elif sample is not None:
