@@ -2,11 +2,15 @@
 chromium, the Train page's score tiles show their whole values and labels (they were cut
 to "8…", "0…"), and the Draw canvas fits its column (it was clipped on its right edge)."""
 
+import pytest
+
 from kmnist_core.config import make_config
 from kmnist_core.store import RunStore
 from kmnist_core.worker import drain_queue
 
 from browser import chromium, data_dir, serve_app, settle
+
+pytestmark = pytest.mark.browser
 
 WIDTH = 800
 
