@@ -144,18 +144,20 @@ def weights_figure(series, height=320) -> go.Figure:
     return figure
 
 
-def weight_histogram_figure(series, height=300) -> go.Figure:
-    """Overlaid histograms of the first layer's |w| (fixed bins, log counts), one per run."""
+def weight_histogram_figure(series, height=320) -> go.Figure:
+    """Histograms of the first layer's |w| (fixed bins, log counts), one per run, their bars
+    side by side and opaque (overlaid translucent bars blended into one colour), the legend
+    above the plot, clear of the axis title."""
     from kmnist_core.weights import histogram_labels
 
     labels = histogram_labels()
     figure = go.Figure()
     for number, (label, stats) in enumerate(series):
-        figure.add_trace(go.Bar(x=labels, y=stats["histogram"], name=plain(label), opacity=0.6,
+        figure.add_trace(go.Bar(x=labels, y=stats["histogram"], name=plain(label),
                                 marker_color=PALETTE[number % len(PALETTE)]))
-    figure.update_layout(barmode="overlay", height=height, margin=dict(l=10, r=10, t=10, b=10),
-                         yaxis=dict(type="log", title="weights"), xaxis=dict(title="|w|"),
-                         legend=dict(orientation="h", y=-0.35))
+    figure.update_layout(barmode="group", bargap=0.15, height=height, margin=dict(l=10, r=10, t=40, b=10),
+                         yaxis=dict(type="log", title="weights"), xaxis=dict(title="first-layer |w|"),
+                         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return figure
 
 
@@ -215,8 +217,9 @@ def embedding_figure(points, labels, title="", height=360) -> go.Figure:
 
 
 def published_figure(runs, published, height=420) -> go.Figure:
-    """The chosen runs' test accuracy beside the published KMNIST results, each bar labelled
-    with the test set it was measured on (never one measurement)."""
+    """The chosen runs' test accuracy beside the published KMNIST results, each dot labelled
+    with the test set it was measured on (never one measurement). Dots, not bars: the axis
+    starts near the lowest score, and bars cut off there would exaggerate the differences."""
     rows = [(f"{p.model}{' *' if p.old_version else ''}", p.accuracy, "published: full test set, 10,000 images")
             for p in published]
     rows += [(plain(label), accuracy, plain(f"this app: {test_set}")) for label, accuracy, test_set in runs]
@@ -224,16 +227,18 @@ def published_figure(runs, published, height=420) -> go.Figure:
     figure = go.Figure()
     for test_set in dict.fromkeys(row[2] for row in rows):
         chosen = [row for row in rows if row[2] == test_set]
-        figure.add_trace(go.Bar(
-            x=[row[1] for row in chosen], y=[row[0] for row in chosen], orientation="h", name=test_set,
-            text=[f"{row[1]:.2%}" for row in chosen], textposition="auto",
-            marker_color="#9aa5b1" if test_set.startswith("published") else PALETTE[len(figure.data) % len(PALETTE)],
+        figure.add_trace(go.Scatter(
+            x=[row[1] for row in chosen], y=[row[0] for row in chosen], mode="markers+text", name=test_set,
+            text=[f"{row[1]:.2%}" for row in chosen], textposition="middle left", cliponaxis=False,
+            marker=dict(size=12, color=(
+                "#9aa5b1" if test_set.startswith("published") else PALETTE[len(figure.data) % len(PALETTE)])),
         ))
     low = min((row[1] for row in rows), default=0.8)
-    figure.update_xaxes(range=[max(0.0, low - 0.03), 1.0], tickformat=".0%", title_text="test accuracy")
-    figure.update_yaxes(categoryorder="array", categoryarray=[row[0] for row in rows])
-    figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), barmode="overlay",
-                         legend=dict(orientation="h", y=-0.2))
+    room = max(0.06, 0.25 * (1.0 - low))  # for the lowest dot's label, on its left
+    figure.update_xaxes(range=[max(0.0, low - room), 1.005], tickformat=".0%", title_text="test accuracy",
+                        showgrid=True)
+    figure.update_yaxes(categoryorder="array", categoryarray=[row[0] for row in rows], showgrid=True)
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.2))
     return figure
 
 

@@ -164,13 +164,34 @@ def seed_groups(runs) -> dict:
             for group in settings_groups(runs) if len(group) >= 2}
 
 
-def training_luck_note(run_a, run_b) -> str:
+def training_luck_note(run_a, run_b, seeds_shown: bool) -> str:
     """What McNemar's test leaves out, for this pair: the luck of training. Two runs that
-    differ only in their seed can be told apart at p < 0.05 although no setting differs."""
+    differ only in their seed can be told apart at p < 0.05 although no setting differs.
+    ``seeds_shown``: the page shows a Seeds section (only runs that differ by seed alone
+    make one), so the note points to it or says how to get it."""
     if only_seed_differs(run_a, run_b):
         return ("These two runs differ only in their seed: the same settings, trained twice, with other starting "
                 "weights, batch order and dropout. Whatever the p-value, their gap is the luck of training, not "
                 "a setting; a gap this size between two settings proves nothing until several seeds of each agree.")
+    where = ("the Seeds section below shows the spread of the seeds picked here" if seeds_shown else
+             "pick them here with the runs they repeat, and a Seeds section appears below with their spread "
+             "(the Train page's seed is under More; a sweep trains several seeds per value)")
     return ("The test covers the luck of the test images, not of training: another seed of either run would land "
-            "somewhat elsewhere. Before crediting a setting with the gap, train a few seeds of each; the Seeds "
-            "section then shows their spread.")
+            f"somewhat elsewhere. Before crediting a setting with the gap, train a few seeds of each; {where}.")
+
+
+def l1_spike_note(runs) -> str:
+    """Why the curves of a run with an L1 penalty trained by Adam jump now and then (README:
+    over 3 seeds; stronger penalties did not remove it), or "" when no such run is shown:
+    said where the curves are drawn, so a learner does not read a jump as a fault."""
+    shown = [f"#{run.id}" for run in runs if run.config.get("l1") and run.config.get("optimizer") in ("adam", "adamw")]
+    if not shown:
+        return ""
+    who = f"{', '.join(shown)} {'has' if len(shown) == 1 else 'have'}"
+    return (f"{who} an L1 penalty and the Adam optimizer: expect the curves to jump for an epoch or two now and "
+            "then (the near-zero share collapses and regrows, ‖w‖ and the validation loss bump). Adam divides each "
+            "weight's step by the size of its recent gradients, so the L1 pull — tiny, but the same however small "
+            "the weight — can move a weight by up to the learning rate in one step, about the width of the "
+            "near-zero band. Weights held near zero jitter across it instead of resting at zero, and now and then "
+            "many are thrown out together before the penalty pulls them back. It is the optimizer, not a fault or "
+            "overfitting: read the curves over several epochs, not at one point.")

@@ -25,6 +25,9 @@ from .charts import tile
 FOCUS_KEY = "focus_run"  # the run an empty-state panel is watching
 VIEW_KEY = "train_view"  # the run picked in the Train page's run selector
 OWNER_KEY = "session_owner"  # this browser session's token, stored with every run it queues
+# First-layer pictures: 8 units, 4 a row, so each tile shows large enough to tell the L1/L2
+# runs' faded borders from the overfit run's noise without zooming (16 in rows of 8 did not).
+FIRST_LAYER_UNITS, FIRST_LAYER_COLUMNS = 8, 4
 SHARED_READ_SECONDS = 1.0  # longest that one read of the run list serves every session (= the poll period)
 
 
@@ -171,6 +174,26 @@ def neighbours(run_store: RunStore, run_id: int):
     return _neighbours(str(path), _file_signature(path), jobs.data_dir())
 
 
+@st.cache_resource(show_spinner="Measuring how far real characters sit from the training images…", max_entries=8)
+def _familiar_limits(path: str, signature: tuple, data_dir):
+    from kmnist_core import familiar
+
+    data = _dataset(data_dir)
+    return familiar.calibrate(_neighbours(path, signature, data_dir), data.x_train, data.x_test)
+
+
+def strangeness(run_store: RunStore, run_id: int, sample) -> float:
+    """How far ``sample`` is from every training image, over how far real held-out
+    characters are (``kmnist_core.familiar``): above 1, unlike every class the model knows."""
+    from kmnist_core import familiar
+
+    path, data_dir = run_store.model_path(run_id), jobs.data_dir()
+    signature = _file_signature(path)
+    index = _neighbours(str(path), signature, data_dir)
+    limits = _familiar_limits(str(path), signature, data_dir)
+    return float(familiar.strangeness(index, _dataset(data_dir).x_train, sample[None], limits)[0])
+
+
 @st.cache_data(show_spinner="Mapping the test images…", max_entries=24)
 def _embedding(path: str, signature: tuple, data_dir, method: str):
     from kmnist_core import explain
@@ -191,13 +214,13 @@ def _first_layer_picture(path: str, signature: tuple):
     from kmnist_core.inference import load_model
     from kmnist_core.weights import first_layer_images, weight_grid
 
-    images, kind = first_layer_images(load_model(path), count=16)
-    return weight_grid(images, columns=8, upscale=3 if kind == "dense" else 10), kind, len(images)
+    images, kind = first_layer_images(load_model(path), count=FIRST_LAYER_UNITS)
+    return weight_grid(images, columns=FIRST_LAYER_COLUMNS, upscale=3 if kind == "dense" else 10), kind, len(images)
 
 
 def first_layer_picture(run_store: RunStore, run_id: int):
-    """(uint8 picture of the first layer's strongest units or filters (up to 16), "dense" |
-    "conv", how many it shows). Raises ModelLoadError."""
+    """(uint8 picture of the first layer's strongest units or filters (up to
+    FIRST_LAYER_UNITS), "dense" | "conv", how many it shows). Raises ModelLoadError."""
     path = run_store.model_path(run_id)
     return _first_layer_picture(str(path), _file_signature(path))
 

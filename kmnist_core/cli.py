@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_request:  # --help, or a one-line usage error already printed
-        return exit_request.code
+        return int(exit_request.code or 0)
     try:
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a reader that left (`runs | head`) shows here, not at the interpreter's exit

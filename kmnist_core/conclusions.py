@@ -52,7 +52,7 @@ def comparable_groups(runs) -> list:
     """``runs`` split into groups a conclusion may be drawn across (each run comparable with
     its group's first run), the largest first, the newest first among equals. Conclusion
     sentences use the first group; the others are named with the reason."""
-    groups = []
+    groups: list = []
     for run in runs:
         home = next((group for group in groups if not not_comparable_reason(run, group[0])), None)
         if home is None:
@@ -99,7 +99,7 @@ def loss_gap_summary(runs) -> str:
 
 def settings_groups(runs) -> list:
     """``runs`` grouped by their settings, the seed aside, in first-seen order."""
-    groups = {}
+    groups: dict = {}
     for run in runs:
         groups.setdefault(_settings_but_seed(run), []).append(run)
     return list(groups.values())

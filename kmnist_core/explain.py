@@ -349,6 +349,7 @@ class NeighbourIndex:
     labels: np.ndarray | None = None  # (N,) when given: the training labels
     model: keras.Model | None = field(default=None, repr=False, compare=False)
     build_seconds: float = 0.0
+    norms: np.ndarray | None = None  # (N,) float32: each row's length before it was made unit
 
     @classmethod
     def build(cls, model, images, labels=None, batch=512) -> "NeighbourIndex":
@@ -360,8 +361,8 @@ class NeighbourIndex:
             labels = np.asarray(labels)
             if labels.shape != (len(images),):
                 raise ParameterError(f"labels must hold one label per image ({len(images)}), got shape {labels.shape}")
-        features = _unit_rows(embed(model, images, batch))
-        return cls(features, labels, model, time.perf_counter() - start)
+        raw = embed(model, images, batch)
+        return cls(_unit_rows(raw), labels, model, time.perf_counter() - start, np.linalg.norm(raw, axis=1))
 
     def search(self, embeddings, k=5):
         """For (M, d) query embeddings: (M, k) indices and (M, k) cosine distances, nearest first."""
@@ -375,6 +376,19 @@ class NeighbourIndex:
         order = np.take_along_axis(distances, part, axis=1).argsort(axis=1, kind="stable")
         indices = np.take_along_axis(part, order, axis=1)
         return indices, np.take_along_axis(distances, indices, axis=1)
+
+    def farthest_from_all(self, embeddings) -> np.ndarray:
+        """For (M, d) raw query embeddings: each one's Euclidean distance to the nearest
+        training image (cosine ignores how strongly a layer fires; a stray shape can point
+        like a character while firing far harder)."""
+        if self.norms is None:
+            raise ParameterError("this index was built without feature lengths; build it with NeighbourIndex.build")
+        queries = np.asarray(embeddings, np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.features.shape[1]:
+            raise ParameterError(f"embeddings must have shape (M, {self.features.shape[1]}), got {queries.shape}")
+        lengths = np.linalg.norm(queries, axis=1, keepdims=True)
+        squared = lengths ** 2 + self.norms[None] ** 2 - 2 * (queries @ self.features.T) * self.norms[None]
+        return np.sqrt(np.maximum(squared, 0.0).min(axis=1))
 
     def nearest(self, sample, k=5):
         """The k training images nearest one (28, 28) sample: (indices (k,), distances (k,))."""

@@ -67,7 +67,7 @@ def read_image(data: bytes) -> np.ndarray:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own limit, from the header
-        raise ImageError(f"the image is over {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; the limit is "
+        raise ImageError(f"the image is over {(Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels; the limit is "
                          f"{MAX_PIXELS / 1e6:.0f} megapixels") from None
     except UnidentifiedImageError:
         raise ImageError("the file is not an image this app can read (PNG, JPEG, GIF, BMP or WebP)") from None
@@ -213,8 +213,9 @@ def to_kmnist(ink: np.ndarray, size=TARGET_SIZE, centre=TARGET_CENTRE) -> np.nda
     crop = _crop_to_ink(_normalise_pen(_crop_to_ink(ink), size))
     scale = size / max(crop.shape)
     height, width = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
-    small = Image.fromarray((crop * 255).astype(np.uint8), "L").resize((width, height), Image.Resampling.LANCZOS)
-    small = np.asarray(small, dtype=np.float32)
+    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8), "L").resize((width, height),
+                                                                                  Image.Resampling.LANCZOS),
+                       dtype=np.float32)
     if small.max() <= 0:
         raise EmptyImageError("the marks are too faint to read: draw a character with a thicker pen")
     small = np.clip(small / np.percentile(small[small > 0], 99), 0, 1)  # full-strength ink, like the dataset

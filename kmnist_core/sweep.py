@@ -76,14 +76,16 @@ def _read_values(param, text) -> tuple:
         if len(parts) == 1 and "," in text:
             return [], [("values", f"of hidden_units are separated by semicolons (commas separate the layers of "
                                    f"one network): e.g. {example} for three one-layer networks; got {text[:40]!r}")]
-        values, problems = [], []
+        values: list = []
+        problems: list = []
         for part in parts:
             try:
                 values.append(parse_units(part))
             except ParameterError as error:
                 problems += [p for p in error.problems if p not in problems]
         return values, problems
-    values, bad = [], []
+    values = []
+    bad: list[str] = []
     for part in (part.strip() for part in re.split(r"[;,]", text)) if text else ():
         number = _number(part, PARAMETERS[param].kind)
         (bad if number is None else values).append(part if number is None else number)
@@ -174,7 +176,7 @@ def sweep_configs(variant, param, values, seeds=1, **overrides) -> list:
 
 def _merged(problems) -> list:
     """"l1 must be in [0, 0.1], got 1" and "…, got 2" as one "l1 must be in [0, 0.1], got 1, 2"."""
-    merged = {}
+    merged: dict[tuple, list] = {}
     for name, text in problems:
         rule, _, got = text.rpartition(", got ")
         merged.setdefault((name, rule or text), []).append(got if rule else None)
@@ -259,18 +261,18 @@ def summarise(runs, param, values=None) -> list:
     Only completed runs count (a stopped run's model is partly trained). Held-out is the
     validation split, or test for runs trained on every training image (full_train). The
     best row is the one with the lowest mean held-out loss."""
-    groups = {}
+    groups: dict = {}
     for run in runs:
         value = (run.config or {}).get(param)
         if value is not None:
             groups.setdefault(_key(param, value), []).append(run)
     keys = [_key(param, value) for value in values] if values is not None else sorted(groups)
-    rows = []
+    rows: list[dict] = []
     for key in keys:
         group = groups.get(key, [])
         done = [run for run in group if run.status == Status.COMPLETED and _scores(run)]
         heldout = _scores(done[0])[1] if done else None
-        row = {"value": list(key) if isinstance(key, tuple) else key, "label": value_text(param, key),
+        row: dict = {"value": list(key) if isinstance(key, tuple) else key, "label": value_text(param, key),
                "runs": len(group), "finished": len(done), "active": sum(run.status in ACTIVE for run in group),
                "heldout": heldout, "best": False}
         for name, split, metric in (("train_accuracy", 0, "accuracy"), ("heldout_accuracy", 1, "accuracy"),

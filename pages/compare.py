@@ -98,7 +98,7 @@ elif paired is None:
 else:
     st.text(significance.sentence(f"#{first} {runs[first].name}", f"#{second} {runs[second].name}", paired))
     (st.info if conclusions.only_seed_differs(runs[first], runs[second]) else st.caption)(
-        compare.training_luck_note(runs[first], runs[second]))
+        compare.training_luck_note(runs[first], runs[second], seeds_shown=bool(compare.seed_groups(chosen))))
     st.caption(f"McNemar's exact test on the {paired['n']:,} test images both runs read: only the images "
                f"where they disagree count (A right and B wrong: {paired['only_a_right']}, B right and A "
                f"wrong: {paired['only_b_right']}). Below p = {significance.ALPHA}, a gap this size rarely "
@@ -156,14 +156,16 @@ from kmnist_core import weights  # noqa: E402 (Keras: loaded only once there are
 from kmnist_core.inference import ModelLoadError  # noqa: E402 (TensorFlow, for the pictures: after the figures)
 
 st.plotly_chart(charts.weights_figure(list(zip(labels, [run.history for run in chosen]))))
+if spikes := compare.l1_spike_note(chosen):
+    st.caption(spikes)
 final_stats = [(label, compare.first_layer_stats(run)) for label, run in zip(labels, chosen)]
 final_stats = [(label, stats) for label, stats in final_stats if stats]
 if final_stats:
     st.plotly_chart(charts.weight_histogram_figure(final_stats))
 base = compare.unregularized(chosen)
 base_stats = compare.first_layer_stats(base) if base else None
-for start in range(0, len(chosen), 3):
-    for column, run, label in zip(st.columns(3), chosen[start:start + 3], labels[start:start + 3]):
+for start in range(0, len(chosen), 2):  # two a row: first-layer tiles large enough to compare
+    for column, run, label in zip(st.columns(2), chosen[start:start + 2], labels[start:start + 2]):
         with column:
             st.text(label)
             try:

@@ -4,6 +4,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from explorer import charts, compare, monitor, state
+from kmnist_core import familiar
 from kmnist_core.classes import CLASSES
 from kmnist_core.preprocess import EmptyImageError, ImageError, prepare, read_image, to_kmnist
 
@@ -47,13 +48,20 @@ if not models:
     monitor.live_monitor(run_store, st.session_state.get(state.FOCUS_KEY))
     st.stop()
 
+# The choice lives in session state under a key of its own: a widget's key is dropped when
+# its page is not shown, and the learner comes back from Compare to the models they chose.
+PICKED_KEY = "draw_picked"
+kept = [run_id for run_id in st.session_state.get(PICKED_KEY, []) if run_id in models]
 default_model = compare.most_accurate(models.values()).id
-state.warm_up_in_background(run_store, default_model)  # TensorFlow loads while the learner draws
+state.warm_up_in_background(run_store, kept[0] if kept else default_model)  # TensorFlow loads while the learner draws
 picked = st.multiselect("Models to ask (one, or several side by side)", list(models),
-                        default=[default_model], max_selections=compare.MAX_RUNS,
+                        default=kept or [default_model], max_selections=compare.MAX_RUNS,
                         format_func=lambda run_id: compare.run_label(models[run_id]))
+st.session_state[PICKED_KEY] = picked
 
-drawing_column, preview_column = st.columns([3, 2])
+# 2:1, so the 280-px canvas fits its column on an 800-px screen with the sidebar open
+# (3:2 left it 271 px: clipped on its right edge).
+drawing_column, preview_column = st.columns([2, 1])
 with drawing_column:
     source = st.segmented_control("Input", ["Draw", "Upload"], default="Draw", key="draw_source") or "Draw"
     sample, prompt, problem = None, None, None
@@ -107,6 +115,11 @@ def reading(run_id, method):
         return
     top = top_k(model.predict(sample[None])[0], 3)
     st.markdown(f"Reads **{top[0]['hiragana']}** ({top[0]['romaji']}) with {top[0]['probability']:.1%} confidence")
+    unusual = data is not None and state.strangeness(run_store, run_id, sample) > 1
+    if unusual:  # beside the confidence it qualifies
+        st.warning(f"Unlike every character it learnt: farther from all its training images (in pixels or in its "
+                   f"last hidden layer) than {familiar.QUANTILE:.0%} of real characters it never saw. It must still "
+                   f"name one of ten classes: {top[0]['probability']:.0%} confidence is not correctness.")
     st.plotly_chart(charts.probability_figure(top), key=f"probabilities_{run_id}")
     if method == GRAD_CAM and not explain.supports_grad_cam(model.model):
         heat, how = explain.saliency(model.model, sample), "occlusion: Grad-CAM needs a convolutional layer"
@@ -121,7 +134,7 @@ def reading(run_id, method):
         st.image([charts.enlarge(data.x_train[i], 2) for i in indices], width=56, output_format="PNG",
                  caption=[CLASSES[data.y_train[i]].hiragana for i in indices])
         st.caption("Looks like these training images (nearest in the model's last hidden layer).")
-    if top[0]["probability"] < UNSURE and data is not None:
+    if not unusual and top[0]["probability"] < UNSURE and data is not None:
         runner_up = top[1]
         st.warning(f"Unsure: under {UNSURE:.0%} for any class. The runner-up is {runner_up['hiragana']} "
                    f"({runner_up['romaji']}); real examples of it:")
@@ -136,8 +149,9 @@ if sample is not None and picked:
     st.subheader("Predictions")
     method = st.segmented_control("Explain with", list(METHODS) + [GRAD_CAM], default="Occlusion",
                                   key="explain_method", help=EXPLAIN_HELP) or "Occlusion"
-    for start in range(0, len(picked), 3):
-        for column, run_id in zip(st.columns(3), picked[start:start + 3]):
+    per_row = min(3, len(picked))  # one model's card the page's width, not a third of it
+    for start in range(0, len(picked), per_row):
+        for column, run_id in zip(st.columns(per_row), picked[start:start + per_row]):
             with column:
                 reading(run_id, method)
 elif sample is not None:

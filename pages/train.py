@@ -12,7 +12,8 @@ from kmnist_core.study import QUICK_STUDY, QUICK_STUDY_NAME, VARIANTS_STUDY, stu
 state.enter_through_app("pages/train.py")
 
 NOTICE_KEY = "train_notice"  # what the last button did, shown once above the buttons
-SHARED_KEY = "study_shared"  # "Train all variants" with this form's training settings
+SHARED_KEY = "study_shared"  # the toggle: "Train all variants" with this form's training settings
+SHARED_KEPT = "study_shared_kept"  # its value across page switches (a widget's own key is dropped)
 SHARED = ("epochs", "batch_size", "learning_rate", "train_size", "seed")
 
 
@@ -61,9 +62,9 @@ def queue_runs(make_configs, what: str, rendered_variant=None, study=None) -> No
     st.session_state[NOTICE_KEY] = None
 
 
-def preset_text(name) -> str:
-    """The preset's value as a learner reads it: on/off, "all", "off"."""
-    value = preset[name]
+def value_text(name, values=None) -> str:
+    """The preset's value (or ``values``') as a learner reads it: on/off, "all", "off"."""
+    value = (values or preset)[name]
     if isinstance(value, bool):
         return "on" if value else "off"
     if name in PARAMETERS and PARAMETERS[name].off is not None and value == PARAMETERS[name].off:
@@ -74,7 +75,7 @@ def preset_text(name) -> str:
 def widget(name, column=st, **extra):
     """The widget for one parameter, its limits and tooltip read from ``PARAMETERS``."""
     parameter = PARAMETERS[name]
-    key, label, text = form.widget_key(name), parameter.label, f"{parameter.help} Preset: {preset_text(name)}."
+    key, label, text = form.widget_key(name), parameter.label, f"{parameter.help} Preset: {value_text(name)}."
     if parameter.kind == "choice":
         return column.selectbox(label, parameter.choices, key=key, help=text, **extra)
     if parameter.kind == "bool":
@@ -133,7 +134,7 @@ with form_column:
         widget("ema", left, step=0.001)
         widget("augment", right)
         use_kfold = right.toggle("k-fold CV", key=form.widget_key("use_kfold"),
-                                 help=PARAMETERS["kfold"].help.replace("; 0: off)", ")") + f" Preset: {preset_text('kfold')}.")
+                                 help=PARAMETERS["kfold"].help.replace("; 0: off)", ")") + f" Preset: {value_text('kfold')}.")
         widget("kfold", left, disabled=not use_kfold)
 
     values = form.remember()
@@ -161,7 +162,8 @@ with form_column:
             images = estimate.train_images(config, len(data.y_train))
             seconds, basis = estimate.estimate(config, images,
                                                [run for run in state.runs(run_store) if run.status == Status.COMPLETED])
-            st.caption(f"Expected training time on this machine: about {monitor.duration(seconds)} ({basis}).")
+            up_to = "up to about" if basis == estimate.ROUGH_BASIS else "about"
+            st.caption(f"Expected training time on this machine: {up_to} {monitor.duration(seconds)} ({basis}).")
             if seconds > estimate.LONG:
                 fewer_images, fewer_epochs = estimate.within(config, images, seconds)
                 st.warning(f"This run would take about {monitor.duration(seconds)} here. To have it under "
@@ -179,9 +181,14 @@ with form_column:
               on_click=queue_runs, args=(the_study, "the study", None, VARIANTS_STUDY), disabled=bool(data_problem),
               help=f"Queues {' → '.join(STUDY_ORDER)}, each with its own preset (architecture, regularization "
                    f"and epochs), as the study defines them.")
-    st.toggle("…with this form's epochs, batch size, learning rate, training images and seed", key=SHARED_KEY,
-              help="Off: every variant keeps its own preset. On: these five settings apply to all six "
-                   "(each keeps its own architecture and regularization).")
+    st.session_state.setdefault(SHARED_KEY, st.session_state.get(SHARED_KEPT, False))
+    st.session_state[SHARED_KEPT] = st.toggle(
+        "…with this form's epochs, batch size, learning rate, training images and seed", key=SHARED_KEY,
+        help="Off: every variant keeps its own preset. On: these five settings apply to all six "
+             "(each keeps its own architecture and regularization).")
+    if st.session_state[SHARED_KEPT]:
+        st.caption("All six with " + ", ".join(f"{PARAMETERS[name].label.lower()} {value_text(name, values)}"
+                                                for name in SHARED) + ".")
     st.button("Quick study (1–2 minutes)", key="quick_study", icon=":material/bolt:",
               on_click=queue_runs, args=(lambda: study_configs(**QUICK_STUDY), "the quick study", None, QUICK_STUDY_NAME),
               disabled=bool(data_problem),

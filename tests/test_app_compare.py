@@ -80,9 +80,8 @@ def test_weights_section_shows_the_first_layer_per_run(app_runs):
     assert not page.exception
     assert "What regularization did to the weights" in texts(page.header)
     captions = [caption for block in page.image for caption in block.captions]
-    # underfit has 8 units, combined 512: the caption counts what the picture shows
-    assert sorted(c for c in captions if "first-layer units" in c) == [
-        "16 strongest first-layer units, as 28×28 pixel weights", "8 strongest first-layer units, as 28×28 pixel weights"]
+    # underfit has 8 units, combined 512: eight each, four a row, large enough to compare
+    assert [c for c in captions if "first-layer units" in c] == ["8 strongest first-layer units, as 28×28 pixel weights"] * 2
     assert sum("of the first layer's" in c.value and "weights have |w| < 0.001" in c.value for c in page.caption) == 2
 
 
@@ -101,6 +100,16 @@ def test_run_against_run_shows_what_b_fixed_and_broke(app_runs):
     assert f"Broken by B: A right, B wrong ({broken} in all)" in headings
     difference = next(c for c in page.get("plotly_chart") if c.proto.id and "confusion_difference" in c.proto.id)
     assert difference is not None
+
+
+def test_the_weight_curves_jumps_are_explained_for_the_l1_runs_only(app_runs):
+    """Issue 22: L1/L2's near-zero share fell from 26% to 7% at epoch 20 and came back, with
+    no word of why (Adam + L1), beside the curves."""
+    page = app("pages/compare.py")
+    runs = app_runs.list_runs()
+    [with_l1] = [run for run in runs if run.config["l1"]]  # combined; underfit has no L1 penalty
+    [note] = [c.value for c in page.caption if "an L1 penalty and the Adam optimizer" in c.value]
+    assert note.startswith(f"#{with_l1.id} has an L1 penalty")  # the run without one is not named
 
 
 def test_published_results_are_labelled_with_their_test_set(app_runs):
@@ -153,6 +162,17 @@ def test_two_seeds_of_one_setting_are_never_called_a_real_difference_between_set
     page.selectbox(key="paired_b").set_value(combined.id).run()
     assert not any("differ only in their seed" in info.value for info in page.info)
     assert "The test covers the luck of the test images, not of training" in texts(page.caption)
+    assert "the Seeds section below shows the spread" in texts(page.caption)  # underfit's two seeds
+    assert "Seeds: the setting vs the luck of the draw" in texts(page.header)
+
+
+def test_the_note_on_training_luck_points_to_a_seeds_section_only_when_there_is_one(app_runs):
+    """Bug (issue 22): "the Seeds section then shows their spread", on a page without one
+    (it appears only for runs that differ by seed alone)."""
+    page = app("pages/compare.py")
+    assert "Seeds: the setting vs the luck of the draw" not in texts(page.header)
+    note = next(c.value for c in page.caption if c.value.startswith("The test covers the luck of the test images"))
+    assert "Seeds section below" not in note and "a Seeds section appears below" in note
 
 
 def test_the_default_picks_each_variants_run_closest_to_its_preset():

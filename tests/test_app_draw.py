@@ -41,6 +41,32 @@ def test_empty_canvas_asks_for_a_drawing_and_predicts_nothing(app_runs):
     assert not page.get("plotly_chart")
 
 
+def test_the_chosen_models_survive_a_page_switch(app_runs):
+    """Bug (issue 22): chose #2, #3, #4, looked at Compare, came back: only the default was left."""
+    page = app("pages/draw.py")
+    both = sorted(run.id for run in app_runs.list_runs())
+    assert page.multiselect[0].value != both
+    page.multiselect[0].set_value(both).run()
+    page.switch_page("pages/compare.py")
+    page.run()
+    page.switch_page("pages/draw.py")
+    page.run()
+    assert sorted(page.multiselect[0].value) == both
+
+
+def test_a_circle_is_called_unlike_every_class_and_a_real_character_is_not(app_runs):
+    """Issue 22: a circle was read at 90-100% with no word of caution."""
+    x_test = load_kmnist().x_test
+    page = app("pages/draw.py")
+    upload(page, "scan.png", png(255 - np.kron(x_test[0], np.ones((4, 4), np.uint8))))
+    assert "Unlike every character it learnt" not in texts(page.warning)
+    rows, columns = np.mgrid[:280, :280]
+    ring = np.hypot(rows - 140, columns - 140)
+    page.file_uploader[0].set_value(("circle.png", png(np.where((ring > 90) & (ring < 108), 0, 255)), "image/png")).run()
+    caution = texts(page.warning)
+    assert "Unlike every character it learnt" in caution and "confidence is not correctness" in caution
+
+
 def test_uploaded_character_is_read_by_every_selected_model(app_runs):
     x_test = load_kmnist().x_test
     page = app("pages/draw.py")

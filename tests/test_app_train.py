@@ -215,6 +215,15 @@ def test_a_finished_run_from_elsewhere_shows_its_results(app_runs):
                    for box in getattr(page, other))
 
 
+def test_the_jumps_of_an_l1_run_are_explained_beside_its_curves_and_only_there(app_runs):
+    """Issue 22: L1/L2's curves jump (Adam + L1) with no word of why."""
+    page = app("pages/train.py")
+    for run in app_runs.list_runs():  # combined (L1 1e-5, Adam) and underfit (no L1)
+        page.selectbox(key="train_view").set_value(run.id).run()
+        said = f"#{run.id} has an L1 penalty and the Adam optimizer: expect the curves to jump" in texts(page.caption)
+        assert said == (run.config["l1"] > 0)
+
+
 def test_a_good_fit_after_too_few_epochs_says_so_beside_the_verdict(app_runs):
     """Seen in Chromium: overfit trained 5 epochs read "Good fit." with no caveat on its
     verdict; the too-few-epochs warning stood only by the form, before the run."""
@@ -248,6 +257,27 @@ def test_the_preset_survives_a_page_switch_and_labels_the_run(app_home, monkeypa
     page.button(key="start_training").click().run()
     [run] = app_home.list_runs()
     assert run.variant == "dropout" and config_from_dict(run.config) == make_config("dropout") and run.name == "dropout"
+
+
+def test_train_all_with_this_forms_settings_survives_a_page_switch(app_home, monkeypatch):
+    """Bug (issue 22): Epochs 5, Training images 1000, the toggle on, a look at Compare,
+    back, Train all variants: the six runs were stored with their presets' epochs and all
+    images, the toggle having silently turned itself off."""
+    no_worker(monkeypatch)
+    page = app("pages/train.py")
+    page.number_input(key=KEY("epochs")).set_value(5)
+    page.number_input(key=KEY("train_size")).set_value(1000)
+    page.toggle(key="study_shared").set_value(True).run()
+    page.switch_page("pages/compare.py")
+    page.run()
+    page.switch_page("pages/train.py")
+    page.run()
+    assert page.toggle(key="study_shared").value
+    assert "All six with epochs 5, batch size 64, learning rate 0.001, training images 1000" in texts(page.caption)
+    page.button(key="train_all").click().run()
+    runs = sorted(app_home.list_runs(), key=lambda r: r.id)
+    assert [config_from_dict(r.config) for r in runs] == [make_config(v, epochs=5, train_size=1000)
+                                                          for v in STUDY_ORDER]
 
 
 def test_an_edited_run_is_named_for_what_changed(app_home, monkeypatch):
@@ -394,7 +424,7 @@ def test_a_download_link_survives_the_redraws_of_a_training_elsewhere(app_runs):
 
 def test_the_expected_duration_is_said_before_starting_and_long_runs_warned(app_home):
     page = app("pages/train.py")
-    assert "Expected training time on this machine: about" in texts(page.caption)
+    assert "Expected training time on this machine: up to about" in texts(page.caption)  # no run yet: errs long
     page.selectbox(key="train_variant").select("best").run()
     page.number_input(key=KEY("epochs")).set_value(400).run()
     assert "This run would take about" in texts(page.warning) and "Training images" in texts(page.warning)
@@ -410,7 +440,7 @@ def test_at_full_scale_a_preset_past_ten_minutes_is_warned_before_it_starts(app_
     take minutes here (benchmarks/full_scale.py), `best` past ten, and says so."""
     monkeypatch.setenv("KMNIST_DATA_DIR", str(full_scale_dir))
     page = app("pages/train.py")
-    assert "Expected training time on this machine: about" in texts(page.caption)
+    assert "Expected training time on this machine: up to about" in texts(page.caption)
     assert "This run would take" not in texts(page.warning)
     page.selectbox(key="train_variant").select("best").run()
     warning = texts(page.warning)

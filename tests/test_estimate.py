@@ -28,8 +28,22 @@ def test_earlier_runs_of_the_same_architecture_set_the_cost():
 def test_without_earlier_runs_the_rough_figure_says_so():
     config = make_config("best")
     seconds, basis = estimate.estimate(config, 6000, [])
-    assert seconds == pytest.approx(estimate.ROUGH_COST["bn_cnn"] * 6000 * config.epochs)
-    assert basis.startswith("rough")
+    assert seconds > estimate.ROUGH_COST["bn_cnn"] * 6000 * config.epochs
+    assert basis == estimate.ROUGH_BASIS and basis.startswith("rough, on the long side")
+
+
+def test_the_first_estimate_errs_long():
+    """Issue 22: "about 11 s" for combined on all 5,400 images, while the same preset on
+    3,000 images took 19 s on the learner's machine (quiet); before any run the figure must
+    not fall short of what was seen, for either size, nor for a tiny run (it said 0 s)."""
+    combined = make_config("combined")
+    assert estimate.estimate(combined, 3000, [])[0] >= 19.0
+    assert estimate.estimate(combined, 5400, [])[0] >= 19.0 * 5400 / 3000 * 0.9
+    assert estimate.estimate(make_config("combined", epochs=5), 1000, [])[0] >= 2.0
+    # and at full scale: README, benchmarks/full_scale.py on a quiet 2-core host (it said 113 s)
+    assert estimate.estimate(make_config("l1l2"), 54_000, [])[0] >= 271
+    assert estimate.estimate(make_config("final"), 60_000, [])[0] >= 290
+    assert estimate.estimate(make_config("best"), 60_000, [])[0] >= 748
 
 
 def test_images_follow_the_split_the_size_knob_and_kfold():
