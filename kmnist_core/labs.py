@@ -106,7 +106,7 @@ def group_runs(lab: Lab, runs) -> dict:
     """{arm label: [its completed, scored runs]}, matched by settings (not by name, which
     the learner may change); runs of no arm are left out."""
     arms = {_settings_key(lab.config(arm).to_dict()): arm.label for arm in lab.arms}
-    groups = {arm.label: [] for arm in lab.arms}
+    groups: dict[str, list] = {arm.label: [] for arm in lab.arms}
     for run in runs:
         if run.status == Status.COMPLETED and "test" in (run.metrics or {}):
             label = arms.get(_settings_key(run.config))
@@ -196,7 +196,7 @@ def read_capacity(lab, groups, evidence=None) -> Answer:
     small, _, large = (groups[arm.label] for arm in lab.arms)
     names = [arm.label for arm in lab.arms]
     losses = {label: _summary(groups[label], _val_loss)["mean"] for label in names}
-    lowest = min(names, key=losses.get)
+    lowest = min(names, key=lambda label: losses[label])
     small_fit, large_fit = _summary(small, _train_accuracy), _summary(large, _train_accuracy)
     large_rise, large_best, large_min = rise(large[0])
     underfits = small_fit["mean"] < UNDERFIT_TRAIN_ACCURACY
