@@ -4,7 +4,7 @@ matrices, per-class F1, verdicts and each run's most confident mistakes."""
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, compare, monitor, state
+from explorer import charts, compare, monitor, results, state
 from kmnist_core import conclusions, export, reference, significance
 from kmnist_core.classes import CLASSES
 from kmnist_core.status import ACTIVE
@@ -69,7 +69,7 @@ st.caption("Held-out = the validation split, or the test split for runs trained 
 st.download_button("Download every run's settings and scores (CSV)", export.runs_csv(run_store.list_runs()),
                    "kmnist-runs.csv", mime="text/csv", key="dl_runs", icon=":material/download:")
 for study_id in sorted({run.study_id for run in chosen if run.study_id is not None}):
-    monitor.report_buttons(run_store, study_id, data, f"study #{study_id}'s report")
+    results.report_buttons(run_store, study_id, data, f"study #{study_id}'s report")
 
 st.header("Settings")
 rows, differing = compare.settings_rows(chosen)
@@ -122,7 +122,7 @@ else:
 st.header("Verdicts")
 for run in chosen:
     st.text(compare.run_label(run))
-    monitor.show_verdict(run)
+    results.show_verdict(run)
 
 groups = compare.seed_groups(chosen)
 if groups:
@@ -221,6 +221,6 @@ if st.toggle("Map the test images through each run's last hidden layer (loads th
 st.header("Most confident mistakes (test)")
 for run, label in zip(chosen, labels):
     st.text(label)
-    monitor.mistakes_gallery(run_store, data, run)
+    results.mistakes_gallery(run_store, data, run)
 st.caption("Each image: true class → predicted class, with the model's confidence. "
            f"Classes: {' · '.join(c.label for c in CLASSES)}")

@@ -3,7 +3,7 @@ about two minutes), and read the answer from your own runs."""
 
 import streamlit as st
 
-from explorer import charts, monitor, sessions, state
+from explorer import charts, monitor, results, sessions, state
 from explorer import labs as view
 from kmnist_core.checks import ParameterError
 from kmnist_core.labs import LABS, NOT_SHOWN, SHOWN, group_runs
@@ -88,7 +88,7 @@ def show(run_store, lab, study) -> None:
             st.text(f"Your runs support: {result.supported}. {matched}")
             st.markdown(f"**What to try next:** {lab.next_steps}")
         if mine and all(run.finished for run in mine):
-            monitor.report_buttons(run_store, study.id, data, "the report")
+            results.report_buttons(run_store, study.id, data, "the report")
 
     monitor.polled(run_store, body)
 

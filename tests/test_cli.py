@@ -226,7 +226,7 @@ def test_a_runs_time_is_the_same_in_the_cli_on_the_train_page_and_in_compare(hom
     """One run, one time: its training seconds and its seconds in all, said the same way
     by `runs`, the Train page's results and the Compare table (run #1 showed 9 s, 8.8 s and
     16 s, three figures without a word on what they counted)."""
-    from explorer import compare, monitor
+    from explorer import compare, results
     from kmnist_core.config import make_config
     from kmnist_core.study import run_time_text, run_times
 
@@ -246,7 +246,7 @@ def test_a_runs_time_is_the_same_in_the_cli_on_the_train_page_and_in_compare(hom
     header, line = capsys.readouterr().out.splitlines()[:2]
     assert "training" in header and "in all" in header and "9 s 16 s" in " ".join(line.split())
     assert compare.table_rows([run])[0]["training (s)"] == 9
-    assert text in monitor.results_caption(run)
+    assert text in results.results_caption(run)
 
 
 def test_every_error_a_user_can_fix_is_a_kmnist_error_and_keeps_its_old_base():
