@@ -211,7 +211,7 @@ def test_runs_into_a_reader_that_leaves_exits_quietly(home):
     from kmnist_core.config import make_config
 
     store = RunStore(home)
-    for _ in range(60):  # ~1.5 KB of JSON each: more than the 64 KB a pipe buffers
+    for _ in range(300):  # ~1.5 KB of JSON each: far more than the 64 KB a pipe buffers and the reader reads ahead
         store.create_run(make_config("underfit"))
     process = subprocess.Popen([sys.executable, "-m", "kmnist_core", "runs", "--json"], cwd=PROJECT_ROOT,
                                env={**os.environ, "KMNIST_HOME": str(home)}, stdout=subprocess.PIPE,
