@@ -24,6 +24,7 @@ from .errors import KmnistError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 25_000_000
+PEN_FILTER_BUDGET = 2e8  # pixel × footprint visits of the pen filter: ~1 s; a 400-px ring took minutes, then MemoryError
 WORKING_SIDE = 1024  # longer side a larger picture is reduced to as it is decoded: ample for a 28 px sample
 # Large pictures are read one at a time, all in this one thread: a 25-megapixel one takes ~120 MB while
 # it is decoded and reduced, and the C allocator keeps what a thread used for that thread's next use, so
@@ -256,6 +257,13 @@ def _normalise_pen(crop, size):
     steps = int(round(abs(width - target) / 2))
     if steps == 0:
         return crop
+    cost = crop.size * (2 * steps + 1) ** 2  # the filter visits every pixel's whole disk
+    if cost > PEN_FILTER_BUDGET:  # a huge thick stroke: shrink first (both factors fall with the square of the scale)
+        scale = (PEN_FILTER_BUDGET / cost) ** 0.25
+        shape = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
+        smaller = np.asarray(Image.fromarray((crop * 255).astype(np.uint8), "L").resize(shape, Image.Resampling.BOX),
+                             dtype=np.float32) / 255
+        return _normalise_pen(smaller, size)
     if width > target:
         steps = min(steps, int(width // 2) - 1)  # never erase a stroke entirely
         return ndimage.minimum_filter(crop, footprint=_disk(steps), mode="constant") if steps > 0 else crop

@@ -1,6 +1,7 @@
 """Giant pictures (issue 20, item 5): refused by their header when over the limit, and read
 within a bounded amount of memory when just under it, one large decode at a time."""
 
+import io
 import json
 import os
 import struct
@@ -105,3 +106,30 @@ def _config():
     from kmnist_core.config import make_config
 
     return make_config("overfit", hidden_units=(16,), epochs=1)
+
+
+def test_a_thick_stroke_is_thinned_within_a_bounded_filter(monkeypatch):
+    """A 12 KB 2000x2000 PNG with a 400-px ring ended `predict` in a MemoryError after
+    minutes of CPU: the pen filter visited every pixel's whole disk at full size. The
+    filter's work is now bounded (the crop is shrunk first), and the ring still reads."""
+    from scipy import ndimage
+
+    from kmnist_core import preprocess
+
+    picture = Image.new("L", (2000, 2000), 0)
+    ImageDraw.Draw(picture).ellipse((400, 400, 1600, 1600), outline=255, width=400)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    visits = []
+    for name in ("minimum_filter", "maximum_filter"):
+        real = getattr(ndimage, name)
+
+        def recording(array, *args, footprint=None, real=real, **kwargs):
+            if footprint is not None:
+                visits.append(array.size * footprint.size)
+            return real(array, *args, footprint=footprint, **kwargs)
+
+        monkeypatch.setattr(preprocess.ndimage, name, recording)
+    sample = preprocess.to_kmnist(preprocess.read_image(buffer.getvalue()))
+    assert sample.shape == (28, 28) and sample.max() == 255
+    assert visits and max(visits) <= preprocess.PEN_FILTER_BUDGET
