@@ -1,6 +1,11 @@
 """The training loop: ``train_model`` fits a configuration, reports progress per batch and
-an ``EpochRecord`` per epoch through plain callbacks, and stops between batches when asked.
+an ``EpochRecord`` per epoch through plain callbacks, and stops between steps when asked.
 The caller (CLI, background worker, tests) decides where the progress goes.
+
+The steps run in compiled calls of several steps each (``steps_per_execution``, but sized
+as it goes): each call runs as many steps as fit in ``CALL_SECONDS`` at the pace just
+measured, so a dense network's ~1 ms steps stop paying Python's per-step overhead while
+the bar still moves, and a Stop still lands, several times a second.
 
 After every epoch the model is scored cleanly — dropout off, no L1/L2 penalty, no label
 smoothing — on the validation split and on a fixed sample of the training images, so the
@@ -32,6 +37,7 @@ from .status import Status  # noqa: E402
 from .weights import layer_stats  # noqa: E402
 
 TRAIN_SAMPLE = 1000  # training images scored cleanly per epoch: a stable curve for ~3% of an epoch's cost
+CALL_SECONDS = 0.2  # target length of one compiled call of training steps: progress and the stop check in between
 
 
 @dataclass
@@ -138,50 +144,70 @@ class _Clock:
         return per_step * (self.epochs * self.steps - done) + per_epoch_end * max(0, epochs_left)
 
 
-class _Reporter(keras.callbacks.Callback):
-    """Turns Keras callback hooks into progress events and epoch records, scores the model
+class _Pace:
+    """How many training steps the next compiled call runs: as many as fit in
+    ``CALL_SECONDS`` at the pace of the last call, growing at most fourfold per call (the
+    first calls trace and compile, and one slow call must not make the next one long)."""
+
+    def __init__(self, seconds=CALL_SECONDS):
+        self.seconds, self.steps = seconds, 1
+
+    def record(self, steps, seconds):
+        fit = int(self.seconds * steps / max(seconds, 1e-9))
+        self.steps = max(1, min(4 * self.steps, fit))
+
+
+def make_train_steps(model: keras.Model, jit_compile: bool):
+    """One compiled call that runs ``n`` training steps on batches from ``batches`` (an
+    iterator) and returns Keras's running loss and accuracy after the last. ``n`` is a
+    tensor, so calls of any length share one graph. ``jit_compile``: the step through XLA."""
+    step = tf.function(model.train_step, jit_compile=jit_compile, autograph=False)
+
+    @tf.function
+    def train_steps(batches, n):
+        logs = step(next(batches))
+        for _ in tf.range(n - 1):
+            logs = step(next(batches))
+        return logs
+
+    return train_steps
+
+
+class _Reporter:
+    """Turns the steps done into progress events and epoch records, scores the model
     cleanly after each epoch, keeps the best weights for early stopping and polls the stop
     request."""
 
     def __init__(self, config, steps, scoring_sets, on_progress, on_epoch, should_stop):
-        super().__init__()
         self.config, self.steps = config, steps
         self.scoring_sets = scoring_sets  # {"train": (x, y), "val": (x, y) or absent}
         self.on_progress, self.on_epoch, self.should_stop = on_progress, on_epoch, should_stop
         self.clock = _Clock(config.epochs, steps)
-        self.history, self.stopped, self.epoch = [], False, 0
+        self.history, self.stopped = [], False
         self.best = (math.inf, None, None)  # (val loss, epoch, weights)
         self.stopped_early = False
-        self.predict = None
+        self.model = self.predict = None
 
-    def on_train_begin(self, logs=None):
-        self.predict = make_predictor(self.model)
+    def begin(self, model):
+        self.model, self.predict = model, make_predictor(model)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch + 1
-
-    def on_train_batch_end(self, batch, logs=None):
+    def steps_done(self, epoch, step, logs):
         if self.on_progress:
-            logs = logs or {}
             self.on_progress(Progress(
-                epoch=self.epoch, epochs=self.config.epochs, step=batch + 1, steps=self.steps,
-                fit_loss=_number(logs.get("loss")), fit_accuracy=_number(logs.get("accuracy")),
-                elapsed=self.clock.elapsed(), eta=self.clock.eta(self.epoch, batch + 1),
+                epoch=epoch, epochs=self.config.epochs, step=step, steps=self.steps,
+                fit_loss=logs.get("loss"), fit_accuracy=logs.get("accuracy"),
+                elapsed=self.clock.elapsed(), eta=self.clock.eta(epoch, step),
             ))
         if self.should_stop and self.should_stop():
             self.stopped = True
-            self.model.stop_training = True
 
-    def on_epoch_end(self, epoch, logs=None):
-        if self.stopped:
-            return  # a half-finished epoch is not a data point on the curves
-        logs = logs or {}
+    def epoch_end(self, epoch, logs):
         started = time.perf_counter()
         scores = {name: loss_and_accuracy(y, self.predict(x)) for name, (x, y) in self.scoring_sets.items()}
         train, val = scores["train"], scores.get("val", (None, None))
         record = EpochRecord(
-            epoch=self.epoch, train_loss=train[0], train_accuracy=train[1], val_loss=val[0], val_accuracy=val[1],
-            fit_loss=_number(logs.get("loss")), fit_accuracy=_number(logs.get("accuracy")),
+            epoch=epoch, train_loss=train[0], train_accuracy=train[1], val_loss=val[0], val_accuracy=val[1],
+            fit_loss=logs.get("loss"), fit_accuracy=logs.get("accuracy"),
             elapsed=self.clock.elapsed(), weights=layer_stats(self.model),  # ~4 ms: what the penalties do
         )
         self.history.append(record)
@@ -198,7 +224,6 @@ class _Reporter(keras.callbacks.Callback):
             self.best = (record.val_loss, record.epoch, self.model.get_weights())
         elif record.epoch - self.best[1] >= self.config.patience:
             self.stopped_early = True
-            self.model.stop_training = True
 
     def restore_best(self) -> int | None:
         """Early stopping keeps the best epoch's weights; returns that epoch."""
@@ -206,10 +231,6 @@ class _Reporter(keras.callbacks.Callback):
             return None
         self.model.set_weights(self.best[2])
         return self.best[1]
-
-
-def _number(value):
-    return None if value is None else float(value)
 
 
 def train_model(
@@ -224,8 +245,9 @@ def train_model(
 ) -> TrainResult:
     """Fit ``config`` on (x_train, y_train), scoring on (x_val, y_val) when given.
 
-    ``should_stop`` is polled after every batch; when it returns True training ends there
-    and the result, model included, is marked stopped rather than thrown away.
+    ``should_stop`` is polled between calls of steps (``CALL_SECONDS``); when it returns
+    True training ends there and the result, model included, is marked stopped rather than
+    thrown away.
     ``on_epoch`` gets each finished epoch's record and the model (for the store and
     checkpoints). With ``config.patience`` the model that comes back has the weights of
     the epoch with the lowest validation loss.
@@ -253,16 +275,38 @@ def train_model(
     if x_val is not None:
         scoring_sets["val"] = (x_val, y_val)
     reporter = _Reporter(config, steps, scoring_sets, on_progress, on_epoch, should_stop)
-    model.fit(
-        make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed, augment=config.augment),
-        epochs=config.epochs, callbacks=[reporter], shuffle=False, verbose=0,
-    )
+    data = make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed, augment=config.augment)
+    _fit(model, data, steps, reporter, jit_compile=config.family == "dense")
     return TrainResult(
         model=model, history=reporter.history,
         status=Status.STOPPED if reporter.stopped else Status.COMPLETED,
         elapsed=reporter.clock.elapsed(), precision=precision, threads=threads,
         best_epoch=reporter.restore_best(), stopped_early=reporter.stopped_early,
     )
+
+
+def _fit(model, data, steps, reporter, jit_compile):
+    """Keras's ``fit`` loop, in calls of ``_Pace`` steps: the progress and the stop check
+    come between calls. The data is read in the order ``fit`` reads it (a fresh iterator
+    per epoch), so a seed gives the curves it gave under ``fit``."""
+    train_steps, pace = make_train_steps(model, jit_compile), _Pace()
+    reporter.begin(model)
+    for epoch in range(1, reporter.config.epochs + 1):
+        model.reset_metrics()
+        batches, done = iter(data), 0
+        while done < steps and not reporter.stopped:
+            count = min(pace.steps, steps - done)
+            started = time.perf_counter()
+            logs = {name: float(value) for name, value in train_steps(batches, tf.constant(count)).items()}
+            pace.record(count, time.perf_counter() - started)
+            done += count
+            reporter.steps_done(epoch, done, logs)
+        if reporter.stopped:
+            break  # a half-finished epoch is not a data point on the curves
+        reporter.epoch_end(epoch, logs)
+        if reporter.stopped_early:
+            break
+    model.optimizer.finalize_variable_values(model.trainable_variables)  # EMA: as fit ends
 
 
 def _check_arrays(x_name, x, y_name, y):
