@@ -192,3 +192,28 @@ def test_the_eta_counts_the_work_after_each_epoch():
                 on_epoch=lambda record, model: time.sleep(0.5))
     at_end_of_epoch_2 = next(p for p in reported if p.epoch == 2)
     assert at_end_of_epoch_2.eta >= 3 * 0.5  # three more epoch ends (2, 3, 4), each at least the hook's 0.5 s
+
+
+def test_xla_path_trains_as_the_plain_graph_does_smaller_last_batch_included(monkeypatch):
+    """Long dense runs go through XLA (``xla_pays``), the epoch's smaller last batch through
+    the plain graph: same seed, same data order, so the same curve up to rounding."""
+    from kmnist_core import training
+
+    config = _tiny(batch_size=64, epochs=2)  # 200 images: three batches of 64 and one of 8
+    plain = train_model(config, X, Y, X_VAL, Y_VAL).history
+    monkeypatch.setattr(training, "XLA_MIN_WORK", 0)
+    compiled = train_model(config, X, Y, X_VAL, Y_VAL).history
+    assert [h.fit_loss for h in compiled] == pytest.approx([h.fit_loss for h in plain], rel=1e-4)
+    assert [h.val_loss for h in compiled] == pytest.approx([h.val_loss for h in plain], rel=1e-4)
+
+
+def test_xla_only_where_it_repays_its_compilation():
+    from kmnist_core.models import build_model
+    from kmnist_core.training import xla_pays
+
+    full_scale_steps = 844  # 54,000 images in batches of 64
+    assert xla_pays(make_config("overfit"), build_model(make_config("overfit")), full_scale_steps)
+    assert not xla_pays(make_config("overfit"), build_model(make_config("overfit")), 85)  # kmnist-mini
+    assert not xla_pays(make_config("underfit"), build_model(make_config("underfit")), full_scale_steps)
+    best = make_config("best")
+    assert not xla_pays(best, build_model(best), full_scale_steps)
