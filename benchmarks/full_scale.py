@@ -175,6 +175,8 @@ def main():
             rows.append(measure(home, data_dir, variant, None if variant in uncapped else args.epochs, 60_000,
                                 plain=not args.no_plain))
             print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+            if not args.no_plain:
+                print(plain_table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(rows))
     if not args.no_plain:
         print("\n" + plain_table(rows))
