@@ -1,5 +1,5 @@
-"""The training loop: ``train_model`` fits a configuration, reports progress per batch and
-an ``EpochRecord`` per epoch through plain callbacks, and stops between steps when asked.
+"""The training loop: ``train_model`` fits a configuration, reports progress between calls of
+steps and an ``EpochRecord`` per epoch through plain callbacks, and stops between steps when asked.
 The caller (CLI, background worker, tests) decides where the progress goes.
 
 The steps run in compiled calls of several steps each (``steps_per_execution``, but sized
@@ -54,6 +54,8 @@ class TrainResult:
 
 
 def make_dataset(x, y, batch_size, shuffle, seed, augment=False) -> tf.data.Dataset:
+    """The tf.data pipeline a plain Keras ``fit`` reads (the benchmarks' yardstick; the
+    engine trained on it until issue 23, and ``epoch_orders`` keeps its image order)."""
     one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[y]
     data = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), one_hot)).cache()
     if shuffle:
