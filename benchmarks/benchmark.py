@@ -95,7 +95,7 @@ def ours(config, dataset):
     after_first = []
     result = train_model(config, dataset.x_train, dataset.y_train, on_epoch=lambda record, model: tracker.record(model),
                          on_progress=lambda p: after_first.append((p.elapsed, p.eta))
-                         if p.epoch == 2 and p.step == 1 else None)
+                         if p.epoch == 2 and not after_first else None)
     seconds = result.elapsed - tracker.eval_seconds
     eta_error = None
     if after_first and after_first[-1][1] and config.epochs > 1:

@@ -1,6 +1,11 @@
-"""The training loop: ``train_model`` fits a configuration, reports progress per batch and
-an ``EpochRecord`` per epoch through plain callbacks, and stops between batches when asked.
+"""The training loop: ``train_model`` fits a configuration, reports progress between calls of
+steps and an ``EpochRecord`` per epoch through plain callbacks, and stops between steps when asked.
 The caller (CLI, background worker, tests) decides where the progress goes.
+
+The steps run in compiled calls of several steps each (``steps_per_execution``, but sized
+as it goes): each call runs as many steps as fit in ``CALL_SECONDS`` at the pace just
+measured, so a dense network's ~1 ms steps stop paying Python's per-step overhead while
+the bar still moves, and a Stop still lands, several times a second.
 
 After every epoch the model is scored cleanly — dropout off, no L1/L2 penalty, no label
 smoothing — on the validation split and on a fixed sample of the training images, so the
@@ -32,6 +37,8 @@ from .status import Status  # noqa: E402
 from .weights import layer_stats  # noqa: E402
 
 TRAIN_SAMPLE = 1000  # training images scored cleanly per epoch: a stable curve for ~3% of an epoch's cost
+XLA_MIN_WORK = 5e9  # weights x steps in a run from which XLA's compilation pays (see xla_pays)
+CALL_SECONDS = 0.2  # target length of one compiled call of training steps: progress and the stop check in between
 
 
 @dataclass
@@ -47,6 +54,8 @@ class TrainResult:
 
 
 def make_dataset(x, y, batch_size, shuffle, seed, augment=False) -> tf.data.Dataset:
+    """The tf.data pipeline a plain Keras ``fit`` reads (the benchmarks' yardstick; the
+    engine trained on it until issue 23, and ``epoch_orders`` keeps its image order)."""
     one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[y]
     data = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), one_hot)).cache()
     if shuffle:
@@ -55,6 +64,17 @@ def make_dataset(x, y, batch_size, shuffle, seed, augment=False) -> tf.data.Data
     if augment:
         data = data.map(random_affine, num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_orders(images: int, seed: int):
+    """The order of the images in each epoch, one epoch after another: the order Keras's
+    ``fit`` read ``make_dataset``'s shuffle in (same seed, same buffer), so a seed trains on
+    the batches it trained on before, and the study's curves are the ones measured. ``fit``
+    drew a new order per epoch and one more it left unused (seen by recording its batches:
+    epochs 1, 2, 3 read the shuffle's orders 1, 3, 5), hence every second order here. Only
+    indices go through tf.data, a whole epoch's at once, the next drawn while this one trains."""
+    orders = tf.data.Dataset.range(images).shuffle(images, seed=seed, reshuffle_each_iteration=True)
+    return iter(orders.batch(images).repeat().shard(2, 0).prefetch(1))
 
 
 def random_affine(images, labels):
@@ -138,50 +158,107 @@ class _Clock:
         return per_step * (self.epochs * self.steps - done) + per_epoch_end * max(0, epochs_left)
 
 
-class _Reporter(keras.callbacks.Callback):
-    """Turns Keras callback hooks into progress events and epoch records, scores the model
+class _Pace:
+    """How many training steps the next compiled call runs: as many as fit in
+    ``CALL_SECONDS`` at the pace of the last call, growing at most fourfold per call (the
+    first calls trace and compile, and one slow call must not make the next one long)."""
+
+    def __init__(self, seconds=CALL_SECONDS):
+        self.seconds, self.steps = seconds, 1
+
+    def record(self, steps, seconds):
+        fit = int(self.seconds * steps / max(seconds, 1e-9))
+        self.steps = max(1, min(4 * self.steps, fit))
+
+
+def make_train_steps(model: keras.Model, x, y, batch_size: int, augment: bool, jit_compile: bool):
+    """``train_steps(order, first, count)``: one compiled call running ``count`` training
+    steps, steps ``first`` to ``first + count - 1`` of an epoch whose image order is
+    ``order``; returns Keras's running loss and accuracy after the last. ``count`` is a
+    tensor, so calls of any length share one graph.
+
+    The images stay in memory as they came (uint8: a quarter of float32) and each step
+    gathers its batch inside the graph: no tf.data pipeline handing over 54,000 single
+    images an epoch (~20% of a dense epoch on 2 cores). With ``jit_compile`` the step goes
+    through XLA, which compiles once per batch shape: the epoch's last, smaller batch takes
+    the plain graph instead of a second compilation (seconds) in the middle of the run."""
+    images, targets = tf.constant(x), tf.constant(np.eye(NUM_CLASSES, dtype=np.float32)[y])
+    steps, remainder = divmod(len(x), batch_size)
+    plain_step = tf.function(model.train_step, autograph=False)
+    step = tf.function(model.train_step, jit_compile=True, autograph=False) if jit_compile else plain_step
+
+    def batch(order, index):
+        picked = order[index * batch_size:(index + 1) * batch_size]
+        x_batch, y_batch = tf.cast(tf.gather(images, picked), tf.float32), tf.gather(targets, picked)
+        return random_affine(x_batch, y_batch) if augment else (x_batch, y_batch)
+
+    @tf.function
+    def full_batches(order, first, count):
+        logs = step(batch(order, first))
+        for index in tf.range(first + 1, first + count):
+            logs = step(batch(order, index))
+        return logs
+
+    @tf.function
+    def last_batch(order, index):
+        return plain_step(batch(order, index))
+
+    def train_steps(order, first, count):
+        if not (jit_compile and remainder and first + count > steps):
+            return full_batches(order, tf.constant(first), tf.constant(count))
+        if count > 1:
+            full_batches(order, tf.constant(first), tf.constant(count - 1))
+        return last_batch(order, tf.constant(steps))
+
+    return train_steps
+
+
+def xla_pays(config: TrainConfig, model: keras.Model, steps: int) -> bool:
+    """XLA for a dense network whose run is long enough to repay the compilation. Measured
+    on the 2-core AMX host under load (kmnist-mini tiled to 54,000 images): the study's
+    784-512-512-10 network 5.5 s/epoch with XLA against 7.1-7.4 s without, for ~20 s more
+    in epoch 1; the 8-unit `underfit` 0.80 s/epoch with it against 0.35 s (a step too small
+    for XLA's per-step launch) and on kmnist-mini's 5,400 images no preset runs long enough.
+    A dense network's weights are its multiply-adds per image, so weights × steps is the
+    run's work. The convolutional families keep oneDNN's kernels (bfloat16 on AMX)."""
+    return config.family == "dense" and model.count_params() * steps * config.epochs >= XLA_MIN_WORK
+
+
+class _Reporter:
+    """Turns the steps done into progress events and epoch records, scores the model
     cleanly after each epoch, keeps the best weights for early stopping and polls the stop
     request."""
 
     def __init__(self, config, steps, scoring_sets, on_progress, on_epoch, should_stop):
-        super().__init__()
         self.config, self.steps = config, steps
         self.scoring_sets = scoring_sets  # {"train": (x, y), "val": (x, y) or absent}
         self.on_progress, self.on_epoch, self.should_stop = on_progress, on_epoch, should_stop
         self.clock = _Clock(config.epochs, steps)
-        self.history, self.stopped, self.epoch = [], False, 0
+        self.history, self.stopped = [], False
         self.best = (math.inf, None, None)  # (val loss, epoch, weights)
         self.stopped_early = False
-        self.predict = None
+        self.model = self.predict = None
 
-    def on_train_begin(self, logs=None):
-        self.predict = make_predictor(self.model)
+    def begin(self, model):
+        self.model, self.predict = model, make_predictor(model)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch + 1
-
-    def on_train_batch_end(self, batch, logs=None):
+    def steps_done(self, epoch, step, logs):
         if self.on_progress:
-            logs = logs or {}
             self.on_progress(Progress(
-                epoch=self.epoch, epochs=self.config.epochs, step=batch + 1, steps=self.steps,
-                fit_loss=_number(logs.get("loss")), fit_accuracy=_number(logs.get("accuracy")),
-                elapsed=self.clock.elapsed(), eta=self.clock.eta(self.epoch, batch + 1),
+                epoch=epoch, epochs=self.config.epochs, step=step, steps=self.steps,
+                fit_loss=logs.get("loss"), fit_accuracy=logs.get("accuracy"),
+                elapsed=self.clock.elapsed(), eta=self.clock.eta(epoch, step),
             ))
         if self.should_stop and self.should_stop():
             self.stopped = True
-            self.model.stop_training = True
 
-    def on_epoch_end(self, epoch, logs=None):
-        if self.stopped:
-            return  # a half-finished epoch is not a data point on the curves
-        logs = logs or {}
+    def epoch_end(self, epoch, logs):
         started = time.perf_counter()
         scores = {name: loss_and_accuracy(y, self.predict(x)) for name, (x, y) in self.scoring_sets.items()}
         train, val = scores["train"], scores.get("val", (None, None))
         record = EpochRecord(
-            epoch=self.epoch, train_loss=train[0], train_accuracy=train[1], val_loss=val[0], val_accuracy=val[1],
-            fit_loss=_number(logs.get("loss")), fit_accuracy=_number(logs.get("accuracy")),
+            epoch=epoch, train_loss=train[0], train_accuracy=train[1], val_loss=val[0], val_accuracy=val[1],
+            fit_loss=logs.get("loss"), fit_accuracy=logs.get("accuracy"),
             elapsed=self.clock.elapsed(), weights=layer_stats(self.model),  # ~4 ms: what the penalties do
         )
         self.history.append(record)
@@ -198,7 +275,6 @@ class _Reporter(keras.callbacks.Callback):
             self.best = (record.val_loss, record.epoch, self.model.get_weights())
         elif record.epoch - self.best[1] >= self.config.patience:
             self.stopped_early = True
-            self.model.stop_training = True
 
     def restore_best(self) -> int | None:
         """Early stopping keeps the best epoch's weights; returns that epoch."""
@@ -206,10 +282,6 @@ class _Reporter(keras.callbacks.Callback):
             return None
         self.model.set_weights(self.best[2])
         return self.best[1]
-
-
-def _number(value):
-    return None if value is None else float(value)
 
 
 def train_model(
@@ -224,8 +296,9 @@ def train_model(
 ) -> TrainResult:
     """Fit ``config`` on (x_train, y_train), scoring on (x_val, y_val) when given.
 
-    ``should_stop`` is polled after every batch; when it returns True training ends there
-    and the result, model included, is marked stopped rather than thrown away.
+    ``should_stop`` is polled between calls of steps (``CALL_SECONDS``); when it returns
+    True training ends there and the result, model included, is marked stopped rather than
+    thrown away.
     ``on_epoch`` gets each finished epoch's record and the model (for the store and
     checkpoints). With ``config.patience`` the model that comes back has the weights of
     the epoch with the lowest validation loss.
@@ -253,16 +326,38 @@ def train_model(
     if x_val is not None:
         scoring_sets["val"] = (x_val, y_val)
     reporter = _Reporter(config, steps, scoring_sets, on_progress, on_epoch, should_stop)
-    model.fit(
-        make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed, augment=config.augment),
-        epochs=config.epochs, callbacks=[reporter], shuffle=False, verbose=0,
-    )
+    train_steps = make_train_steps(model, x_train, y_train, config.batch_size, config.augment,
+                                   jit_compile=xla_pays(config, model, steps))
+    _fit(model, train_steps, len(x_train), steps, reporter)
     return TrainResult(
         model=model, history=reporter.history,
         status=Status.STOPPED if reporter.stopped else Status.COMPLETED,
         elapsed=reporter.clock.elapsed(), precision=precision, threads=threads,
         best_epoch=reporter.restore_best(), stopped_early=reporter.stopped_early,
     )
+
+
+def _fit(model, train_steps, images, steps, reporter):
+    """Keras's ``fit`` loop, in calls of ``_Pace`` steps: the progress and the stop check
+    come between calls."""
+    pace, orders = _Pace(), epoch_orders(images, reporter.config.seed)
+    reporter.begin(model)
+    for epoch in range(1, reporter.config.epochs + 1):
+        model.reset_metrics()
+        order, done = next(orders), 0
+        while done < steps and not reporter.stopped:
+            count = min(pace.steps, steps - done)
+            started = time.perf_counter()
+            logs = {name: float(value) for name, value in train_steps(order, done, count).items()}
+            pace.record(count, time.perf_counter() - started)
+            done += count
+            reporter.steps_done(epoch, done, logs)
+        if reporter.stopped:
+            break  # a half-finished epoch is not a data point on the curves
+        reporter.epoch_end(epoch, logs)
+        if reporter.stopped_early:
+            break
+    model.optimizer.finalize_variable_values(model.trainable_variables)  # EMA: as fit ends
 
 
 def _check_arrays(x_name, x, y_name, y):

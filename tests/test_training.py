@@ -5,7 +5,7 @@ from kmnist_core.config import make_config
 from kmnist_core.inference import make_predictor
 from kmnist_core.metrics import loss_and_accuracy
 from kmnist_core.records import EpochRecord
-from kmnist_core.training import train_model
+from kmnist_core.training import _Pace, train_model
 
 from conftest import synthetic_arrays
 
@@ -19,17 +19,45 @@ def _tiny(**overrides):
     return make_config("overfit", **values)
 
 
-def test_progress_is_reported_per_batch_and_a_record_per_epoch():
+def test_progress_is_reported_between_calls_and_a_record_per_epoch():
     batches, epochs = [], []
     result = train_model(_tiny(), X, Y, X_VAL, Y_VAL, on_progress=batches.append,
                          on_epoch=lambda record, model: epochs.append(record))
-    assert len(batches) == 3 * 4 and len(epochs) == 3  # 200 images / 50 per batch
-    assert [e.epoch for e in epochs] == [1, 2, 3] and epochs == result.history
+    assert len(epochs) == 3 and [e.epoch for e in epochs] == [1, 2, 3] and epochs == result.history
+    for epoch in (1, 2, 3):  # 200 images / 50 per batch: 4 steps, each epoch's last one reported
+        steps = [b.step for b in batches if b.epoch == epoch]
+        assert steps == sorted(set(steps)) and steps[-1] == 4 and all(b.steps == 4 for b in batches)
     assert all(e.val_loss is not None and e.train_loss is not None and e.fit_loss is not None for e in epochs)
     assert batches[-1].fraction == pytest.approx(1.0)
-    assert batches[0].eta is None and batches[2].eta > 0  # the first batch traces the graph: no rate yet
+    assert batches[0].step == 1 and batches[0].eta is None  # one step first: it traces the graph, no rate yet
+    assert batches[-1].eta is not None
     assert all(b.elapsed <= a.elapsed for b, a in zip(batches, batches[1:]))
     assert result.status == "completed" and len(result.history) == 3
+
+
+def test_fast_steps_run_many_to_a_call():
+    """A tiny network's steps take well under a millisecond: after the first calls, each
+    compiled call runs many of them, and the bar still moves every epoch."""
+    x, y = synthetic_arrays(200)  # 2,000 images, 10 per batch: 200 steps an epoch
+    batches = []
+    train_model(_tiny(batch_size=10, epochs=2), x, y, on_progress=batches.append)
+    second_epoch = [b for b in batches if b.epoch == 2]
+    assert second_epoch[-1].step == 200 and len(second_epoch) < 200 / 4
+
+
+def test_pace_fits_each_call_in_its_time_and_grows_fourfold_at_most():
+    pace = _Pace(seconds=0.2)
+    pace.record(1, 3.0)  # the first call traces and compiles: still one step
+    assert pace.steps == 1
+    grown = []
+    for _ in range(5):  # 1 ms a step
+        pace.record(pace.steps, pace.steps * 0.001)
+        grown.append(pace.steps)
+    assert grown == [4, 16, 64, 200, 200]  # 200 steps of 1 ms: the 0.2 s a call may take
+    pace.record(200, 2.0)  # the host got ten times slower: the next call is ten times shorter
+    assert pace.steps == 20
+    pace.record(20, 20 * 0.5)  # one step takes longer than a call may: one step a call
+    assert pace.steps == 1
 
 
 def test_a_learnable_problem_is_learned():
@@ -38,16 +66,17 @@ def test_a_learnable_problem_is_learned():
     assert result.history[-1].train_loss < result.history[0].train_loss
 
 
-def test_stop_between_batches_keeps_a_usable_partial_model():
-    calls = []
+def test_stop_between_calls_keeps_a_usable_partial_model():
+    seen, polls = [], []
 
     def should_stop():
-        calls.append(1)
-        return len(calls) >= 6  # during the second epoch
+        polls.append(seen[-1])
+        return seen[-1].epoch == 2  # during the second epoch
 
-    result = train_model(_tiny(epochs=50), X, Y, X_VAL, Y_VAL, should_stop=should_stop)
+    result = train_model(_tiny(epochs=50), X, Y, X_VAL, Y_VAL, on_progress=seen.append, should_stop=should_stop)
     assert result.status == "stopped"
-    assert len(calls) == 6 and len(result.history) == 1  # the half epoch is not in the curves
+    assert polls == seen  # polled after every call that reported progress
+    assert seen[-1].epoch == 2 and len(result.history) == 1  # the half epoch is not in the curves
     proba = make_predictor(result.model)(X_VAL)
     assert proba.shape == (40, 10) and np.allclose(proba.sum(axis=1), 1, atol=1e-4)
 
@@ -163,3 +192,58 @@ def test_the_eta_counts_the_work_after_each_epoch():
                 on_epoch=lambda record, model: time.sleep(0.5))
     at_end_of_epoch_2 = next(p for p in reported if p.epoch == 2)
     assert at_end_of_epoch_2.eta >= 3 * 0.5  # three more epoch ends (2, 3, 4), each at least the hook's 0.5 s
+
+
+def test_xla_path_trains_as_the_plain_graph_does_smaller_last_batch_included(monkeypatch):
+    """Long dense runs go through XLA (``xla_pays``), the epoch's smaller last batch through
+    the plain graph: same seed, same data order, so the same curve up to rounding."""
+    from kmnist_core import training
+
+    config = _tiny(batch_size=64, epochs=2)  # 200 images: three batches of 64 and one of 8
+    plain = train_model(config, X, Y, X_VAL, Y_VAL).history
+    monkeypatch.setattr(training, "XLA_MIN_WORK", 0)
+    compiled = train_model(config, X, Y, X_VAL, Y_VAL).history
+    assert [h.fit_loss for h in compiled] == pytest.approx([h.fit_loss for h in plain], rel=1e-4)
+    assert [h.val_loss for h in compiled] == pytest.approx([h.val_loss for h in plain], rel=1e-4)
+
+
+def test_xla_only_where_it_repays_its_compilation():
+    from kmnist_core.models import build_model
+    from kmnist_core.training import xla_pays
+
+    full_scale_steps = 844  # 54,000 images in batches of 64
+    assert xla_pays(make_config("overfit"), build_model(make_config("overfit")), full_scale_steps)
+    assert not xla_pays(make_config("overfit"), build_model(make_config("overfit")), 85)  # kmnist-mini
+    assert not xla_pays(make_config("underfit"), build_model(make_config("underfit")), full_scale_steps)
+    best = make_config("best")
+    assert not xla_pays(best, build_model(best), full_scale_steps)
+
+
+def test_each_epoch_reads_the_images_in_the_order_keras_fit_read_them():
+    """The study's curves were measured with Keras's ``fit`` over ``make_dataset``: the
+    same seed must give the same batches, or a seed's lesson moves (seed 1's overfit run
+    ended a 'good fit' at 25 epochs when the order was drawn another way)."""
+    import keras
+    import tensorflow as tf
+
+    from kmnist_core.training import epoch_orders, make_dataset
+
+    images, seen = 300, []
+    x = np.zeros((images, 28, 28), np.uint8)
+    x[:, 0, 0], x[:, 0, 1] = np.arange(images) % 256, np.arange(images) // 256  # each image carries its index
+
+    def record(batch):
+        seen.append(batch.numpy()[:, 0, 0].astype(int) + 256 * batch.numpy()[:, 0, 1].astype(int))
+        return batch
+
+    keras.utils.set_random_seed(5)
+    data = make_dataset(x, np.arange(images) % 10, 50, shuffle=True, seed=5)
+    data = data.map(lambda a, b: (tf.ensure_shape(tf.py_function(record, [a], tf.float32), [None, 28, 28]), b))
+    inputs = keras.Input((28, 28))
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs)))
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(data, epochs=3, verbose=0)
+    read_by_fit = np.concatenate(seen).reshape(3, images)
+    keras.utils.set_random_seed(5)
+    orders = epoch_orders(images, 5)
+    assert all((next(orders).numpy() == epoch).all() for epoch in read_by_fit)
