@@ -322,7 +322,7 @@ def train_model(
         metrics=["accuracy"],
     )
     sample = np.random.default_rng(config.seed).permutation(len(x_train))[:TRAIN_SAMPLE]
-    scoring_sets = {"train": (x_train[sample], y_train[sample])}
+    scoring_sets: dict[str, tuple] = {"train": (x_train[sample], y_train[sample])}
     if x_val is not None:
         scoring_sets["val"] = (x_val, y_val)
     reporter = _Reporter(config, steps, scoring_sets, on_progress, on_epoch, should_stop)
