@@ -76,7 +76,7 @@ def summary(label, timings) -> list:
     every = [t for values in timings.values() for t in values]
     rows = [f"| {label} | {title} | {len(values)} | {statistics.median(values):.2f} s | "
             f"{percentile(values, 0.95):.2f} s |" for title, values in timings.items()]
-    return rows + [f"| {label} | **all pages** | {len(every)} | {statistics.median(every):.2f} s | "
+    return [*rows, f"| {label} | **all pages** | {len(every)} | {statistics.median(every):.2f} s | "
                    f"{percentile(every, 0.95):.2f} s |"]
 
 

@@ -253,7 +253,7 @@ def _normalise_pen(crop, size):
     width = _pen_width(mask)
     low, median, high = (w * max(crop.shape) / size for w in STROKE_WIDTH)
     target = low if width < low else median if width > high else width
-    steps = int(round(abs(width - target) / 2))
+    steps = round(abs(width - target) / 2)
     if steps == 0:
         return crop
     if width > target:

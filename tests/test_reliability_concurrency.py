@@ -2,6 +2,7 @@
 while the background worker and a CLI `train` train: no "database is locked" reaches
 anyone, no run is lost or duplicated, trainings run one at a time in queue order."""
 
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -90,7 +91,7 @@ def test_sessions_worker_and_cli_at_once(home, synthetic_dir):
         assert session.returncode == 0, err
         assert "locked" not in err
         reports.append(json.loads(out))
-    cli_out, cli_err = cli.communicate(timeout=300)
+    _, cli_err = cli.communicate(timeout=300)
     assert cli.returncode == 0, cli_err
     assert "locked" not in cli_err
     deadline = time.monotonic() + 240
@@ -109,7 +110,7 @@ def test_sessions_worker_and_cli_at_once(home, synthetic_dir):
     assert not any(store.run_dir(i).exists() for i in deleted)
     trained = sorted((store.get(r.id) for r in runs if r.started_at), key=lambda r: r.started_at)
     assert [r.id for r in trained] == sorted(r.id for r in trained)  # queue order
-    for earlier, later in zip(trained, trained[1:]):
+    for earlier, later in itertools.pairwise(trained):
         assert earlier.finished_at <= later.started_at  # one at a time
     with sqlite3.connect(store.db_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

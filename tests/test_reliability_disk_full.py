@@ -96,7 +96,7 @@ def test_a_model_save_without_space_fails_the_run_in_one_line_and_stops_the_queu
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(keras.Model, "save", no_space)
-    with pytest.raises(DiskFullError, match="^disk full: "):
+    with pytest.raises(DiskFullError, match=r"^disk full: "):
         drain_queue(store)
     run = store.get(victim)
     assert run.status == "failed" and run.error.startswith("disk full: ") and "move it aside" not in run.error

@@ -6,6 +6,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -175,7 +176,7 @@ def test_a_broken_database_gives_one_clear_line(tmp_path, kind, capsys):
     home = tmp_path / "home"
     home.mkdir()
     BAD_DATABASES[kind](home / "runs.sqlite")
-    with pytest.raises(StoreError, match="runs.sqlite"):
+    with pytest.raises(StoreError, match=re.escape("runs.sqlite")):
         RunStore(home).list_runs()
     assert cli.main(["--home", str(home), "runs"]) == 1
     error = capsys.readouterr().err
@@ -235,7 +236,7 @@ def test_a_run_folder_that_cannot_be_created_fails_only_that_run(home, synthetic
 
 def test_a_home_that_cannot_be_a_folder_is_refused_before_anything_is_written(tmp_path, capsys):
     (tmp_path / "file").write_text("")
-    with pytest.raises(StoreError, match="cannot use .* as KMNIST_HOME"):
+    with pytest.raises(StoreError, match=r"cannot use .* as KMNIST_HOME"):
         RunStore(tmp_path / "file" / "home")
     assert cli.main(["--home", str(tmp_path / "file" / "home"), "runs"]) == 1
     assert "cannot use" in capsys.readouterr().err
@@ -405,7 +406,7 @@ def test_a_folder_in_place_of_the_training_lock_gets_one_line(home, synthetic_di
     assert "training.lock" in error and "move it aside" in error
     assert store.list_runs() == []  # refused before anything was queued
     store.create_run(_tiny(), data_dir=synthetic_dir)
-    with pytest.raises(StoreError, match="training.lock"):
+    with pytest.raises(StoreError, match=re.escape("training.lock")):
         drain_queue(store)
 
 

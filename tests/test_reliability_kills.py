@@ -3,6 +3,7 @@ restarts: afterwards no run stays "running", the history up to the last finished
 is intact, the database opens without repair, and every other run is untouched."""
 
 import hashlib
+import itertools
 import os
 import random
 import signal
@@ -167,7 +168,7 @@ def _worker_pids(home):
 def _assert_one_at_a_time_in_id_order(runs):
     trained = sorted((r for r in runs if r.started_at), key=lambda r: r.started_at)
     assert [r.id for r in trained] == sorted(r.id for r in trained)
-    for earlier, later in zip(trained, trained[1:]):
+    for earlier, later in itertools.pairwise(trained):
         assert earlier.finished_at <= later.started_at
 
 
