@@ -129,7 +129,7 @@ def test_offline_without_folder_fails_fast_with_both_fixes(tmp_path, monkeypatch
     monkeypatch.setenv("KMNIST_DATA_DIR", "")  # no local folder, not even kmnist-mini beside the project
 
     def hang(*args, **kwargs):
-        time.sleep(15)
+        time.sleep(15)  # the hang under test: a connect that never answers
         raise OSError("timed out")  # as a real connect would, long after we stopped waiting
 
     monkeypatch.setattr(socket, "create_connection", hang)

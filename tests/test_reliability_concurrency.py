@@ -8,13 +8,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from kmnist_core.store import RunStore
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -64,7 +63,7 @@ SESSION = textwrap.dedent("""
                 store.request_stop(rng.choice(mine))
         except Exception as error:
             unexpected.append(f"{{type(error).__name__}}: {{error}}")
-        time.sleep(rng.uniform(0, 0.5))
+        time.sleep(rng.uniform(0, 0.5))  # a user's pause between clicks: the random interleaving is the test
     print(json.dumps({{"names": names, "deleted": deleted, "refused": refused, "unexpected": unexpected}}))
 """)
 
@@ -94,9 +93,8 @@ def test_sessions_worker_and_cli_at_once(home, synthetic_dir):
     _, cli_err = cli.communicate(timeout=300)
     assert cli.returncode == 0, cli_err
     assert "locked" not in cli_err
-    deadline = time.monotonic() + 240
-    while store.list_runs(statuses=("queued", "running")) and time.monotonic() < deadline:
-        time.sleep(0.3)
+    assert wait_until(lambda: not store.list_runs(statuses=("queued", "running")), timeout=240), \
+        [(r.id, r.status) for r in store.list_runs()]
 
     runs = store.list_runs()
     assert all(report["unexpected"] == [] for report in reports), reports

@@ -158,7 +158,7 @@ def test_training_lock_is_exclusive_across_processes(store):
             from kmnist_core.store import RunStore
             with RunStore({str(store.home)!r}).training_lock() as got:
                 print(got, flush=True)
-                time.sleep(30)
+                time.sleep(30)  # holds the lock until the test kills it: not a wait
         """)],
         stdout=subprocess.PIPE, text=True,
     )

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -32,7 +31,7 @@ from kmnist_core.sweep import (
     title,
 )
 
-from conftest import PROJECT_ROOT, insert_old_run
+from conftest import PROJECT_ROOT, insert_old_run, wait_until
 
 
 @pytest.fixture
@@ -350,10 +349,12 @@ def test_ctrl_c_stops_the_run_in_progress_and_cancels_the_rest(tmp_path, synthet
         env={**os.environ, "KMNIST_WORKER_IDLE_EXIT": "0.5"},
     )
     try:
-        deadline = time.monotonic() + 180
-        while not ((home / "runs.sqlite").exists() and any(run.history for run in _with_history(home))):
-            assert sweep.poll() is None and time.monotonic() < deadline, "the sweep ended or never started training"
-            time.sleep(0.3)
+        def training_or_ended():
+            return sweep.poll() is not None or (
+                (home / "runs.sqlite").exists() and any(run.history for run in _with_history(home)))
+
+        assert wait_until(training_or_ended, timeout=180) and sweep.poll() is None, \
+            "the sweep ended or never started training"
         sweep.send_signal(signal.SIGINT)
         out, _ = sweep.communicate(timeout=120)
     finally:
