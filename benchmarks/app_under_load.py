@@ -24,17 +24,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from explorer import jobs  # noqa: E402
-from kmnist_core import hardware  # noqa: E402
-from kmnist_core.config import make_config  # noqa: E402
-from kmnist_core.data import DATA_DIR_ENV  # noqa: E402
-from kmnist_core.records import Progress  # noqa: E402
-from kmnist_core.status import Status  # noqa: E402
-from kmnist_core.store import RunStore  # noqa: E402
+from explorer import jobs
+from kmnist_core import hardware
+from kmnist_core.config import make_config
+from kmnist_core.data import DATA_DIR_ENV
+from kmnist_core.records import Progress
+from kmnist_core.status import Status
+from kmnist_core.store import RunStore
 
-from app_support import wait_for  # noqa: E402
-from browser import chromium, idle, serve_app, settle  # noqa: E402
-from conftest import write_tiled_folder  # noqa: E402
+from app_support import wait_for
+from browser import chromium, idle, serve_app, settle
+from conftest import write_tiled_folder
 
 STARTING = Progress(epoch=0, epochs=0, step=0, steps=0)
 QUICK = re.compile("Quick-train")
@@ -76,7 +76,7 @@ def summary(label, timings) -> list:
     every = [t for values in timings.values() for t in values]
     rows = [f"| {label} | {title} | {len(values)} | {statistics.median(values):.2f} s | "
             f"{percentile(values, 0.95):.2f} s |" for title, values in timings.items()]
-    return rows + [f"| {label} | **all pages** | {len(every)} | {statistics.median(every):.2f} s | "
+    return [*rows, f"| {label} | **all pages** | {len(every)} | {statistics.median(every):.2f} s | "
                    f"{percentile(every, 0.95):.2f} s |"]
 
 

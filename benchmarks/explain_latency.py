@@ -22,14 +22,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from kmnist_core import explain  # noqa: E402
-from kmnist_core.config import make_config  # noqa: E402
-from kmnist_core.data import load_kmnist  # noqa: E402
-from kmnist_core.training import configure_threads, train_model  # noqa: E402
+from kmnist_core import explain
+from kmnist_core.config import make_config
+from kmnist_core.data import load_kmnist
+from kmnist_core.training import configure_threads, train_model
 
 FAMILIES = {
     "dense": lambda: make_config("combined", epochs=1),

@@ -17,14 +17,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from test_e2e_browser import draw_stroke  # noqa: E402
+from test_e2e_browser import draw_stroke
 
-from kmnist_core.config import make_config  # noqa: E402
-from kmnist_core.hardware import cpu_name  # noqa: E402
-from kmnist_core.store import RunStore  # noqa: E402
-from kmnist_core.worker import drain_queue  # noqa: E402
+from kmnist_core.config import make_config
+from kmnist_core.hardware import cpu_name
+from kmnist_core.store import RunStore
+from kmnist_core.worker import drain_queue
 
-from browser import chromium, data_dir, open_page, serve_app  # noqa: E402
+from browser import chromium, data_dir, open_page, serve_app
 
 
 def main():

@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kmnist_core.config import make_config  # noqa: E402
-from kmnist_core.data import default_data_dir  # noqa: E402
-from kmnist_core.hardware import WORKERS_ENV, cpu_name, usable_cores  # noqa: E402
-from kmnist_core.store import RunStore  # noqa: E402
-from kmnist_core.worker import ensure_worker  # noqa: E402
+from kmnist_core.config import make_config
+from kmnist_core.data import default_data_dir
+from kmnist_core.hardware import WORKERS_ENV, cpu_name, usable_cores
+from kmnist_core.store import RunStore
+from kmnist_core.worker import ensure_worker
 
 VARIANT, EPOCHS, SEEDS = "overfit", 3, (0, 1)
 

@@ -29,14 +29,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kmnist_core.config import STUDY_ORDER, make_config  # noqa: E402
-from kmnist_core.data import load_kmnist  # noqa: E402
-from kmnist_core.hardware import cpu_flags, cpu_name, usable_cores  # noqa: E402
-from kmnist_core.inference import make_predictor  # noqa: E402
-from kmnist_core.metrics import classification_metrics  # noqa: E402
-from kmnist_core.runner import fit_indices, score  # noqa: E402
-from kmnist_core.training import train_model  # noqa: E402
-from kmnist_core.verdict import FIT_GRADES, fit_verdict  # noqa: E402
+from kmnist_core.config import STUDY_ORDER, make_config
+from kmnist_core.data import load_kmnist
+from kmnist_core.hardware import cpu_flags, cpu_name, usable_cores
+from kmnist_core.inference import make_predictor
+from kmnist_core.metrics import classification_metrics
+from kmnist_core.runner import fit_indices, score
+from kmnist_core.training import train_model
+from kmnist_core.verdict import FIT_GRADES, fit_verdict
 
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kmnist_core.data import default_data_dir  # noqa: E402
-from kmnist_core.store import RunStore  # noqa: E402
-from kmnist_core.study import VARIANTS_STUDY, enqueue_study, study_configs, summary_row  # noqa: E402
-from kmnist_core.worker import drain_queue  # noqa: E402
+from kmnist_core.data import default_data_dir
+from kmnist_core.store import RunStore
+from kmnist_core.study import VARIANTS_STUDY, enqueue_study, study_configs, summary_row
+from kmnist_core.worker import drain_queue
 
 
 def val_loss_rise(history) -> str:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kmnist_core.data import default_data_dir  # noqa: E402
-from kmnist_core.hardware import cpu_name, usable_cores  # noqa: E402
-from kmnist_core.store import RunStore  # noqa: E402
-from kmnist_core.sweep import best_sentence, enqueue_sweep, mean_std_text, summarise  # noqa: E402
-from kmnist_core.worker import drain_queue  # noqa: E402
+from kmnist_core.data import default_data_dir
+from kmnist_core.hardware import cpu_name, usable_cores
+from kmnist_core.store import RunStore
+from kmnist_core.sweep import best_sentence, enqueue_sweep, mean_std_text, summarise
+from kmnist_core.worker import drain_queue
 
 VARIANT, PARAM, VALUES, SEEDS, EPOCHS = "overfit", "dropout", "0, 0.2, 0.4, 0.6", 2, 10
 

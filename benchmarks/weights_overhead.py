@@ -23,14 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras
 
-from kmnist_core.config import make_config  # noqa: E402
-from kmnist_core.data import load_kmnist, stratified_split  # noqa: E402
-from kmnist_core.hardware import configure_threads  # noqa: E402
-from kmnist_core.models import build_model  # noqa: E402
-from kmnist_core.training import make_dataset, make_optimizer  # noqa: E402
-from kmnist_core.weights import layer_stats  # noqa: E402
+from kmnist_core.config import make_config
+from kmnist_core.data import load_kmnist, stratified_split
+from kmnist_core.hardware import configure_threads
+from kmnist_core.models import build_model
+from kmnist_core.training import make_dataset, make_optimizer
+from kmnist_core.weights import layer_stats
 
 GOAL = 0.10
 

@@ -16,11 +16,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kmnist_core.config import make_config  # noqa: E402
-from kmnist_core.data import load_kmnist, stratified_split  # noqa: E402
-from kmnist_core.hardware import cpu_name  # noqa: E402
-from kmnist_core.training import train_model  # noqa: E402
-from kmnist_core.weights import NEAR_ZERO, first_layer_images, weight_grid  # noqa: E402
+from kmnist_core.config import make_config
+from kmnist_core.data import load_kmnist, stratified_split
+from kmnist_core.hardware import cpu_name
+from kmnist_core.training import train_model
+from kmnist_core.weights import NEAR_ZERO, first_layer_images, weight_grid
 
 VARIANTS = ("overfit", "dropout", "l1l2", "combined")
 

@@ -151,7 +151,7 @@ def warm_up_in_background(run_store: RunStore, run_id: int) -> None:
             from kmnist_core.explain import warm_up
 
             warm_up(_loaded(*key).model)
-        except Exception:  # noqa: BLE001 (the page shows the reason when it asks for the model)
+        except Exception:  # the page shows the reason when it asks for the model
             _warming.discard(key)
 
     threading.Thread(target=warm, daemon=True, name="warm-up").start()

@@ -248,7 +248,7 @@ def make_config(variant: str = "combined", **overrides) -> TrainConfig:
 def images_after_split(config: TrainConfig, available: int) -> int:
     """The training images left for fitting once the validation split is held out (all of
     them when ``full_train``): the most ``train_size`` may ask for."""
-    return available if config.full_train else available - int(round(available * config.val_fraction))
+    return available if config.full_train else available - round(available * config.val_fraction)
 
 
 def check_against_data(configs, train_images: int) -> None:

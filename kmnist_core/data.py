@@ -288,7 +288,7 @@ def stratified_split(labels, val_fraction=0.1, seed=0):
     check_float("val_fraction", val_fraction, 0.0, 0.5, low_inclusive=False)
     check_int("seed", seed, 0, 2**32 - 1)
     labels = np.asarray(labels)
-    n_val = int(round(len(labels) * val_fraction))
+    n_val = round(len(labels) * val_fraction)
     if n_val < NUM_CLASSES or len(labels) - n_val < NUM_CLASSES:
         raise ParameterError(
             f"val_fraction={val_fraction:g} of {len(labels)} images leaves fewer than one image "

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from .checks import ParameterError, check_choice, check_int  # noqa: E402
-from .classes import NUM_CLASSES  # noqa: E402
+from .checks import ParameterError, check_choice, check_int
+from .classes import NUM_CLASSES
 
 METHODS = ("occlusion", "integrated_gradients")
 PROJECTIONS = ("pca", "tsne")

@@ -11,12 +11,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from .checks import ModelLoadError  # noqa: E402, F401 (raised here; defined without TensorFlow)
-from .classes import CLASSES, NUM_CLASSES  # noqa: E402
+from .checks import ModelLoadError  # raised here; defined without TensorFlow
+from .classes import CLASSES, NUM_CLASSES
 
 # The largest model a run may build (8 dense layers of 4096 units) is ~1.5 GB with its
 # optimizer state; a bigger file is no model of ours, and Keras would read it whole.

@@ -19,7 +19,7 @@ def classification_metrics(y_true, proba) -> dict:
         y_true, y_pred, labels=CLASS_INDICES, zero_division=0
     )
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "macro_f1": float(skm.f1_score(y_true, y_pred, labels=CLASS_INDICES, average="macro", zero_division=0)),
         "kappa": float(skm.cohen_kappa_score(y_true, y_pred, labels=CLASS_INDICES)),

@@ -254,7 +254,7 @@ def _normalise_pen(crop, size):
     width = _pen_width(mask)
     low, median, high = (w * max(crop.shape) / size for w in STROKE_WIDTH)
     target = low if width < low else median if width > high else width
-    steps = int(round(abs(width - target) / 2))
+    steps = round(abs(width - target) / 2)
     if steps == 0:
         return crop
     cost = crop.size * (2 * steps + 1) ** 2  # the filter visits every pixel's whole disk

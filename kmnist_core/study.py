@@ -59,7 +59,7 @@ def run_times(run) -> tuple:
 
 
 def whole_seconds(seconds) -> int | None:
-    return None if seconds is None else int(round(seconds))
+    return None if seconds is None else round(seconds)
 
 
 def seconds_text(seconds) -> str:

@@ -199,7 +199,7 @@ def run_name(config, param, seeds, room=0) -> str:
     tail = _tail(config, param, seeds)
     parts = shared.split(" · ")
     while len(" · ".join(parts)) + 3 + max(len(tail), room) > MAX_NAME and len(parts) > 1:
-        parts = parts[:-2 if parts[-1] == "…" else -1] + ["…"]
+        parts = [*parts[:-2 if parts[-1] == "…" else -1], "…"]
     return f"{' · '.join(parts)} · {tail}"[:MAX_NAME]
 
 

@@ -35,7 +35,7 @@ FIT_GRADES = (
                                             "training images and grows sure of its mistakes"),
 )
 UNDERFITTING = "underfitting"
-VERDICTS = (UNDERFITTING,) + tuple(grade.verdict for grade in FIT_GRADES)  # old runs stored three of these
+VERDICTS = (UNDERFITTING, *(grade.verdict for grade in FIT_GRADES))  # old runs stored three of these
 
 
 def curve_rise(losses) -> tuple:

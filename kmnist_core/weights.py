@@ -10,6 +10,7 @@ first layer's weights as pictures, and ``describe`` puts the numbers in one sent
 No Streamlit or plotly here: the app draws, this module only measures.
 """
 
+import itertools
 import math
 
 import keras
@@ -49,7 +50,7 @@ _IMAGE_SIDE = 28
 def histogram_labels() -> list:
     """One short label per histogram bin ('<1e-05', '1e-05–3.16e-05', …, '≥1'), for axes."""
     edges = [f"{edge:g}" for edge in HIST_EDGES]
-    return [f"<{edges[0]}"] + [f"{lo}–{hi}" for lo, hi in zip(edges, edges[1:])] + [f"≥{edges[-1]}"]
+    return [f"<{edges[0]}", *(f"{lo}–{hi}" for lo, hi in itertools.pairwise(edges)), f"≥{edges[-1]}"]
 
 
 def kernel_layers(model) -> list:

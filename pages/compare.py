@@ -152,8 +152,8 @@ st.plotly_chart(charts.per_class_f1_figure([(label, run.metrics["test"]["per_cla
                                             for label, run in zip(labels, chosen)]))
 
 st.header("What regularization did to the weights")
-from kmnist_core import weights  # noqa: E402 (Keras: loaded only once there are runs to compare)
-from kmnist_core.inference import ModelLoadError  # noqa: E402 (TensorFlow, for the pictures: after the figures)
+from kmnist_core import weights  # Keras: loaded only once there are runs to compare
+from kmnist_core.inference import ModelLoadError  # TensorFlow, for the pictures: after the figures
 
 st.plotly_chart(charts.weights_figure(list(zip(labels, [run.history for run in chosen]))))
 if spikes := compare.l1_spike_note(chosen):

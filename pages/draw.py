@@ -147,7 +147,7 @@ if sample is not None and picked:
         from kmnist_core.inference import ModelLoadError, top_k  # TensorFlow, only here
 
     st.subheader("Predictions")
-    method = st.segmented_control("Explain with", list(METHODS) + [GRAD_CAM], default="Occlusion",
+    method = st.segmented_control("Explain with", [*METHODS, GRAD_CAM], default="Occlusion",
                                   key="explain_method", help=EXPLAIN_HELP) or "Occlusion"
     per_row = min(3, len(picked))  # one model's card the page's width, not a third of it
     for start in range(0, len(picked), per_row):

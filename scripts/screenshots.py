@@ -14,14 +14,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from test_e2e_browser import draw_stroke  # noqa: E402
+from test_e2e_browser import draw_stroke
 
-from kmnist_core.config import make_config  # noqa: E402
-from kmnist_core.store import RunStore  # noqa: E402
-from kmnist_core.sweep import enqueue_sweep  # noqa: E402
-from kmnist_core.worker import drain_queue  # noqa: E402
+from kmnist_core.config import make_config
+from kmnist_core.store import RunStore
+from kmnist_core.sweep import enqueue_sweep
+from kmnist_core.worker import drain_queue
 
-from browser import chromium, data_dir, open_page, serve_app, settle  # noqa: E402
+from browser import chromium, data_dir, open_page, serve_app, settle
 
 RUNS = ["underfit", "overfit", "dropout", "l1l2"]  # each at its own preset
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kmnist_core.config import make_config
 from kmnist_core.data import SIBLING_DATA_DIR
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,6 +27,14 @@ def synthetic_arrays(per_class=20, seed=0):
         images[i, row: row + 3, 4:24] = 255 - rng.integers(0, 40)
     order = rng.permutation(len(labels))
     return images[order], labels[order]
+
+
+def tiny_config(epochs=1, hidden_units=(32,), **overrides):
+    """The run tests train: the overfit preset cut to one small hidden layer, which fits the
+    synthetic folders (``synthetic_arrays``) in about a second. ``epochs`` says how long the
+    run lasts: 1 to finish at once, hundreds to still be training when a test stops, signals
+    or kills it."""
+    return make_config("overfit", **{"hidden_units": hidden_units, "epochs": epochs, "batch_size": 50, **overrides})
 
 
 def write_npz_folder(folder, per_class_train=20, per_class_test=5, seed=0):

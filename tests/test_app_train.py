@@ -344,7 +344,7 @@ def test_the_run_picker_is_resent_when_a_runs_label_changes(app_runs):
     """The browser shows the label it was last *sent* as the picked value: when a run's
     status or name changes, the page must send the value again, or the picker keeps
     saying "— running" after the run finished (seen in Chromium) or the old name."""
-    older, newest = sorted(app_runs.list_runs(), key=lambda run: run.id)
+    older, _newest = sorted(app_runs.list_runs(), key=lambda run: run.id)
     page = app("pages/train.py")
     page.selectbox(key="train_view").set_value(older.id).run()
     app_runs.rename(older.id, "renamed in another tab")

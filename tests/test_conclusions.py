@@ -79,7 +79,7 @@ def test_conclusions_are_drawn_only_across_comparable_runs():
              finished_run(4, "l1l2", 0.56, study=1, **QUICK)]
     sweep = finished_run(11, "overfit", 0.40, study=2, sweep=1, name="overfit · epochs 10 · dropout 0", epochs=10)
     small = finished_run(12, "overfit", 0.9, "overfitting", train_size=1000, epochs=30)
-    picked = study + [sweep, small]
+    picked = [*study, sweep, small]
     assert [[run.id for run in group] for group in comparable_groups(picked)] == [[2, 3, 4], [12], [11]]
     summary = loss_gap_summary(picked)
     assert summary == ("Held-out − train loss gap (smaller = less memorising): overfit 0.76; dropout cut it to 0.46; "

@@ -81,7 +81,7 @@ def _stored_runs(home):
 
 
 def test_metrics_json_names_the_run_and_keeps_its_scores(home):
-    store, (_, run) = _stored_runs(home)
+    _, (_, run) = _stored_runs(home)
     document = json.loads(metrics_json(run))
     assert document["run"]["id"] == run.id and document["run"]["name"] == "short combined"
     assert document["run"]["status"] == "completed" and document["run"]["created"].endswith("Z")
@@ -89,7 +89,7 @@ def test_metrics_json_names_the_run_and_keeps_its_scores(home):
 
 
 def test_runs_csv_is_the_union_of_identity_config_and_scores(home):
-    store, runs = _stored_runs(home)
+    _, runs = _stored_runs(home)
     rows = list(csv.DictReader(io.StringIO(runs_csv(runs))))
     header = runs_csv(runs).splitlines()[0].split(",")
     assert header[:4] == ["id", "name", "variant", "status"]
@@ -342,7 +342,7 @@ def test_every_setting_of_a_run_reaches_the_script(field, tmp_path):
 
 
 def test_an_auto_precision_exports_what_the_run_computed_in(home):
-    store, (_, run) = _stored_runs(home)
+    _, (_, run) = _stored_runs(home)
     config = make_config("best")  # mixed_precision "auto"
     for used, expected in (("bfloat16", "MIXED_PRECISION = True"), ("float32", "MIXED_PRECISION = False")):
         ran = type(run)(**{**run.__dict__, "config": config.to_dict(), "runtime": {"precision": used}})
@@ -412,7 +412,7 @@ def test_an_exported_run_trains_to_the_runs_accuracy(tmp_path, mini_dir):
 
 
 def test_the_script_names_its_run_and_refuses_bad_input(home, tmp_path):
-    store, (_, run) = _stored_runs(home)
+    _, (_, run) = _stored_runs(home)
     _, script = _load_script(standalone_script(run.config, run=run), tmp_path, "named")
     title = script.RUN
     assert title == f"KMNIST Explorer run #{run.id} (short combined, variant combined, test accuracy 87.50%)"
@@ -453,7 +453,7 @@ def _snapshot(folder):
 
 def test_export_refuses_a_taken_name_and_writes_nothing(home, tmp_path):
     store, (_, run) = _stored_runs(home)
-    outside, folder = _planted(tmp_path)
+    _, folder = _planted(tmp_path)
     before = _snapshot(tmp_path)
     with pytest.raises(ExportError, match="not replaced without --force") as error:
         export_run(store, run.id, folder)
@@ -480,7 +480,7 @@ def test_export_with_force_replaces_the_links_never_what_they_point_to(home, tmp
 def test_cli_export_names_the_file_it_will_not_replace(home, tmp_path, capsys):
     from kmnist_core.cli import main
 
-    store, (_, run) = _stored_runs(home)
+    _, (_, run) = _stored_runs(home)
     folder = tmp_path / "export"
     assert main(["export", str(run.id), "--to", str(folder)]) == 0
     first = (folder / "train_run.py").read_text()

@@ -11,7 +11,7 @@ import pytest
 from conftest import PROJECT_ROOT, wait_until
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
-import hostload  # noqa: E402
+import hostload
 
 BURN = "import sys, time\nstart = time.process_time()\nwhile time.process_time() - start < 0.5: pass\nopen(sys.argv[1], 'w').close()"
 

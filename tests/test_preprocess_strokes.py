@@ -6,6 +6,8 @@ vertical stroke and hook, an L, a frame, a lone bar), where the pen width used t
 measured double and the strokes thinned away.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -29,7 +31,7 @@ def _draw(strokes, pen=PEN, size=CANVAS) -> np.ndarray:
     rows, cols = np.mgrid[0:size, 0:size] + 0.5
     distance = np.full((size, size), np.inf)
     for points in strokes:
-        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
             dx, dy = x1 - x0, y1 - y0
             t = np.clip(((cols - x0) * dx + (rows - y0) * dy) / (dx * dx + dy * dy), 0, 1)
             distance = np.minimum(distance, np.hypot(cols - x0 - t * dx, rows - y0 - t * dy))

@@ -2,18 +2,18 @@
 while the background worker and a CLI `train` train: no "database is locked" reaches
 anyone, no run is lost or duplicated, trainings run one at a time in queue order."""
 
+import itertools
 import json
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from kmnist_core.store import RunStore
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -63,7 +63,7 @@ SESSION = textwrap.dedent("""
                 store.request_stop(rng.choice(mine))
         except Exception as error:
             unexpected.append(f"{{type(error).__name__}}: {{error}}")
-        time.sleep(rng.uniform(0, 0.5))
+        time.sleep(rng.uniform(0, 0.5))  # a user's pause between clicks: the random interleaving is the test
     print(json.dumps({{"names": names, "deleted": deleted, "refused": refused, "unexpected": unexpected}}))
 """)
 
@@ -90,12 +90,11 @@ def test_sessions_worker_and_cli_at_once(home, synthetic_dir):
         assert session.returncode == 0, err
         assert "locked" not in err
         reports.append(json.loads(out))
-    cli_out, cli_err = cli.communicate(timeout=300)
+    _, cli_err = cli.communicate(timeout=300)
     assert cli.returncode == 0, cli_err
     assert "locked" not in cli_err
-    deadline = time.monotonic() + 240
-    while store.list_runs(statuses=("queued", "running")) and time.monotonic() < deadline:
-        time.sleep(0.3)
+    assert wait_until(lambda: not store.list_runs(statuses=("queued", "running")), timeout=240), \
+        [(r.id, r.status) for r in store.list_runs()]
 
     runs = store.list_runs()
     assert all(report["unexpected"] == [] for report in reports), reports
@@ -109,7 +108,7 @@ def test_sessions_worker_and_cli_at_once(home, synthetic_dir):
     assert not any(store.run_dir(i).exists() for i in deleted)
     trained = sorted((store.get(r.id) for r in runs if r.started_at), key=lambda r: r.started_at)
     assert [r.id for r in trained] == sorted(r.id for r in trained)  # queue order
-    for earlier, later in zip(trained, trained[1:]):
+    for earlier, later in itertools.pairwise(trained):
         assert earlier.finished_at <= later.started_at  # one at a time
     with sqlite3.connect(store.db_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -14,21 +14,16 @@ import keras
 import pytest
 
 from kmnist_core import cli, diskspace
-from kmnist_core.config import make_config
 from kmnist_core.diskspace import DiskFullError, disk_full, raising_disk_full, translate
 from kmnist_core.store import RunStore, StoreError
 from kmnist_core.worker import drain_queue
 
-from conftest import PROJECT_ROOT, wait_until
+from conftest import PROJECT_ROOT, tiny_config, wait_until
 
 # Needs the store to call kmnist_core.diskspace: ``raising_disk_full(self.home)`` around ``_write`` and ``_read``,
 # ``translate(error, self.home) or StoreError(...)`` in ``_unusable``, ``__init__``'s OSError and ``_open_lock``.
 # Strict: once store.py does, these pass and the marker must go.
 Usage = namedtuple("Usage", "total used free")
-
-
-def _tiny(**overrides):
-    return make_config("overfit", **{"hidden_units": (16,), "epochs": 1, "batch_size": 50, **overrides})
 
 
 # -- telling a full disk from damage -------------------------------------------------------------
@@ -89,14 +84,14 @@ def test_a_model_save_without_space_fails_the_run_in_one_line_and_stops_the_queu
     failed with "disk full" and its finished epochs; the trainer leaves the queue as it is
     (the next run would meet the same disk) and says so in one line."""
     store = RunStore(home)
-    victim = store.create_run(_tiny(epochs=2), data_dir=synthetic_dir)
-    waiting = store.create_run(_tiny(), data_dir=synthetic_dir)
+    victim = store.create_run(tiny_config(epochs=2), data_dir=synthetic_dir)
+    waiting = store.create_run(tiny_config(), data_dir=synthetic_dir)
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(keras.Model, "save", no_space)
-    with pytest.raises(DiskFullError, match="^disk full: "):
+    with pytest.raises(DiskFullError, match=r"^disk full: "):
         drain_queue(store)
     run = store.get(victim)
     assert run.status == "failed" and run.error.startswith("disk full: ") and "move it aside" not in run.error
@@ -145,7 +140,7 @@ def _one_error_line(text):
 def test_on_a_full_disk_every_command_says_disk_full_and_the_store_is_intact(small_disk, synthetic_dir, capsys):
     home = small_disk / "home"
     store = RunStore(home)
-    kept = store.create_run(_tiny(), name="kept")
+    kept = store.create_run(tiny_config(), name="kept")
     _fill(small_disk)
     for args in (["runs"], ["rename", str(kept), "renamed"], ["stop", str(kept)],
                  ["--data-dir", str(synthetic_dir), "train", "--variant", "overfit", "--epochs", "1"]):

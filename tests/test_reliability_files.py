@@ -6,6 +6,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -20,7 +21,6 @@ import pytest
 from PIL import Image
 
 from kmnist_core import cli
-from kmnist_core.config import make_config
 from kmnist_core.data import load_local
 from kmnist_core.diskspace import DiskFullError
 from kmnist_core.inference import ModelLoadError, load_model
@@ -28,11 +28,7 @@ from kmnist_core.records import EpochRecord
 from kmnist_core.store import RunStore, StoreError
 from kmnist_core.worker import drain_queue
 
-from conftest import PROJECT_ROOT
-
-
-def _tiny(**overrides):
-    return make_config("overfit", hidden_units=(16,), epochs=1, batch_size=50, **overrides)
+from conftest import PROJECT_ROOT, tiny_config, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +38,7 @@ def trained(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("trained")
     store = RunStore(base / "home")
-    run_id = store.create_run(_tiny(), data_dir=write_npz_folder(base / "data"))
+    run_id = store.create_run(tiny_config(), data_dir=write_npz_folder(base / "data"))
     drain_queue(store)
     assert store.get(run_id).status == "completed"
     return store, run_id
@@ -142,8 +138,8 @@ def test_a_truncated_dataset_fails_its_run_clearly_and_the_queue_goes_on(home, s
         data = source.read_bytes()
         (broken / source.name).write_bytes(data[: len(data) // 3] if "train-imgs" in source.name else data)
     store = RunStore(home)
-    bad = store.create_run(_tiny(), data_dir=broken)
-    good = store.create_run(_tiny(), data_dir=synthetic_dir)
+    bad = store.create_run(tiny_config(), data_dir=broken)
+    good = store.create_run(tiny_config(), data_dir=synthetic_dir)
     drain_queue(store)
     assert store.get(bad).status == "failed"
     assert store.get(bad).error.startswith("DataFileError: kmnist-train-imgs.npz: not a readable npz file")
@@ -154,7 +150,7 @@ def test_a_truncated_dataset_fails_its_run_clearly_and_the_queue_goes_on(home, s
 def _truncated_database(path):
     store = RunStore(path.parent)
     for _ in range(200):
-        run_id = store.create_run(_tiny())
+        run_id = store.create_run(tiny_config())
         store.append_epoch(run_id, EpochRecord(epoch=1, fit_loss=1.0))
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -175,7 +171,7 @@ def test_a_broken_database_gives_one_clear_line(tmp_path, kind, capsys):
     home = tmp_path / "home"
     home.mkdir()
     BAD_DATABASES[kind](home / "runs.sqlite")
-    with pytest.raises(StoreError, match="runs.sqlite"):
+    with pytest.raises(StoreError, match=re.escape("runs.sqlite")):
         RunStore(home).list_runs()
     assert cli.main(["--home", str(home), "runs"]) == 1
     error = capsys.readouterr().err
@@ -187,7 +183,7 @@ def test_an_empty_database_file_is_initialised_and_usable(tmp_path):
     home.mkdir()
     (home / "runs.sqlite").write_bytes(b"")
     store = RunStore(home)
-    run_id = store.create_run(_tiny())
+    run_id = store.create_run(tiny_config())
     assert [r.id for r in RunStore(home).list_runs()] == [run_id]
 
 
@@ -203,20 +199,20 @@ def _fail_with(code):
 def test_a_full_or_read_only_disk_fails_the_run_and_keeps_the_store_consistent(
         home, synthetic_dir, monkeypatch, target, code, reason):
     store = RunStore(home)
-    done = store.create_run(_tiny(), name="done before", data_dir=synthetic_dir)
+    done = store.create_run(tiny_config(), name="done before", data_dir=synthetic_dir)
     drain_queue(store)
     with monkeypatch.context() as patch:
         if target == "model":
             patch.setattr(keras.Model, "save", _fail_with(code))
         else:
             patch.setattr(np, "save", _fail_with(code))
-        victim = store.create_run(_tiny(), data_dir=synthetic_dir)
+        victim = store.create_run(tiny_config(), data_dir=synthetic_dir)
         with suppress(DiskFullError):  # a full disk also ends the trainer (tests/test_reliability_disk_full.py)
             drain_queue(store)
     run = store.get(victim)
     assert run.status == "failed" and reason in run.error
     assert not list(home.glob("run-*/.*.tmp.*"))  # no half-written file left behind
-    after = store.create_run(_tiny(), data_dir=synthetic_dir)  # space is back: the queue works
+    after = store.create_run(tiny_config(), data_dir=synthetic_dir)  # space is back: the queue works
     drain_queue(store)
     assert store.get(after).status == "completed" and store.get(done).status == "completed"
     _assert_healthy(store, done)
@@ -224,10 +220,10 @@ def test_a_full_or_read_only_disk_fails_the_run_and_keeps_the_store_consistent(
 
 def test_a_run_folder_that_cannot_be_created_fails_only_that_run(home, synthetic_dir):
     store = RunStore(home)
-    blocked = store.create_run(_tiny(), data_dir=synthetic_dir)
+    blocked = store.create_run(tiny_config(), data_dir=synthetic_dir)
     shutil.rmtree(store.run_dir(blocked))  # made with the run (its manifest), then replaced
     store.run_dir(blocked).write_text("a file where the run's folder should be")
-    fine = store.create_run(_tiny(), data_dir=synthetic_dir)
+    fine = store.create_run(tiny_config(), data_dir=synthetic_dir)
     drain_queue(store)
     assert store.get(blocked).status == "failed" and "Errno" in store.get(blocked).error
     assert store.get(fine).status == "completed"
@@ -235,7 +231,7 @@ def test_a_run_folder_that_cannot_be_created_fails_only_that_run(home, synthetic
 
 def test_a_home_that_cannot_be_a_folder_is_refused_before_anything_is_written(tmp_path, capsys):
     (tmp_path / "file").write_text("")
-    with pytest.raises(StoreError, match="cannot use .* as KMNIST_HOME"):
+    with pytest.raises(StoreError, match=r"cannot use .* as KMNIST_HOME"):
         RunStore(tmp_path / "file" / "home")
     assert cli.main(["--home", str(tmp_path / "file" / "home"), "runs"]) == 1
     assert "cannot use" in capsys.readouterr().err
@@ -244,7 +240,7 @@ def test_a_home_that_cannot_be_a_folder_is_refused_before_anything_is_written(tm
 # -- the data a run was queued with ------------------------------------------------------------
 def test_a_relative_data_dir_is_stored_as_the_folder_it_names_here(home, synthetic_dir, monkeypatch):
     monkeypatch.chdir(synthetic_dir.parent)  # a worker runs in another folder
-    run_id = RunStore(home).create_run(_tiny(), data_dir=synthetic_dir.name)
+    run_id = RunStore(home).create_run(tiny_config(), data_dir=synthetic_dir.name)
     assert RunStore(home).get(run_id).data_dir == str(synthetic_dir)
 
 
@@ -261,9 +257,7 @@ def test_a_cli_run_queued_behind_a_worker_with_other_data_trains_on_its_own(home
                                     "--hidden-units", "16", "--epochs", "1", "--batch-size", "50"],
                                    cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 120
-            while not store.list_runs() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            assert wait_until(store.list_runs)  # the CLI has queued its run
             [queued] = store.list_runs()
         finally:
             process.kill()  # the run stays queued: the worker trains it
@@ -282,7 +276,7 @@ def test_a_run_queued_for_tensorflow_datasets_never_trains_on_the_workers_folder
     from kmnist_core import data
 
     store = RunStore(home)
-    run_id = store.create_run(_tiny())  # what `KMNIST_DATA_DIR= kc train` queues: no local folder
+    run_id = store.create_run(tiny_config())  # what `KMNIST_DATA_DIR= kc train` queues: no local folder
     monkeypatch.setenv("KMNIST_DATA_DIR", str(synthetic_dir))  # the worker's own data
     monkeypatch.setenv("KMNIST_TFDS_DIR", str(tmp_path / "no-tfds"))
     monkeypatch.setattr(data, "_host_reachable", lambda *args: False)
@@ -300,7 +294,7 @@ def test_a_run_whose_data_changed_while_it_waited_is_refused(home, synthetic_dir
     current.symlink_to(synthetic_dir)
     store = RunStore(home)
     queued_with = load_local(current).source
-    run_id = store.create_run(_tiny(), data_dir=current, data_source=queued_with)
+    run_id = store.create_run(tiny_config(), data_dir=current, data_source=queued_with)
     current.unlink()
     current.symlink_to(other)  # the folder now holds other data
     drain_queue(store)
@@ -318,11 +312,11 @@ def test_a_run_folder_linked_outside_the_home_is_never_written_or_emptied(home, 
     (outside / "precious.txt").write_text("keep")
     before = sorted(p.name for p in outside.iterdir())
     store = RunStore(home)
-    linked = store.create_run(_tiny(), data_dir=synthetic_dir)
+    linked = store.create_run(tiny_config(), data_dir=synthetic_dir)
     shutil.rmtree(store.run_dir(linked))  # made with the run (its manifest), then replaced by a link
     store.run_dir(linked).symlink_to(outside, target_is_directory=True)
     (home / "run-000099").symlink_to(outside, target_is_directory=True)  # as if its run was deleted
-    fine = store.create_run(_tiny(), data_dir=synthetic_dir)
+    fine = store.create_run(tiny_config(), data_dir=synthetic_dir)
     drain_queue(store)
     assert sorted(p.name for p in outside.iterdir()) == before
     run = store.get(linked)
@@ -336,7 +330,7 @@ def test_a_run_folder_linked_outside_the_home_is_never_written_or_emptied(home, 
 
 # -- model paths that are no model file; a training lock that is no file ------------------------------
 def _finished_without_training(store, status="completed"):
-    run_id = store.create_run(_tiny(), name="looks trained")
+    run_id = store.create_run(tiny_config(), name="looks trained")
     store.claim_next()
     store.finish(run_id, status)
     return run_id
@@ -358,7 +352,7 @@ def _one_line(capsys):
 
 def test_evaluate_or_predict_a_cancelled_run_says_so_before_reading_anything(home, tmp_path, capsys):
     store = RunStore(home)
-    run_id = store.create_run(_tiny())
+    run_id = store.create_run(tiny_config())
     store.request_stop(run_id)  # cancelled before it started
     for args in (["evaluate", str(run_id)], ["predict", str(run_id), str(tmp_path / "no-such.png")]):
         assert cli.main(["--data-dir", str(tmp_path / "no-data"), *args]) == 1
@@ -404,8 +398,8 @@ def test_a_folder_in_place_of_the_training_lock_gets_one_line(home, synthetic_di
     error = _one_line(capsys)
     assert "training.lock" in error and "move it aside" in error
     assert store.list_runs() == []  # refused before anything was queued
-    store.create_run(_tiny(), data_dir=synthetic_dir)
-    with pytest.raises(StoreError, match="training.lock"):
+    store.create_run(tiny_config(), data_dir=synthetic_dir)
+    with pytest.raises(StoreError, match=re.escape("training.lock")):
         drain_queue(store)
 
 

@@ -104,12 +104,12 @@ ODD_VALUES = st.one_of(
 @FUZZ
 @given(st.one_of(st.sampled_from(["underfit", "overfit", "dropout", "l1l2", "combined", "final", "best"]),
                  st.text(max_size=10), st.integers(), st.none()),
-       st.dictionaries(st.sampled_from(FIELDS + ["hidden", "lr"]), ODD_VALUES, max_size=5))
+       st.dictionaries(st.sampled_from([*FIELDS, "hidden", "lr"]), ODD_VALUES, max_size=5))
 def test_any_parameters_give_a_valid_config_or_name_the_parameter(variant, overrides):
     try:
         config = make_config(variant, **overrides)
     except ParameterError as error:
-        named = [name for name in FIELDS + ["variant", "hidden", "lr"] if name in str(error)]
+        named = [name for name in [*FIELDS, "variant", "hidden", "lr"] if name in str(error)]
         assert named, f"{error} names no parameter"
         return
     assert make_config(config.variant, **{k: v for k, v in config.to_dict().items() if k != "variant"}) == config

@@ -3,6 +3,7 @@ restarts: afterwards no run stays "running", the history up to the last finished
 is intact, the database opens without repair, and every other run is untouched."""
 
 import hashlib
+import itertools
 import os
 import random
 import signal
@@ -16,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from kmnist_core import cli
-from kmnist_core.config import make_config
 from kmnist_core.hardware import usable_cores
 from kmnist_core.inference import load_model
 from kmnist_core.records import EpochRecord
@@ -24,18 +24,13 @@ from kmnist_core.status import FINISHED, Status
 from kmnist_core.store import RunStore
 from kmnist_core.worker import ensure_worker
 
-from conftest import PROJECT_ROOT, wait_until
+from conftest import PROJECT_ROOT, tiny_config, wait_until
 from killing import kill, wait_gone
 
 pytestmark = pytest.mark.process
 
 KILLS = 20
-
-
-
-def _tiny(epochs=10, **overrides):
-    return make_config("overfit", hidden_units=(32,), epochs=epochs, batch_size=50, **overrides)
-
+KILLED_EPOCHS = 10  # long enough that most random kills land mid-run
 
 
 def snapshot(store, exclude=()):
@@ -85,7 +80,7 @@ def _recover(zygote, store):
 
 def test_sigkill_at_random_points_never_loses_a_run(zygote, home, synthetic_dir):
     store = RunStore(home)
-    bystander = store.create_run(_tiny(), name="bystander", data_dir=synthetic_dir)
+    bystander = store.create_run(tiny_config(epochs=KILLED_EPOCHS), name="bystander", data_dir=synthetic_dir)
     start = time.monotonic()
     assert wait_gone(zygote.worker(home, checkpoint_every=0.0))  # checkpoint after every epoch
     duration = time.monotonic() - start
@@ -94,10 +89,10 @@ def test_sigkill_at_random_points_never_loses_a_run(zygote, home, synthetic_dir)
     rng = random.Random(20)
     outcomes = []
     for kill_number in range(KILLS):
-        run_id = store.create_run(_tiny(seed=kill_number), data_dir=synthetic_dir)
+        run_id = store.create_run(tiny_config(epochs=KILLED_EPOCHS, seed=kill_number), data_dir=synthetic_dir)
         others = snapshot(store, exclude={run_id})
         pid = zygote.worker(home, checkpoint_every=0.0)
-        time.sleep(rng.uniform(0.0, 1.1 * duration))
+        time.sleep(rng.uniform(0.0, 1.1 * duration))  # a random kill time: this sleep is what is tested
         epochs_seen = len(store.get(run_id).history)
         kill(pid)
         outcomes.append((store.get(run_id).status, epochs_seen, bool(temporaries(store))))
@@ -125,13 +120,13 @@ BOUNDARIES = [
 @pytest.mark.parametrize("kill_at", BOUNDARIES)
 def test_sigkill_at_each_write_boundary(zygote, home, synthetic_dir, kill_at):
     store = RunStore(home)
-    earlier = store.create_run(_tiny(), name="earlier", data_dir=synthetic_dir)
+    earlier = store.create_run(tiny_config(), name="earlier", data_dir=synthetic_dir)
     store.claim_next()
     store.append_epoch(earlier, EpochRecord(epoch=1, fit_loss=0.5, val_accuracy=0.5))
     store.save_array(earlier, "test_proba", [[0.1] * 10])
     store.finish(earlier, "completed", metrics={"test": {"accuracy": 0.5}})
-    run_id = store.create_run(_tiny(epochs=4), data_dir=synthetic_dir)
-    queued = store.create_run(_tiny(epochs=1), name="queued behind", data_dir=synthetic_dir)
+    run_id = store.create_run(tiny_config(epochs=4), data_dir=synthetic_dir)
+    queued = store.create_run(tiny_config(epochs=1), name="queued behind", data_dir=synthetic_dir)
     others = snapshot(store, exclude={run_id, queued})
     assert wait_gone(zygote.worker(home, checkpoint_every=0.0, kill_at=kill_at))
     assert store.get(run_id).status in ("running", "completed")  # what the crash left
@@ -167,7 +162,7 @@ def _worker_pids(home):
 def _assert_one_at_a_time_in_id_order(runs):
     trained = sorted((r for r in runs if r.started_at), key=lambda r: r.started_at)
     assert [r.id for r in trained] == sorted(r.id for r in trained)
-    for earlier, later in zip(trained, trained[1:]):
+    for earlier, later in itertools.pairwise(trained):
         assert earlier.finished_at <= later.started_at
 
 
@@ -176,14 +171,14 @@ def test_server_restart_neither_kills_nor_wedges_the_queue(home, synthetic_dir):
     a worker killed too: the next ensure_worker marks the orphan interrupted and starts a
     worker that resumes the queue in order."""
     store = RunStore(home)
-    first = [store.create_run(_tiny(epochs=3, seed=i), data_dir=synthetic_dir) for i in range(2)]
+    first = [store.create_run(tiny_config(epochs=3, seed=i), data_dir=synthetic_dir) for i in range(2)]
     server = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(PROJECT_ROOT)!r})
         from kmnist_core.store import RunStore
         from kmnist_core.worker import ensure_worker
         assert ensure_worker(RunStore({str(home)!r}), idle_exit=60.0)
-        time.sleep(600)
+        time.sleep(600)  # the server lives until the test kills its process group
     """)], start_new_session=True)
     assert wait_until(lambda: store.get(first[0]).status == "running")
     os.killpg(server.pid, signal.SIGKILL)  # the server and everything in its session
@@ -191,7 +186,7 @@ def test_server_restart_neither_kills_nor_wedges_the_queue(home, synthetic_dir):
     assert wait_until(lambda: all(store.get(i).finished for i in first)), (home / "worker.log").read_text()
     assert [store.get(i).status for i in first] == ["completed", "completed"]
 
-    second = [store.create_run(_tiny(epochs=40 if i == 0 else 2, seed=i), data_dir=synthetic_dir)
+    second = [store.create_run(tiny_config(epochs=40 if i == 0 else 2, seed=i), data_dir=synthetic_dir)
               for i in range(3)]  # the surviving worker (idle, 60 s) picks these up
     assert wait_until(lambda: len(store.get(second[0]).history) >= 1)
     for pid in _worker_pids(home):
@@ -210,8 +205,8 @@ def test_server_restart_neither_kills_nor_wedges_the_queue(home, synthetic_dir):
 
 def test_after_a_crash_the_queue_can_be_cancelled_instead(zygote, home, synthetic_dir):
     store = RunStore(home)
-    running = store.create_run(_tiny(epochs=40), data_dir=synthetic_dir)
-    waiting = [store.create_run(_tiny(), data_dir=synthetic_dir) for _ in range(2)]
+    running = store.create_run(tiny_config(epochs=40), data_dir=synthetic_dir)
+    waiting = [store.create_run(tiny_config(), data_dir=synthetic_dir) for _ in range(2)]
     pid = zygote.worker(home)
     assert wait_until(lambda: len(store.get(running).history) >= 1)
     kill(pid)
@@ -238,7 +233,7 @@ def _overlap(a, b):
 @two_cores
 def test_two_workers_started_at_once_train_every_run_exactly_once_in_both_slots(zygote, home, synthetic_dir):
     store = RunStore(home)
-    queued = [store.create_run(_tiny(epochs=3, seed=i), data_dir=synthetic_dir) for i in range(5)]
+    queued = [store.create_run(tiny_config(epochs=3, seed=i), data_dir=synthetic_dir) for i in range(5)]
     pids = [zygote.worker(home, workers=2) for _ in range(2)]  # both race for the same oldest run
     assert all(wait_gone(pid) for pid in pids)
     log = (home / "worker.log").read_text()
@@ -259,8 +254,8 @@ def test_sigkill_of_one_of_two_trainers_interrupts_only_its_run(zygote, home, sy
     interrupted, no ghost "running"); the run in the other slot is no orphan (its slot is
     held), trains on untouched and completes."""
     store = RunStore(home)
-    first = store.create_run(_tiny(epochs=EPOCHS_SIDE_BY_SIDE), name="first", data_dir=synthetic_dir)
-    second = store.create_run(_tiny(epochs=EPOCHS_SIDE_BY_SIDE, seed=1), name="second", data_dir=synthetic_dir)
+    first = store.create_run(tiny_config(epochs=EPOCHS_SIDE_BY_SIDE), name="first", data_dir=synthetic_dir)
+    second = store.create_run(tiny_config(epochs=EPOCHS_SIDE_BY_SIDE, seed=1), name="second", data_dir=synthetic_dir)
     pids = {}
     pids[first] = zygote.worker(home, workers=2, checkpoint_every=0.0)
     assert wait_until(lambda: store.get(first).status == "running")

@@ -15,24 +15,20 @@ import uuid
 import pytest
 
 from kmnist_core import cli
-from kmnist_core.config import make_config
 from kmnist_core.inference import load_model
 from kmnist_core.records import Progress
 from kmnist_core.store import RunStore
 from kmnist_core.worker import ensure_worker
 
-from conftest import PROJECT_ROOT, wait_until
+from conftest import PROJECT_ROOT, tiny_config, wait_until
 from killing import catches, wait_gone
 
 pytestmark = pytest.mark.process
 
-
-def _tiny(epochs=400, **overrides):
-    return make_config("overfit", hidden_units=(16,), epochs=epochs, batch_size=50, **overrides)
+LONG = 400  # epochs: still training when the test signals, stops or kills its trainer
 
 
-
-def _cli_train(home, data_dir, name, epochs=400):
+def _cli_train(home, data_dir, name, epochs=LONG):
     """A foreground `python -m kmnist_core train`, as a user starts it in a terminal."""
     return subprocess.Popen(
         [sys.executable, "-m", "kmnist_core", "--home", str(home), "--data-dir", str(data_dir), "train",
@@ -85,7 +81,7 @@ def test_the_store_listing_reconciles_orphans_only_when_no_trainer_holds_the_loc
     """The app lists runs through the store: the same reconciliation, and never of a run a
     live trainer (here: another open of the lock, as another process has) is training."""
     store = RunStore(tmp_path / "home")
-    run_id = store.create_run(_tiny())
+    run_id = store.create_run(tiny_config(epochs=LONG))
     store.claim_next()
     with store.training_lock() as held:
         assert held and [r.status for r in RunStore(store.home).list_runs()] == ["running"]
@@ -116,8 +112,8 @@ def test_sigterm_or_sighup_stops_a_cli_train_like_ctrl_c(home, synthetic_dir, si
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signalled_worker_stops_its_run_cleanly_and_leaves_the_queue(zygote, home, synthetic_dir, signum):
     store = RunStore(home)
-    running = store.create_run(_tiny(), name="training", data_dir=synthetic_dir)
-    waiting = store.create_run(_tiny(epochs=1), name="waiting", data_dir=synthetic_dir)
+    running = store.create_run(tiny_config(epochs=LONG), name="training", data_dir=synthetic_dir)
+    waiting = store.create_run(tiny_config(epochs=1), name="waiting", data_dir=synthetic_dir)
     pid = zygote.worker(home, idle_exit=0.0)
     assert wait_until(lambda: len(store.get(running).history) >= 2)
     os.kill(pid, signum)
@@ -135,7 +131,7 @@ def test_a_signalled_worker_stops_its_run_cleanly_and_leaves_the_queue(zygote, h
 # -- row 9: Ctrl-C on a CLI whose run waits in the queue -----------------------------------------
 def test_ctrl_c_on_a_cli_waiting_behind_a_worker_cancels_its_run_at_once(zygote, home, synthetic_dir):
     store = RunStore(home)
-    ahead = store.create_run(_tiny(), name="ahead", data_dir=synthetic_dir)
+    ahead = store.create_run(tiny_config(epochs=LONG), name="ahead", data_dir=synthetic_dir)
     pid = zygote.worker(home, idle_exit=0.0)
     assert wait_until(lambda: store.get(ahead).status == "running")
     process = _cli_train(home, synthetic_dir, "mine")
@@ -159,7 +155,7 @@ def test_ctrl_c_on_a_cli_whose_run_waits_behind_untrained_runs_cancels_it_at_onc
     does not train them in its foreground, so Ctrl-C never has to wait for them (it used to
     train on for a minute, then print that its run was cancelled)."""
     store = RunStore(home)
-    ahead = store.create_run(_tiny(), name="queued from the app", data_dir=synthetic_dir)
+    ahead = store.create_run(tiny_config(epochs=LONG), name="queued from the app", data_dir=synthetic_dir)
     process = _cli_train(home, synthetic_dir, "mine")
     try:
         assert wait_until(lambda: store.get(ahead).status == "running" and _run_named(store, "mine") is not None)
@@ -184,7 +180,7 @@ def test_the_second_signal_leaves_at_once():
         assert wait_until(stop.is_set, timeout=5)
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)  # the handler raises here, at once
+            time.sleep(5)  # not a wait: the handler raises here, at once, and ends it
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # put back
 
 
@@ -198,7 +194,7 @@ def test_a_relative_home_from_another_folder_is_the_store_the_worker_trains(tmp_
     try:
         store = RunStore(relative)
         assert store.home == elsewhere / relative  # resolved once, at construction
-        run_id = store.create_run(_tiny(epochs=1), data_dir=synthetic_dir)
+        run_id = store.create_run(tiny_config(epochs=1), data_dir=synthetic_dir)
         assert ensure_worker(store, idle_exit=0.5)
         assert wait_until(lambda: store.get(run_id).finished), (elsewhere / relative / "worker.log").read_text()
         assert store.get(run_id).status == "completed"
@@ -218,7 +214,7 @@ def test_stalled_is_judged_from_the_runs_own_pace_with_a_floor(tmp_path):
     from kmnist_core.status import stalled
 
     store = RunStore(tmp_path / "home")
-    run_id = store.create_run(_tiny())
+    run_id = store.create_run(tiny_config(epochs=LONG))
     store.claim_next()
     now = time.time()
     store.update(run_id, progress=_progress(30, writes=100, elapsed=50.0, now=now))  # 0.5 s a write
@@ -238,7 +234,7 @@ def test_stalled_is_judged_from_the_runs_own_pace_with_a_floor(tmp_path):
 
 def test_a_paused_training_is_listed_as_stalled(home, capsys):
     store = RunStore(home)
-    run_id = store.create_run(_tiny(), name="paused")
+    run_id = store.create_run(tiny_config(epochs=LONG), name="paused")
     store.claim_next()
     store.update(run_id, progress=_progress(300, writes=100, elapsed=50.0, now=time.time()))
     with store.training_lock():  # its trainer is alive (paused with Ctrl-Z), so it is no orphan
@@ -251,7 +247,7 @@ def test_progress_records_when_it_was_written_and_how_often(home, synthetic_dir)
     from kmnist_core.worker import drain_queue
 
     store = RunStore(home)
-    run_id = store.create_run(_tiny(epochs=2), data_dir=synthetic_dir)
+    run_id = store.create_run(tiny_config(epochs=2), data_dir=synthetic_dir)
     before = time.time()
     drain_queue(store)
     progress = store.get(run_id).progress

@@ -1,3 +1,4 @@
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -125,7 +126,7 @@ def test_a_garbage_database_gets_a_clear_error(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "runs.sqlite").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="not a usable run database.*Move it aside"):
+    with pytest.raises(StoreError, match=r"not a usable run database.*Move it aside"):
         RunStore(home)
 
 
@@ -157,7 +158,7 @@ def test_training_lock_is_exclusive_across_processes(store):
             from kmnist_core.store import RunStore
             with RunStore({str(store.home)!r}).training_lock() as got:
                 print(got, flush=True)
-                time.sleep(30)
+                time.sleep(30)  # holds the lock until the test kills it: not a wait
         """)],
         stdout=subprocess.PIPE, text=True,
     )
@@ -285,7 +286,7 @@ def test_a_slot_lock_file_is_never_followed_through_a_link_nor_a_folder(store, t
     target.write_text("not a lock")
     lock = store.home / "training-1.lock"
     lock.symlink_to(target) if plant == "link" else lock.mkdir()
-    with store.training_lock(slot=0), pytest.raises(StoreError, match="training-1.lock"):
+    with store.training_lock(slot=0), pytest.raises(StoreError, match=re.escape("training-1.lock")):
         with RunStore(store.home).free_slot(slots=2):
             pass
     assert target.read_text() == "not a lock"

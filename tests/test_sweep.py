@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -32,7 +31,7 @@ from kmnist_core.sweep import (
     title,
 )
 
-from conftest import PROJECT_ROOT, insert_old_run
+from conftest import PROJECT_ROOT, insert_old_run, wait_until
 
 
 @pytest.fixture
@@ -106,7 +105,7 @@ def test_a_sweep_is_capped_at_forty_runs():
 def test_training_sizes_are_checked_against_the_data():
     configs = sweep_configs("overfit", "train_size", "1000, 5000")
     check_against_data(configs, 6000)  # 5400 left after the 10% validation split
-    with pytest.raises(ParameterError, match="train_size must be at most 1800 for this data .* got 5000"):
+    with pytest.raises(ParameterError, match=r"train_size must be at most 1800 for this data .* got 5000"):
         check_against_data(configs, 2000)
 
 
@@ -239,7 +238,7 @@ def test_the_lowest_loss_is_not_crowned_alone_when_seeds_cannot_tell_it_from_the
     assert best_sentence(summarise(close, "dropout"), "dropout") == (
         "Lowest mean validation loss at Dropout (hidden layers) 0: 0.550 ± 0.071 over 2 seeds, but Dropout "
         "(hidden layers) 0.5 (0.570 ± 0.071) is within the seeds' spread of it: these seeds cannot tell the two apart.")
-    apart = close[:2] + [_run(3, 0.5, (0.9, 0.2), (0.86, 0.80)), _run(4, 0.5, (0.9, 0.2), (0.86, 0.82))]
+    apart = [*close[:2], _run(3, 0.5, (0.9, 0.2), (0.86, 0.80)), _run(4, 0.5, (0.9, 0.2), (0.86, 0.82))]
     assert best_sentence(summarise(apart, "dropout"), "dropout") == (
         "Lowest mean validation loss at Dropout (hidden layers) 0: 0.550 ± 0.071 over 2 seeds.")
 
@@ -255,7 +254,7 @@ def test_a_star_on_the_least_accurate_value_is_explained():
     assert sentence.startswith("Dropout (hidden layers) 0.6 has the lowest validation loss (0.401 vs 0.452) but "
                                "Dropout (hidden layers) 0 is the more accurate (88.9% vs 87.3%).")
     assert "over-confident" in sentence
-    agreeing = summarise(runs[:2] + [_run(3, 0.6, (0.95, 0.15), (0.895, 0.401))], "dropout")
+    agreeing = summarise([*runs[:2], _run(3, 0.6, (0.95, 0.15), (0.895, 0.401))], "dropout")
     assert loss_accuracy_sentence(agreeing, "dropout") is None
 
 
@@ -280,6 +279,7 @@ def test_the_figure_shows_bands_the_best_value_and_a_log_axis_for_penalties():
     assert len(bands) == 4  # train and validation, loss and accuracy
     [star_loss, star_accuracy] = [trace for trace in figure.data if trace.marker.symbol == "star"]
     assert star_loss.x[0] == pytest.approx(1e-5) and star_loss.y[0] == pytest.approx(0.405)
+    assert star_accuracy.x[0] == star_loss.x[0] and star_accuracy.y[0] == pytest.approx(0.899)  # the same value, both panels
     networks = [_run(1, 0, (0.9, 0.3), (0.8, 0.5)), _run(2, 0, (0.9, 0.3), (0.8, 0.6))]
     networks[0].config["hidden_units"], networks[1].config["hidden_units"] = [64], [256, 256]
     figure = sweep_figure(summarise(networks, "hidden_units", [[64], [256, 256]]), "hidden_units")
@@ -349,10 +349,12 @@ def test_ctrl_c_stops_the_run_in_progress_and_cancels_the_rest(tmp_path, synthet
         env={**os.environ, "KMNIST_WORKER_IDLE_EXIT": "0.5"},
     )
     try:
-        deadline = time.monotonic() + 180
-        while not ((home / "runs.sqlite").exists() and any(run.history for run in _with_history(home))):
-            assert sweep.poll() is None and time.monotonic() < deadline, "the sweep ended or never started training"
-            time.sleep(0.3)
+        def training_or_ended():
+            return sweep.poll() is not None or (
+                (home / "runs.sqlite").exists() and any(run.history for run in _with_history(home)))
+
+        assert wait_until(training_or_ended, timeout=180) and sweep.poll() is None, \
+            "the sweep ended or never started training"
         sweep.send_signal(signal.SIGINT)
         out, _ = sweep.communicate(timeout=120)
     finally:

@@ -2,6 +2,7 @@
 images (kmnist-mini) the effect the study is about: L1/L2 leave the first layer with more
 near-zero weights and a smaller norm than the unregularized overfit network."""
 
+import itertools
 import json
 import math
 
@@ -123,7 +124,7 @@ def test_invalid_models_are_named():
 
 def test_dense_first_layer_images_are_the_pixels_each_unit_reads():
     model = build_model(make_config("overfit", hidden_units=(6,)))
-    first = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)][0]
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
     kernel = np.random.default_rng(1).standard_normal((784, 6)).astype(np.float32)
     kernel[:, 4] *= 10  # unit 4 the strongest, then unit 2
     kernel[:, 2] *= 5
@@ -145,7 +146,7 @@ def test_dense_first_layer_images_are_the_pixels_each_unit_reads():
 
 def test_conv_first_layer_images_are_its_filters():
     model = build_model(make_config("best"))  # bn_cnn: 32 filters of 3×3×1 first
-    conv = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][0]
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
     kernel = keras.ops.convert_to_numpy(conv.kernel.value)
     images, kind = first_layer_images(model, count=16)
     norms = np.sqrt((kernel[:, :, 0, :] ** 2).sum(axis=(0, 1)))
@@ -254,7 +255,7 @@ def test_the_penalty_shrinks_the_norm_epoch_after_epoch(trained):
     # overfit's ‖w‖ grows 25.9 → 29.4 and its near-zero share stays at ~1.4%.
     l1l2 = [epoch[0] for epoch in trained["l1l2"][1]]
     overfit = [epoch[0] for epoch in trained["overfit"][1]]
-    assert all(b["l2_norm"] < a["l2_norm"] for a, b in zip(l1l2, l1l2[1:]))
+    assert all(b["l2_norm"] < a["l2_norm"] for a, b in itertools.pairwise(l1l2))
     assert l1l2[-1]["near_zero"] > 2 * l1l2[0]["near_zero"]
     assert overfit[-1]["l2_norm"] > overfit[0]["l2_norm"]
 
