@@ -28,18 +28,18 @@ from statistics import median
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from recipes import RECIPES, recipe_engine  # noqa: E402
+import keras
+import numpy as np
+from recipes import RECIPES, recipe_engine
 
-from kmnist_core import hardware  # noqa: E402
-from kmnist_core.config import STUDY_ORDER, make_config  # noqa: E402
-from kmnist_core.data import load_kmnist  # noqa: E402
-from kmnist_core.fidelity import drawn_versions  # noqa: E402
-from kmnist_core.inference import make_predictor  # noqa: E402
-from kmnist_core.metrics import classification_metrics  # noqa: E402
-from kmnist_core.preprocess import prepare  # noqa: E402
-from kmnist_core.training import train_model  # noqa: E402
+from kmnist_core import hardware
+from kmnist_core.config import STUDY_ORDER, make_config
+from kmnist_core.data import load_kmnist
+from kmnist_core.fidelity import drawn_versions
+from kmnist_core.inference import make_predictor
+from kmnist_core.metrics import classification_metrics
+from kmnist_core.preprocess import prepare
+from kmnist_core.training import train_model
 
 
 class _TestEveryEpoch(keras.callbacks.Callback):

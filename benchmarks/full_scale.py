@@ -39,12 +39,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from kmnist_core import estimate, hardware  # noqa: E402
-from kmnist_core.config import STUDY_ORDER, make_config  # noqa: E402
-from kmnist_core.status import Status  # noqa: E402
-from kmnist_core.store import RunStore  # noqa: E402
+from kmnist_core import estimate, hardware
+from kmnist_core.config import STUDY_ORDER, make_config
+from kmnist_core.status import Status
+from kmnist_core.store import RunStore
 
-from conftest import write_tiled_folder  # noqa: E402
+from conftest import write_tiled_folder
 
 PRESETS = (*STUDY_ORDER, "best")
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kmnist_core.data import default_data_dir, load_kmnist  # noqa: E402
-from kmnist_core.hardware import cpu_name, usable_cores  # noqa: E402
-from kmnist_core.labs import LABS, answer, enqueue_lab  # noqa: E402
-from kmnist_core.store import RunStore  # noqa: E402
-from kmnist_core.worker import ensure_worker  # noqa: E402
+from kmnist_core.data import default_data_dir, load_kmnist
+from kmnist_core.hardware import cpu_name, usable_cores
+from kmnist_core.labs import LABS, answer, enqueue_lab
+from kmnist_core.store import RunStore
+from kmnist_core.worker import ensure_worker
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
         lab = LABS[lab_id]
         store = RunStore(tempfile.mkdtemp(prefix=f"lab-{lab_id}-"))
         started = time.monotonic()
-        study_id, run_ids = enqueue_lab(store, lab, prediction=lab.choices[0], data_dir=data_dir,
+        _, run_ids = enqueue_lab(store, lab, prediction=lab.choices[0], data_dir=data_dir,
                                         data_source=dataset.source)
         ensure_worker(store, idle_exit=1.0)
         while not all(store.get(run_id).finished for run_id in run_ids):

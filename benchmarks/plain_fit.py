@@ -22,14 +22,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras
 
-from kmnist_core.config import make_config  # noqa: E402
-from kmnist_core.data import load_local  # noqa: E402
-from kmnist_core.hardware import choose_precision, configure_threads  # noqa: E402
-from kmnist_core.models import build_model  # noqa: E402
-from kmnist_core.runner import fit_indices  # noqa: E402
-from kmnist_core.training import make_dataset, make_optimizer  # noqa: E402
+from kmnist_core.config import make_config
+from kmnist_core.data import load_local
+from kmnist_core.hardware import choose_precision, configure_threads
+from kmnist_core.models import build_model
+from kmnist_core.runner import fit_indices
+from kmnist_core.training import make_dataset, make_optimizer
 
 
 class EpochClock(keras.callbacks.Callback):

@@ -21,20 +21,20 @@ from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from . import config as settings  # noqa: E402
-from .classes import NUM_CLASSES  # noqa: E402
-from .config import TrainConfig, validate  # noqa: E402
-from .hardware import choose_precision, configure_threads  # noqa: E402
-from .inference import make_predictor  # noqa: E402
-from .metrics import loss_and_accuracy  # noqa: E402
-from .models import build_model, fuse_batch_norm  # noqa: E402
-from .records import EpochRecord, Progress  # noqa: E402
-from .status import Status  # noqa: E402
-from .weights import layer_stats  # noqa: E402
+from . import config as settings
+from .classes import NUM_CLASSES
+from .config import TrainConfig, validate
+from .hardware import choose_precision, configure_threads
+from .inference import make_predictor
+from .metrics import loss_and_accuracy
+from .models import build_model, fuse_batch_norm
+from .records import EpochRecord, Progress
+from .status import Status
+from .weights import layer_stats
 
 TRAIN_SAMPLE = 1000  # training images scored cleanly per epoch: a stable curve for ~3% of an epoch's cost
 XLA_MIN_WORK = 5e9  # weights x steps in a run from which XLA's compilation pays (see xla_pays)

@@ -173,7 +173,7 @@ def test_a_report_is_never_written_over_a_file_or_through_a_link(tmp_path):
     with pytest.raises(OSError, match="symbolic link"):
         report.write("x", link, force=True)
     assert outside.read_text() == "keep"
-    with pytest.raises(ParameterError, match="report file must end in .html or .md"):
+    with pytest.raises(ParameterError, match=r"report file must end in \.html or \.md"):
         report.check_target(tmp_path / "report.pdf", ".pdf")
 
 

@@ -1,6 +1,7 @@
 """A run's life through the store: queue order, stop, failure, interruption, the
 background worker process, and two workers started at once."""
 
+import itertools
 import threading
 
 import numpy as np
@@ -15,24 +16,17 @@ from kmnist_core.store import RunStore
 from kmnist_core.verdict import VERDICTS
 from kmnist_core.worker import drain_queue, ensure_worker
 
-from conftest import synthetic_arrays, wait_until
+from conftest import synthetic_arrays, tiny_config, wait_until
 from killing import wait_gone
-
-
-def _tiny(**overrides):
-    values = dict(hidden_units=(32,), epochs=3, batch_size=50)
-    values.update(overrides)
-    return make_config("overfit", **values)
-
 
 
 def test_the_queue_is_trained_oldest_first(home, synthetic_dir):
     store = RunStore(home)
-    ids = [store.create_run(_tiny(seed=i), data_dir=synthetic_dir) for i in range(3)]
+    ids = [store.create_run(tiny_config(seed=i, epochs=3), data_dir=synthetic_dir) for i in range(3)]
     assert drain_queue(store) is True
     runs = [store.get(i) for i in ids]
     assert [r.status for r in runs] == ["completed"] * 3
-    for earlier, later in zip(runs, runs[1:]):
+    for earlier, later in itertools.pairwise(runs):
         assert earlier.finished_at <= later.started_at  # in id order
     assert all(store.model_path(i).is_file() and store.load_array(i, "test_proba").shape == (50, 10) for i in ids)
     metrics = runs[0].metrics
@@ -43,7 +37,7 @@ def test_the_queue_is_trained_oldest_first(home, synthetic_dir):
 def test_a_run_trained_on_every_image_records_a_test_curve_for_its_verdict(home, synthetic_dir):
     """`final` had no held-out curve and was judged by another rule than every other run."""
     store = RunStore(home)
-    run = store.get(store.create_run(_tiny(full_train=True), data_dir=synthetic_dir))
+    run = store.get(store.create_run(tiny_config(full_train=True, epochs=3), data_dir=synthetic_dir))
     drain_queue(store)
     run = store.get(run.id)
     assert [record.val_loss is not None for record in run.history] == [True] * 3
@@ -54,7 +48,7 @@ def test_a_run_trained_on_every_image_records_a_test_curve_for_its_verdict(home,
 
 def test_stop_keeps_partial_history_and_a_loadable_model(home, synthetic_dir):
     store = RunStore(home)
-    run_id = store.create_run(_tiny(epochs=400), data_dir=synthetic_dir)
+    run_id = store.create_run(tiny_config(epochs=400), data_dir=synthetic_dir)
     worker = threading.Thread(target=drain_queue, args=(store,))
     worker.start()
     assert wait_until(lambda: len(store.get(run_id).history) >= 2)
@@ -68,8 +62,8 @@ def test_stop_keeps_partial_history_and_a_loadable_model(home, synthetic_dir):
 
 def test_a_failing_run_is_recorded_and_the_queue_goes_on(home, synthetic_dir, tmp_path):
     store = RunStore(home)
-    broken = store.create_run(_tiny(), data_dir=tmp_path / "no-such-folder")
-    fine = store.create_run(_tiny(), data_dir=synthetic_dir)
+    broken = store.create_run(tiny_config(epochs=3), data_dir=tmp_path / "no-such-folder")
+    fine = store.create_run(tiny_config(epochs=3), data_dir=synthetic_dir)
     drain_queue(store)
     assert store.get(broken).status == "failed" and "does not exist" in store.get(broken).error
     assert store.get(fine).status == "completed"
@@ -77,7 +71,7 @@ def test_a_failing_run_is_recorded_and_the_queue_goes_on(home, synthetic_dir, tm
 
 def test_runs_left_running_by_a_dead_process_are_marked_interrupted(home, synthetic_dir):
     store = RunStore(home)
-    orphan = store.create_run(_tiny(), data_dir=synthetic_dir)
+    orphan = store.create_run(tiny_config(epochs=3), data_dir=synthetic_dir)
     store.claim_next()  # "running", but nobody holds the training lock
     drain_queue(store)
     assert store.get(orphan).status == "interrupted" and store.get(orphan).error is None
@@ -85,7 +79,7 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(home, synthe
 
 def test_background_worker_process_trains_the_queue(home, synthetic_dir):
     store = RunStore(home)
-    run_id = store.create_run(_tiny(), data_dir=synthetic_dir)
+    run_id = store.create_run(tiny_config(epochs=3), data_dir=synthetic_dir)
     assert ensure_worker(RunStore(home), idle_exit=1.0) is True
     assert wait_until(lambda: store.get(run_id).finished, timeout=120), (home / "worker.log").read_text()
     assert store.get(run_id).status == "completed"
@@ -98,13 +92,13 @@ def test_two_workers_started_together_never_train_at_once(home, synthetic_dir, z
     same moment. The training lock must let one train the queue while the other gives up:
     no two trainings overlap, and each queued run is trained once, to the end."""
     store = RunStore(home)
-    ids = [store.create_run(_tiny(seed=i), data_dir=synthetic_dir) for i in range(3)]
+    ids = [store.create_run(tiny_config(seed=i, epochs=3), data_dir=synthetic_dir) for i in range(3)]
     workers = [zygote.worker(home), zygote.worker(home)]  # forked back to back
     assert all(wait_gone(pid, timeout=600) for pid in workers), (home / "worker.log").read_text()
     runs = [store.get(i) for i in ids]
     assert [r.status for r in runs] == ["completed"] * 3, [(r.id, r.status, r.error) for r in runs]
     runs.sort(key=lambda run: run.started_at)
-    for earlier, later in zip(runs, runs[1:]):
+    for earlier, later in itertools.pairwise(runs):
         assert earlier.finished_at <= later.started_at, "two trainings overlapped"
     log = (home / "worker.log").read_text()
     assert [log.count(f"training run {i} (") for i in ids] == [1, 1, 1], log
@@ -121,7 +115,7 @@ def test_ensure_worker_starts_one_worker_per_free_slot_while_runs_outnumber_idle
     monkeypatch.setattr(worker, "_spawn", lambda home, idle_exit: started.append(home))
     store = RunStore(home)
     for seed in range(3):
-        store.create_run(_tiny(seed=seed))
+        store.create_run(tiny_config(seed=seed, epochs=3))
 
     def spawned():
         started.clear()

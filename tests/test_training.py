@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -7,21 +9,15 @@ from kmnist_core.metrics import loss_and_accuracy
 from kmnist_core.records import EpochRecord
 from kmnist_core.training import _Pace, train_model
 
-from conftest import synthetic_arrays
+from conftest import synthetic_arrays, tiny_config
 
 X, Y = synthetic_arrays(20)
 X_VAL, Y_VAL = synthetic_arrays(4, seed=9)
 
 
-def _tiny(**overrides):
-    values = dict(hidden_units=(32,), epochs=3, batch_size=50)
-    values.update(overrides)
-    return make_config("overfit", **values)
-
-
 def test_progress_is_reported_between_calls_and_a_record_per_epoch():
     batches, epochs = [], []
-    result = train_model(_tiny(), X, Y, X_VAL, Y_VAL, on_progress=batches.append,
+    result = train_model(tiny_config(epochs=3), X, Y, X_VAL, Y_VAL, on_progress=batches.append,
                          on_epoch=lambda record, model: epochs.append(record))
     assert len(epochs) == 3 and [e.epoch for e in epochs] == [1, 2, 3] and epochs == result.history
     for epoch in (1, 2, 3):  # 200 images / 50 per batch: 4 steps, each epoch's last one reported
@@ -31,7 +27,7 @@ def test_progress_is_reported_between_calls_and_a_record_per_epoch():
     assert batches[-1].fraction == pytest.approx(1.0)
     assert batches[0].step == 1 and batches[0].eta is None  # one step first: it traces the graph, no rate yet
     assert batches[-1].eta is not None
-    assert all(b.elapsed <= a.elapsed for b, a in zip(batches, batches[1:]))
+    assert all(b.elapsed <= a.elapsed for b, a in itertools.pairwise(batches))
     assert result.status == "completed" and len(result.history) == 3
 
 
@@ -40,7 +36,7 @@ def test_fast_steps_run_many_to_a_call():
     compiled call runs many of them, and the bar still moves every epoch."""
     x, y = synthetic_arrays(200)  # 2,000 images, 10 per batch: 200 steps an epoch
     batches = []
-    train_model(_tiny(batch_size=10, epochs=2), x, y, on_progress=batches.append)
+    train_model(tiny_config(batch_size=10, epochs=2), x, y, on_progress=batches.append)
     second_epoch = [b for b in batches if b.epoch == 2]
     assert second_epoch[-1].step == 200 and len(second_epoch) < 200 / 4
 
@@ -61,7 +57,7 @@ def test_pace_fits_each_call_in_its_time_and_grows_fourfold_at_most():
 
 
 def test_a_learnable_problem_is_learned():
-    result = train_model(_tiny(epochs=15, learning_rate=3e-3), X, Y, X_VAL, Y_VAL)
+    result = train_model(tiny_config(epochs=15, learning_rate=3e-3), X, Y, X_VAL, Y_VAL)
     assert result.history[-1].val_accuracy > 0.9
     assert result.history[-1].train_loss < result.history[0].train_loss
 
@@ -73,7 +69,7 @@ def test_stop_between_calls_keeps_a_usable_partial_model():
         polls.append(seen[-1])
         return seen[-1].epoch == 2  # during the second epoch
 
-    result = train_model(_tiny(epochs=50), X, Y, X_VAL, Y_VAL, on_progress=seen.append, should_stop=should_stop)
+    result = train_model(tiny_config(epochs=50), X, Y, X_VAL, Y_VAL, on_progress=seen.append, should_stop=should_stop)
     assert result.status == "stopped"
     assert polls == seen  # polled after every call that reported progress
     assert seen[-1].epoch == 2 and len(result.history) == 1  # the half epoch is not in the curves
@@ -82,30 +78,30 @@ def test_stop_between_calls_keeps_a_usable_partial_model():
 
 
 def test_same_seed_same_history_other_seed_differs():
-    first = train_model(_tiny(seed=3), X, Y, X_VAL, Y_VAL).history
-    second = train_model(_tiny(seed=3), X, Y, X_VAL, Y_VAL).history
-    other = train_model(_tiny(seed=4), X, Y, X_VAL, Y_VAL).history
+    first = train_model(tiny_config(seed=3, epochs=3), X, Y, X_VAL, Y_VAL).history
+    second = train_model(tiny_config(seed=3, epochs=3), X, Y, X_VAL, Y_VAL).history
+    other = train_model(tiny_config(seed=4, epochs=3), X, Y, X_VAL, Y_VAL).history
     assert [h.fit_loss for h in first] == pytest.approx([h.fit_loss for h in second], rel=1e-5)
     assert [h.fit_loss for h in first] != pytest.approx([h.fit_loss for h in other], rel=1e-5)
 
 
 @pytest.mark.parametrize("family, extra", [("cnn", {}), ("bn_cnn", dict(augment=True, schedule="onecycle", optimizer="adamw"))])
 def test_convolutional_families_train(family, extra):
-    result = train_model(_tiny(family=family, epochs=1, **extra), X, Y)
+    result = train_model(tiny_config(family=family, epochs=1, **extra), X, Y)
     assert result.status == "completed" and result.history[0].val_loss is None
     assert make_predictor(result.model)(X[:5]).shape == (5, 10)
 
 
 def test_epoch_hook_gets_the_model_each_epoch():
     seen = []
-    train_model(_tiny(epochs=2), X, Y, on_epoch=lambda record, model: seen.append(model.count_params()))
+    train_model(tiny_config(epochs=2), X, Y, on_epoch=lambda record, model: seen.append(model.count_params()))
     assert len(seen) == 2 and seen[0] > 0
 
 
 def test_train_curve_is_scored_without_dropout_or_penalty():
     """With heavy dropout and L2 the loss Keras minimises (fit_loss) sits far above the
     model's loss on the same images scored as it will be used (train_loss)."""
-    config = _tiny(epochs=4, dropout=0.6, input_dropout=0.3, l2=0.05, learning_rate=3e-3)
+    config = tiny_config(epochs=4, dropout=0.6, input_dropout=0.3, l2=0.05, learning_rate=3e-3)
     result = train_model(config, X, Y, X_VAL, Y_VAL)
     last = result.history[-1]
     assert last.fit_loss > last.train_loss + 0.3
@@ -117,7 +113,7 @@ def test_train_curve_is_scored_without_dropout_or_penalty():
 def test_early_stopping_restores_the_best_epoch():
     noisy = Y.copy()
     noisy[::3] = (noisy[::3] + 1) % 10  # a third of the labels wrong: memorising them hurts validation
-    config = _tiny(epochs=60, hidden_units=(256,), learning_rate=1e-2, patience=2)
+    config = tiny_config(epochs=60, hidden_units=(256,), learning_rate=1e-2, patience=2)
     result = train_model(config, X, noisy, X_VAL, Y_VAL)
     losses = [record.val_loss for record in result.history]
     best = int(np.argmin(losses)) + 1
@@ -128,18 +124,18 @@ def test_early_stopping_restores_the_best_epoch():
 
 
 def test_precision_used_is_reported():
-    result = train_model(_tiny(epochs=1, mixed_precision=False), X, Y)
+    result = train_model(tiny_config(epochs=1, mixed_precision=False), X, Y)
     assert result.precision == "float32" and result.threads >= 1
     assert isinstance(result.history[0], EpochRecord)
 
 
 def test_bad_arrays_are_refused_before_training():
     with pytest.raises(ValueError, match=r"x_train must be an array of shape \(N, 28, 28\)"):
-        train_model(_tiny(), X.reshape(-1, 784), Y)
+        train_model(tiny_config(epochs=3), X.reshape(-1, 784), Y)
     with pytest.raises(ValueError, match="y_train must hold one label per image"):
-        train_model(_tiny(), X, Y[:-1])
+        train_model(tiny_config(epochs=3), X, Y[:-1])
     with pytest.raises(ValueError, match=r"y_val must be in \[0, 9\]"):
-        train_model(_tiny(), X, Y, X_VAL, Y_VAL + 10)
+        train_model(tiny_config(epochs=3), X, Y, X_VAL, Y_VAL + 10)
 
 
 def _bn_cnn_pair():
@@ -188,7 +184,7 @@ def test_the_eta_counts_the_work_after_each_epoch():
     import time
 
     reported = []
-    train_model(_tiny(epochs=4), X, Y, on_progress=lambda p: reported.append(p) if p.step == p.steps else None,
+    train_model(tiny_config(epochs=4), X, Y, on_progress=lambda p: reported.append(p) if p.step == p.steps else None,
                 on_epoch=lambda record, model: time.sleep(0.5))
     at_end_of_epoch_2 = next(p for p in reported if p.epoch == 2)
     assert at_end_of_epoch_2.eta >= 3 * 0.5  # three more epoch ends (2, 3, 4), each at least the hook's 0.5 s
@@ -199,7 +195,7 @@ def test_xla_path_trains_as_the_plain_graph_does_smaller_last_batch_included(mon
     the plain graph: same seed, same data order, so the same curve up to rounding."""
     from kmnist_core import training
 
-    config = _tiny(batch_size=64, epochs=2)  # 200 images: three batches of 64 and one of 8
+    config = tiny_config(batch_size=64, epochs=2)  # 200 images: three batches of 64 and one of 8
     plain = train_model(config, X, Y, X_VAL, Y_VAL).history
     monkeypatch.setattr(training, "XLA_MIN_WORK", 0)
     compiled = train_model(config, X, Y, X_VAL, Y_VAL).history
