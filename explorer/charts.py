@@ -47,7 +47,7 @@ def curves_figure(series, height=340, marks=None, heldout=None) -> go.Figure:
     colour per run, so several runs overlay readably on the Compare page. ``marks`` maps
     a label to {"best": epoch} for runs whose early stopping restored an epoch; ``heldout``
     a label to the split its held-out curve was measured on, when not "validation"
-    (``heldout_split``).
+    (``verdict.heldout_split``).
     """
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
     accuracies = []
@@ -83,12 +83,6 @@ def curves_figure(series, height=340, marks=None, heldout=None) -> go.Figure:
     figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
                          legend=dict(orientation="h", y=-0.25))
     return figure
-
-
-def heldout_split(config) -> str:
-    """The split a run's held-out curve was measured on: test when it trained on every
-    training image (it has no validation split), else validation."""
-    return "test" if (config or {}).get("full_train") else "validation"
 
 
 def seed_band_figure(groups, height=340) -> go.Figure:

@@ -9,7 +9,7 @@ from kmnist_core.config import LABELS, config_from_dict, differences, too_short
 from kmnist_core.status import Status
 from kmnist_core.store import StoreError
 from kmnist_core.study import run_time_text
-from kmnist_core.verdict import verdict_line
+from kmnist_core.verdict import heldout_split, verdict_line
 
 from . import charts, compare, report, sessions, state
 
@@ -35,7 +35,7 @@ def queue_after(run, runs) -> str:
 def curves(run, history) -> None:
     best = (run.metrics or {}).get("best_epoch")
     st.plotly_chart(charts.curves_figure([("", history)], marks={"": {"best": best}} if best else None,
-                                         heldout={"": charts.heldout_split(run.config)}),
+                                         heldout={"": heldout_split(run.config)}),
                     key=f"curves_{run.id}_{run.status}")
     if spikes := compare.l1_spike_note([run]):
         st.caption(spikes)

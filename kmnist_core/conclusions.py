@@ -227,9 +227,12 @@ def _seeds_ranking(first, second) -> str:
     return f"Most accurate: {both}: {gap:.1f} points apart, more than their seeds' spread ({noise:.1f})."
 
 
-def loss_accuracy_sentence(runs) -> str:
+def loss_accuracy_sentence(runs, y_test=None, load_proba=None) -> str:
     """Why the comparable run (or setting, over its seeds) with the lowest test loss is not
-    the most accurate, when that happens; "" otherwise."""
+    the most accurate, when that happens; "" otherwise, and "" when the accuracy gap is
+    itself within noise (the ranking sentence then says "do not rank them": explaining a
+    difference it calls noise would contradict it). With ``y_test`` and ``load_proba``, two
+    single runs are tested with McNemar's test; settings with seeds by their spread."""
     settings = settings_groups(comparable_groups(runs)[0])
     if len(settings) < 2:
         return ""
@@ -242,4 +245,18 @@ def loss_accuracy_sentence(runs) -> str:
     top = max(settings, key=_mean_accuracy)
     if lowest is top or _mean_accuracy(top) <= _mean_accuracy(lowest):
         return ""
+    if not _accuracy_gap_is_real(top, lowest, y_test, load_proba):
+        return ""
     return loss_accuracy_disagreement(figures(lowest), figures(top), "test")
+
+
+def _accuracy_gap_is_real(top, other, y_test, load_proba) -> bool:
+    """Whether ``top``'s higher test accuracy over ``other`` (two settings' runs) is more
+    than noise: wider than the seeds' spread, or McNemar's p below ALPHA for single runs."""
+    if len(top) >= 2 and len(other) >= 2:
+        spread = max(seed_summary([run.metrics["test"]["accuracy"] for run in group])["std"] for group in (top, other))
+        return _mean_accuracy(top) - _mean_accuracy(other) > spread
+    if y_test is None or load_proba is None:
+        return True
+    paired = paired_difference(y_test, load_proba(top[0].id), load_proba(other[0].id))
+    return paired is not None and paired["p_value"] < ALPHA

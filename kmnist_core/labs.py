@@ -25,7 +25,7 @@ from .config import config_from_dict, make_config
 from .significance import ALPHA, format_p, mcnemar, seed_summary
 from .status import Status
 from .sweep import mean_std_text
-from .verdict import UNDERFIT_TRAIN_ACCURACY, curve_rise
+from .verdict import UNDERFIT_TRAIN_ACCURACY, curve_rise, loss_accuracy_disagreement
 
 SHARED = dict(train_size=3000, epochs=30)  # the quick study's size: over- and underfitting both show
 CLEAR_CHANGE = 0.10  # a mean that moved less than 10% (with one seed) is not called a change
@@ -184,6 +184,10 @@ def _val_loss(run) -> float:
     return run.metrics["val"]["log_loss"]
 
 
+def _val_accuracy(run) -> float:
+    return run.metrics["val"]["accuracy"]
+
+
 def first_layer_stats(run):
     """The last epoch's first-layer weight statistics (``weights.layer_stats``), or None for
     runs trained before they were recorded."""
@@ -196,7 +200,9 @@ def read_capacity(lab, groups, evidence=None) -> Answer:
     small, _, large = (groups[arm.label] for arm in lab.arms)
     names = [arm.label for arm in lab.arms]
     losses = {label: _summary(groups[label], _val_loss)["mean"] for label in names}
-    lowest = min(names, key=lambda label: losses[label])
+    accuracies = {label: _summary(groups[label], _val_accuracy)["mean"] for label in names}
+    lowest, runner_up = sorted(names, key=lambda label: losses[label])[:2]
+    most_accurate = max(names, key=lambda label: accuracies[label])
     small_fit, large_fit = _summary(small, _train_accuracy), _summary(large, _train_accuracy)
     large_rise, large_best, large_min = rise(large[0])
     underfits = small_fit["mean"] < UNDERFIT_TRAIN_ACCURACY
@@ -205,8 +211,18 @@ def read_capacity(lab, groups, evidence=None) -> Answer:
             f"The validation loss of {names[2]} ended {large_rise:+.0%} from its best ({large_min:.3f} at epoch "
             f"{large_best}). Validation loss at the end: "
             + ", ".join(f"{label} {losses[label]:.3f}" for label in names)
-            + f"; lowest: {lowest}.")
-    supported = lab.choices[names.index(lowest)]
+            + "; validation accuracy: " + ", ".join(f"{label} {accuracies[label]:.1%}" for label in names) + ".")
+    # Two final losses this close are one seed's luck: naming a winner would teach noise.
+    tied = losses[runner_up] - losses[lowest] < CLEAR_CHANGE * losses[lowest]
+    if tied:
+        text += (f" {lowest} and {runner_up} end within {CLEAR_CHANGE:.0%} of each other's loss: one seed cannot "
+                 f"tell them apart, so no prediction is confirmed.")
+    else:
+        text += f" Lowest: {lowest}."
+    if most_accurate != lowest:
+        text += " " + loss_accuracy_disagreement((lowest, losses[lowest], accuracies[lowest]),
+                                                 (most_accurate, losses[most_accurate], accuracies[most_accurate]))
+    supported = None if tied else lab.choices[names.index(lowest)]
     if underfits and memorises:
         return Answer(SHOWN, text + f" Too little capacity underfits ({names[0]} cannot even fit its training "
                                     f"images); too much memorises ({names[2]}: validation loss turns back up "

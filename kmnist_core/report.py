@@ -27,7 +27,7 @@ from .labs import LABS, answer, first_layer_stats
 from .significance import seed_summary
 from .status import WITH_MODEL
 from .sweep import mean_std_text
-from .verdict import verdict_line
+from .verdict import heldout_split, verdict_line
 
 SETTINGS = ("variant", "family", "hidden_units", "dropout", "input_dropout", "l1", "l2", "epochs", "batch_size", "learning_rate",
             "optimizer", "schedule", "label_smoothing", "ema", "augment", "patience", "train_size", "full_train",
@@ -167,10 +167,10 @@ def _conclusions(scored, evidence) -> list:
     seeds with their spread), then each setting trained with several seeds: mean ± std."""
     sentences = []
     if len(scored) >= 2:
-        sentences += [conclusions.set_apart_sentence(scored), conclusions.loss_gap_summary(scored),
-                      conclusions.loss_accuracy_sentence(scored)]
+        sentences += [conclusions.set_apart_sentence(scored), conclusions.loss_gap_summary(scored)]
         if evidence:
             sentences.append(conclusions.ranking_sentence(evidence[0], scored, evidence[1]))
+        sentences.append(conclusions.loss_accuracy_sentence(scored, *(evidence or ())))
     for group in conclusions.settings_groups(scored):
         if len(group) < 2:
             continue
@@ -194,9 +194,9 @@ def _curves(scored) -> list:
         losses = [(r.epoch, r.val_loss) for r in run.history if r.val_loss is not None]
         best = min(losses, key=lambda pair: pair[1]) if losses else None
         rows.append((_label(run), str(len(run.history)), _number(best[1]) if best else "", str(best[0]) if best else "",
-                     _number(losses[-1][1]) if losses else ""))
+                     _number(losses[-1][1]) if losses else "", heldout_split(run.config)))
     return [Block("h2", "Learning curves"), Block("figure", figure=curves_spec(scored)),
-            Block("table", header=("run", "epochs", "lowest validation loss", "at epoch", "last validation loss"),
+            Block("table", header=("run", "epochs", "lowest held-out loss", "at epoch", "last held-out loss", "held-out split"),
                   rows=tuple(rows))]
 
 
@@ -250,7 +250,7 @@ def curves_spec(runs) -> dict:
                 values = [getattr(record, f"{split}_{metric}") for record in run.history]
                 if all(value is None for value in values):
                     continue
-                name = html.escape(f"{_label(run)} {'validation' if split == 'val' else split}", quote=False)
+                name = html.escape(f"{_label(run)} {heldout_split(run.config) if split == 'val' else split}", quote=False)
                 traces.append({"type": "scatter", "mode": "lines", "x": epochs, "y": values, "name": name,
                                "legendgroup": name, "showlegend": axis == "", "xaxis": f"x{axis}",
                                "yaxis": f"y{axis}", "line": {"color": colour, "dash": dash}})

@@ -131,7 +131,12 @@ def loss_accuracy_disagreement(lowest_loss, most_accurate, split="validation") -
     (low_label, low_loss, low_accuracy), (top_label, top_loss, top_accuracy) = lowest_loss, most_accurate
     return (f"{low_label} has the lowest {split} loss ({low_loss:.3f} vs {top_loss:.3f}) but {top_label} is the "
             f"more accurate ({top_accuracy:.1%} vs {low_accuracy:.1%}). Loss punishes a confident mistake hard and "
-            f"counts how sure every answer was; accuracy only counts right or wrong. A model that grows "
-            f"over-confident — as an overfitting one does — sees its loss rise while its accuracy holds, so "
-            f"{top_label} is right more often yet pays more loss: surer of its mistakes or less sure of its right "
-            f"answers.")
+            f"counts how sure every answer was; accuracy only counts right or wrong. So {top_label} is right more "
+            f"often yet pays more loss: surer of its mistakes or less sure of its right answers. Memorising makes a "
+            f"network over-confident in just this way: its loss rises while its accuracy holds.")
+
+
+def heldout_split(config) -> str:
+    """The split a run's held-out curve was measured on: test when it trained on every
+    training image (it has no validation split), else validation."""
+    return "test" if (config or {}).get("full_train") else "validation"

@@ -8,6 +8,7 @@ from explorer import charts, compare, monitor, results, state
 from kmnist_core import conclusions, export, reference, significance
 from kmnist_core.classes import CLASSES
 from kmnist_core.status import ACTIVE
+from kmnist_core.verdict import heldout_split
 
 state.enter_through_app("pages/compare.py")
 
@@ -52,7 +53,8 @@ if problem:
     st.stop()
 for sentence in (conclusions.loss_gap_summary(chosen),
                  conclusions.ranking_sentence(data.y_test, chosen, lambda run_id: run_store.load_array(run_id, "test_proba")),
-                 conclusions.loss_accuracy_sentence(chosen)):
+                 conclusions.loss_accuracy_sentence(chosen, data.y_test,
+                                                    lambda run_id: run_store.load_array(run_id, "test_proba"))):
     if sentence:
         st.text(sentence)
 set_apart = conclusions.set_apart_sentence(chosen)
@@ -137,7 +139,7 @@ st.header("Learning curves")
 marks = {label: {"best": run.metrics.get("best_epoch")} for label, run in zip(labels, chosen)
          if run.metrics.get("stopped_early")}
 st.plotly_chart(charts.curves_figure(list(zip(labels, [run.history for run in chosen])), height=420, marks=marks,
-                                     heldout={label: charts.heldout_split(run.config) for label, run in zip(labels, chosen)}))
+                                     heldout={label: heldout_split(run.config) for label, run in zip(labels, chosen)}))
 with st.expander("How to read these curves"):
     st.markdown(charts.CURVE_CAPTION)
 

@@ -6,7 +6,7 @@ import streamlit as st
 from explorer import charts, monitor, results, sessions, state
 from explorer import labs as view
 from kmnist_core.checks import ParameterError
-from kmnist_core.labs import LABS, NOT_SHOWN, SHOWN, group_runs
+from kmnist_core.labs import LABS, NOT_SHOWN, SHOWN, WAITING, group_runs
 from kmnist_core.sweep import summarise
 
 state.enter_through_app("pages/labs.py")
@@ -86,6 +86,7 @@ def show(run_store, lab, study) -> None:
         matched = view.prediction_matched(result, study)
         if matched:
             st.text(f"Your runs support: {result.supported}. {matched}")
+        if result.status != WAITING:
             st.markdown(f"**What to try next:** {lab.next_steps}")
         if mine and all(run.finished for run in mine):
             results.report_buttons(run_store, study.id, data, "the report")

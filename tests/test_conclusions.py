@@ -139,3 +139,23 @@ def test_a_lowest_loss_that_is_not_the_most_accurate_is_explained():
                            "(89.6% vs 88.9%).")
     assert "over-confident" in text
     assert loss_accuracy_sentence([overfit, finished_run(3, "dropout", accuracy=0.91, test_loss=0.41)]) == ""
+
+
+def test_a_loss_accuracy_disagreement_within_noise_is_not_explained():
+    """Seen in Chromium: "dropout and combined are within noise … Do not rank them", then at
+    once "dropout is the more accurate … pays more loss". An accuracy gap McNemar's test
+    calls noise is not explained as if it were real; a real one still is."""
+    y = np.repeat(np.arange(10), 20)
+
+    def proba(right):
+        scores = np.full((200, 10), 0.01)
+        scores[np.arange(200), np.where(np.arange(200) < right, y, (y + 1) % 10)] = 0.91
+        return scores
+
+    arrays = {1: proba(180), 2: proba(178), 3: proba(120)}
+    dropout = finished_run(1, "dropout", accuracy=0.90, test_loss=0.62)
+    combined = finished_run(2, "combined", accuracy=0.89, test_loss=0.41)
+    assert loss_accuracy_sentence([dropout, combined], y, arrays.get) == ""
+    assert "over-confident" in loss_accuracy_sentence([dropout, combined])  # no predictions: nothing to test
+    worse = finished_run(3, "combined", accuracy=0.60, test_loss=0.41)
+    assert loss_accuracy_sentence([dropout, worse], y, arrays.get).startswith("combined has the lowest test loss")

@@ -187,3 +187,16 @@ def test_the_report_concludes_as_compare_does(lab_study):
     assert text == report.markdown(report.build(store, study_id))  # the app's and the CLI's are one report
     sentence = conclusions.loss_gap_summary(runs)
     assert sentence.startswith("Held-out − train loss gap (smaller = less memorising): ") and sentence in text
+
+
+def test_a_run_trained_on_every_image_has_its_held_out_curve_named_test():
+    """Seen in a downloaded report: final's curve read "validation" (it has no validation
+    split; its held-out curve is the test split's), while Compare said "test"."""
+    from kmnist_core.records import Run
+
+    history = [EpochRecord(epoch=1, train_loss=0.5, val_loss=0.6), EpochRecord(epoch=2, train_loss=0.4, val_loss=0.55)]
+    final = Run(1, "final", "final", Status.COMPLETED, make_config("final").to_dict(), 0.0, history=history)
+    overfit = Run(2, "overfit", "overfit", Status.COMPLETED, make_config("overfit").to_dict(), 0.0, history=history)
+    names = [trace["name"] for trace in report.curves_spec([final, overfit])["data"]]
+    assert "#1 final test" in names and "#2 overfit validation" in names
+    assert not any(name.startswith("#1 final validation") for name in names)
