@@ -26,9 +26,11 @@ ATTRIBUTION = (
 
 def lab_progress():
     """Where the learner is in each guided lab (they are stored studies: this survives restarts)."""
-    run_store = state.store()
     st.page_link("pages/labs.py", label="Or take a guided lab: predict, train, read the answer",
                  icon=":material/science:")
+    run_store = state.store_if_usable()  # Home needs no run store; the other pages say what is wrong
+    if run_store is None:
+        return
     lines = labs.overview(labs.attempts(run_store), state.runs(run_store)).values()
     st.text("\n".join(f"· {line}" for line in lines))
 

@@ -43,6 +43,15 @@ STORE_FIX = (
 )
 
 
+def store_if_usable() -> RunStore | None:
+    """The run store, or None when it cannot be used, without a word: for a page that
+    works without it (Home shows the data and the classes whatever the store's state)."""
+    try:
+        return _checked_store(str(default_home()))
+    except StoreError:
+        return None
+
+
 def store() -> RunStore:
     """The run store. When it cannot be used (a damaged runs.sqlite, an unusable
     KMNIST_HOME) the page says why and what to do, then stops: no traceback, and nothing
