@@ -216,3 +216,26 @@ def test_the_chosen_runs_survive_a_new_run_finishing_elsewhere(app_runs):
     drain_queue(app_runs)  # a third scored run: the picker's options change
     page.run()
     assert page.multiselect[0].value == [second, first]
+
+
+def test_the_chosen_runs_survive_a_new_study_finishing_while_on_another_page(app_runs):
+    """Seen in Chromium: hand-picked runs, a lab finishing in the background, Draw and back:
+    Compare had replaced the picks with the new study's runs."""
+    from kmnist_core.config import make_config
+    from kmnist_core.study import enqueue_study
+    from kmnist_core.worker import drain_queue
+
+    from app_support import data_dir
+
+    page = app("pages/compare.py")
+    first, second = sorted(run.id for run in app_runs.list_runs())
+    page.multiselect[0].set_value([second, first]).run()
+    page.switch_page("pages/draw.py")
+    page.run()
+    enqueue_study(app_runs, "custom", "Later", "a newer study", [make_config("underfit", epochs=1, seed=s)
+                                                                for s in (7, 8)], data_dir=data_dir())
+    drain_queue(app_runs)
+    page.switch_page("pages/compare.py")
+    page.run()
+    assert not page.exception
+    assert page.multiselect[0].value == [second, first]
