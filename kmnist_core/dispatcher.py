@@ -16,7 +16,9 @@ trains it. So when a node dies, its run alone is marked interrupted (its epochs 
 when the dispatcher dies, ``store.reconcile`` marks all of its runs interrupted.
 """
 
+import importlib
 import os
+import threading
 import time
 import zipfile
 from contextlib import ExitStack
@@ -101,6 +103,9 @@ class Dispatcher:
         self.datasets, self.data_refs = {}, {}  # data folder -> Dataset; data source -> ObjectRef in the cluster
         self.last_stop_poll = 0.0
         self.room_said = None
+        # Finished runs get their TensorBoard files written here, with TensorFlow: it loads
+        # meanwhile, beside the loop (loading it there held progress and Stop up 10-30 s).
+        threading.Thread(target=importlib.import_module, args=("tensorflow",), name="load-tensorflow").start()
 
     def serve(self, idle_exit, stop=None) -> None:
         idle_since, stopping = time.monotonic(), False
@@ -177,6 +182,7 @@ class Dispatcher:
         self.store.update(run.id, data_source=dataset.source)
         if dataset.source not in self.data_refs:
             self.data_refs[dataset.source] = ray.put(dataset)
+            self.log(f"data {dataset.source} sent to the cluster's object store")
         return self.data_refs[dataset.source]
 
     # -- what comes back -----------------------------------------------------------------------
@@ -208,13 +214,14 @@ class Dispatcher:
                 save_outputs(self.store, flight.run_id, KerasFile(answer["model"]), answer["facts"], answer["arrays"])
             finish_run(self.store, flight.run_id, Status(answer["status"]), answer["metrics"])
             self.log(f"run {flight.run_id} {answer['status']}")
-        except RayTaskError as error:  # the training raised, as it would have here: the run failed
-            cause = error.cause
-            self.store.finish(flight.run_id, Status.FAILED, error=f"{type(cause).__name__}: {cause}")
-            self.log(f"run {flight.run_id} failed: {cause}")
-        except RayError as error:  # its node or worker died, or the task was cancelled: as a killed trainer
-            self.store.mark_interrupted(flight.slot)
-            self.log(f"run {flight.run_id} interrupted: {type(error).__name__}")
+        except RayError as error:
+            cause = error.cause if isinstance(error, RayTaskError) else error
+            if isinstance(cause, RayError):  # its node, worker or mailbox died, or it was cancelled: as a killed trainer
+                self.store.mark_interrupted(flight.slot)
+                self.log(f"run {flight.run_id} interrupted: {type(cause).__name__}")
+            else:  # the training raised, as it would have here: the run failed
+                self.store.finish(flight.run_id, Status.FAILED, error=f"{type(cause).__name__}: {cause}")
+                self.log(f"run {flight.run_id} failed: {cause}")
         except Exception as error:  # what came back could not be saved
             self.store.finish(flight.run_id, Status.FAILED, error=f"{type(error).__name__}: {error}")
             self.log(f"run {flight.run_id} failed: {error}")

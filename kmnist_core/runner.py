@@ -5,12 +5,14 @@ record per epoch, a model checkpoint now and then, and at the end its status, me
 prediction arrays. Both the CLI and the app's background worker call ``execute_run``.
 The training itself (``train_run``) only talks to a ``Reporter``, so a run trained on a
 Ray cluster (``kmnist_core.ray_tasks``) goes through the same code, reporting to the
-dispatcher that writes the store instead.
+dispatcher that writes the store instead. TensorFlow is imported only to train or score:
+the dispatcher, which only saves, starts without it.
 """
 
 import os
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,11 +20,12 @@ from .checks import ParameterError
 from .config import config_from_dict
 from .data import TFDS_DIR_ENV, DataMismatchError, load_local, load_tfds, stratified_kfold, stratified_sample, stratified_split
 from .hardware import cpu_name
-from .inference import make_predictor
 from .metrics import classification_metrics, fit_verdict
 from .status import Status
 from .store import RunStore
-from .training import TrainResult, train_model
+
+if TYPE_CHECKING:
+    from .training import TrainResult
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes and stop-flag polls
 CHECKPOINT_EVERY = 15.0  # seconds between partial-model checkpoints
@@ -109,7 +112,7 @@ class Outcome:
 
     status: Status
     metrics: dict
-    result: TrainResult | None = None
+    result: "TrainResult | None" = None
     arrays: dict = field(default_factory=dict)  # {"test_proba": ..., "val_proba": ...}
 
     def facts(self) -> dict:
@@ -135,6 +138,8 @@ def save_outputs(store, run_id, model, facts, arrays) -> None:
 
 
 def _train_once(config, dataset, reporter):
+    from .training import train_model
+
     fit, val = fit_indices(dataset.y_train, config)
     x, y = dataset.x_train, dataset.y_train
     x_val, y_val = (None, None) if val is None else (x[val], y[val])
@@ -163,6 +168,8 @@ def score(model, dataset, x_fit, y_fit, x_val=None, y_val=None, history=()) -> d
     """Metrics on test (and validation), plus train scores for the fit verdict, on at most
     ``VERDICT_SAMPLE`` training images. Without a validation split (full-train runs) the
     test split is the held-out set."""
+    from .inference import make_predictor
+
     predict = make_predictor(model)
     if len(y_fit) > VERDICT_SAMPLE:
         kept = stratified_sample(y_fit, VERDICT_SAMPLE)
@@ -190,6 +197,8 @@ def score(model, dataset, x_fit, y_fit, x_val=None, y_val=None, history=()) -> d
 
 def _cross_validate(config, dataset, reporter):
     """k-fold CV stored as one run: per-fold scores, mean ± std, and the best fold's model."""
+    from .training import train_model
+
     folds = stratified_kfold(dataset.y_train, config.kfold, config.seed)
     results, best = [], None
     x, y = dataset.x_train, dataset.y_train

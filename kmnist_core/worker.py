@@ -161,9 +161,8 @@ def run_worker(home, idle_exit=30.0, address=None) -> None:
     """Entry point of the background process. It trains at a lower CPU priority than the
     app: on two cores a full-scale `best` run slowed page switches 2x (benchmarks/
     app_under_load.py), while the idle cores still all go to the training. With a Ray
-    ``address`` it dispatches the queue to that cluster instead."""
-    with suppress(OSError):  # not permitted somewhere: train at the normal priority
-        os.nice(WORKER_NICENESS)
+    ``address`` it dispatches the queue to that cluster instead, at the normal priority:
+    it trains nothing, and the progress it relays must not wait behind trainings."""
     store = RunStore(home)
     log = lambda message: print(time.strftime("%H:%M:%S"), message, flush=True)  # noqa: E731
     trainer = drain_queue
@@ -171,6 +170,9 @@ def run_worker(home, idle_exit=30.0, address=None) -> None:
         from .dispatcher import dispatch
 
         trainer = partial(dispatch, address=address)
+    else:
+        with suppress(OSError):  # not permitted somewhere: train at the normal priority
+            os.nice(WORKER_NICENESS)
     with stop_on_signals() as stop:
         try:
             while trainer(store, idle_exit=idle_exit, log=log, stop=stop, patience=LOCK_PATIENCE):
