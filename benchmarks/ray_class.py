@@ -97,6 +97,21 @@ def report(mode, figures, cores) -> None:
     print(f"  throughput {figures['completed'] / figures['wall'] * 60:.1f} runs/min on {cores} cores; {load()}")
 
 
+def store_write_ms(home, writes=300) -> float:
+    """Milliseconds per progress write, as the dispatcher makes one per run in training
+    twice a second: its ceiling on runs in training at once is about 1000 / (2 x this)."""
+    from kmnist_core.config import make_config
+    from kmnist_core.records import Progress
+
+    store = RunStore(home)
+    run_id = store.create_run(make_config("underfit"), status=Status.RUNNING)
+    start = time.perf_counter()
+    for step in range(writes):
+        store.update(run_id, progress=Progress(epoch=1, epochs=1, step=step, steps=writes, updated_at=time.time()))
+    store.finish(run_id, Status.STOPPED)
+    return (time.perf_counter() - start) * 1000 / writes
+
+
 def with_cluster(nodes, function):
     """``function(address)`` with a simulated cluster running: a head of 0 CPUs (the app's
     machine) and ``nodes`` worker nodes of 1 CPU each; every Ray process ended after."""
@@ -146,6 +161,9 @@ def main():
             figures = with_cluster(cores, on_cluster)
             report(f"Ray, simulated cluster ({cores} nodes x 1 CPU, head 0 CPU)", figures, cores)
         print(f"  home {home}")
+    per_write = store_write_ms(tempfile.mkdtemp(prefix="ray-class-writes-"))
+    print(f"\nstore: {per_write:.2f} ms per progress write: one dispatcher relays at most ~{1000 / (2 * per_write):.0f} "
+          f"runs in training at once (2 writes per run per second); {load()}")
 
 
 if __name__ == "__main__":

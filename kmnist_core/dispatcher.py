@@ -188,23 +188,27 @@ class Dispatcher:
     # -- what comes back -----------------------------------------------------------------------
     def _deliver(self, messages) -> None:
         """The tasks' reports into the store, for runs still in training (a late progress
-        post of a run already saved is dropped)."""
-        training = {flight.run_id: flight for flight in self.flights.values()}
+        post of a run already saved is dropped). Only the latest progress of each run is
+        written: a dispatcher that falls behind (one store write per message) catches up
+        instead of replaying every half second it missed."""
+        training = {flight.run_id for flight in self.flights.values()}
+        latest = {}
         for run_id, kind, payload in messages:
-            flight = training.get(run_id)
-            if flight is None:
+            if run_id not in training:
                 continue
             if kind == "started":
                 self.store.update(run_id, runtime=payload)
                 self.log(f"run {run_id} training on node {payload['node_ip']} ({payload['node_id'][:8]})")
             elif kind == "progress":
-                event = Progress.from_dict(payload)
-                event.updated_at = time.time()  # this machine's clock: the one the stall check reads
-                self.store.update(run_id, progress=event)
+                latest[run_id] = payload
             elif kind == "epoch":
                 self.store.append_epoch(run_id, EpochRecord.from_dict(payload))
             elif kind == "checkpoint":
                 self.store.save_model(run_id, KerasFile(payload))
+        for run_id, payload in latest.items():
+            event = Progress.from_dict(payload)
+            event.updated_at = time.time()  # this machine's clock: the one the stall check reads
+            self.store.update(run_id, progress=event)
 
     def _land(self, ref) -> None:
         flight = self.flights.pop(ref)
