@@ -4,7 +4,7 @@ With ``KMNIST_RAY_ADDRESS`` set, the process the app starts for queued runs is t
 instead of a local worker. It stays on the app's machine, the only writer of the store, and:
 
 - claims queued runs oldest first, as many as the cluster's nodes have room for (each run
-  reserves ``KMNIST_RAY_CPUS`` cores), and submits each as a task (``ray_tasks.train_task``);
+  reserves ``KMNIST_RAY_CPUS`` cores, default 1), and submits each as a task (``ray_tasks.train_task``);
   the rest stay queued, so Cancel still works on them;
 - sends each data source to the cluster once (``ray.put``), never read again by the tasks;
 - empties the tasks' mailbox into the store (progress, epochs, checkpoints), passes Stop
@@ -17,7 +17,6 @@ when the dispatcher dies, ``store.reconcile`` marks all of its runs interrupted.
 """
 
 import importlib
-import os
 import threading
 import time
 import zipfile
@@ -29,17 +28,14 @@ import ray
 from ray.exceptions import RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from .checks import check_int
 from .config import config_from_dict
 from .ray_tasks import Mailbox, train_task
 from .records import EpochRecord, Progress
 from .runner import PROGRESS_EVERY, finish_run, run_dataset, save_outputs
 from .status import Status
 from .store import RunStore
-from .worker import take_over
+from .worker import RAY_CPUS_ENV, cpus_per_run
 
-CPUS_ENV = "KMNIST_RAY_CPUS"  # cores each run reserves on its node (default 1: one training per core)
-MAX_CPUS = 64
 TASK_SLOT_BASE = 1000  # training slots of runs on the cluster, above any local worker's (one per core)
 POLL = 0.2  # seconds between looks at the tasks and the mailbox
 
@@ -68,30 +64,19 @@ class Flight:
     stop_sent: bool = False
 
 
-def cpus_per_run(value=None) -> int:
-    """``KMNIST_RAY_CPUS``: an integer from 1 to 64."""
-    text = str(os.environ.get(CPUS_ENV, "1") if value is None else value).strip()
-    return check_int(CPUS_ENV, int(text) if text.isascii() and text.isdigit() else text, 1, MAX_CPUS)
-
-
-def dispatch(store: RunStore, address, idle_exit=30.0, log=None, stop=None, patience=0.0) -> bool:
-    """``worker.drain_queue`` for a Ray cluster at ``address``: train queued runs there while
-    holding a free training slot here; False when every slot is held (after ``patience``
-    seconds). Stops when nothing has trained or waited for ``idle_exit`` seconds, or once
-    ``stop`` is set (the runs in training are then stopped, as a worker stops its run)."""
+def dispatch(store: RunStore, address, idle_exit=30.0, log=None, stop=None) -> None:
+    """Train queued runs on the Ray cluster at ``address`` (the caller holds the
+    dispatcher's training slot: ``worker.dispatch_queue``) until nothing has trained or
+    waited for ``idle_exit`` seconds, or ``stop`` is set (the runs in training are then
+    stopped, as a worker stops its run)."""
     cpus = cpus_per_run()
-    with store.free_slot(patience=patience) as slot:
-        if slot is None:
-            return False
-        take_over(store, slot, log)
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-        dispatcher = Dispatcher(store, cpus, log)
-        try:
-            dispatcher.serve(idle_exit, stop)
-        finally:
-            dispatcher.abandon()
-            ray.shutdown()
-    return True
+    ray.init(address=address, log_to_driver=False, configure_logging=False)
+    dispatcher = Dispatcher(store, cpus, log)
+    try:
+        dispatcher.serve(idle_exit, stop)
+    finally:
+        dispatcher.abandon()
+        ray.shutdown()
 
 
 class Dispatcher:
@@ -138,7 +123,7 @@ class Dispatcher:
         nodes = [node for node in ray.nodes() if node.get("Alive")]
         room = sum(int(node.get("Resources", {}).get("CPU", 0) // self.cpus) for node in nodes)
         if room == 0 and self.room_said != room:
-            self.log(f"no node of the cluster has {self.cpus} free CPU(s) ({CPUS_ENV}); queued runs wait")
+            self.log(f"no node of the cluster has {self.cpus} free CPU(s) ({RAY_CPUS_ENV}); queued runs wait")
         self.room_said = room
         return room
 

@@ -26,11 +26,14 @@ from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 
+from .checks import check_int
 from .hardware import worker_count
 from .status import ACTIVE, Status
 from .store import RunStore
 
 RAY_ADDRESS_ENV = "KMNIST_RAY_ADDRESS"  # a Ray cluster to train on (e.g. "auto", "10.0.0.5:6379"); unset: here
+RAY_CPUS_ENV = "KMNIST_RAY_CPUS"  # cores each run reserves on its Ray node (default 1: one training per core)
+MAX_RAY_CPUS = 64
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WORKER_NICENESS = 10  # added to the background trainer's nice value: the app's pages come first
 LOCK_PATIENCE = 2.0  # seconds a new worker retries the slots: listings and checks take them for a moment
@@ -101,6 +104,22 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
     return True
 
 
+def dispatch_queue(store: RunStore, address, idle_exit=30.0, log=None, stop=None, patience=0.0) -> bool:
+    """``drain_queue`` for a Ray cluster at ``address``: train queued runs there while
+    holding the dispatcher's slot (slot 0 only: one dispatcher per store). Returns False
+    if it is held (after ``patience`` seconds)."""
+    with store.free_slot(slots=1, patience=patience) as slot:
+        if slot is None:
+            return False
+        take_over(store, slot, log)
+        # Ray only once the slot is ours: a surplus dispatcher, started while the first
+        # was still importing it, exits at once instead of sending runs out too.
+        from .dispatcher import dispatch
+
+        dispatch(store, address, idle_exit=idle_exit, log=log, stop=stop)
+    return True
+
+
 def take_over(store: RunStore, slot, log=None) -> None:
     """What a trainer does first on taking training slot ``slot``: orphans marked
     interrupted, so the app shows a dead worker's run as such within moments, not after
@@ -132,6 +151,7 @@ def ensure_worker(store: RunStore, idle_exit=30.0) -> bool:
     held = store.held_slots(slots)
     address = ray_address()
     if address:  # one dispatcher sends the whole queue to the cluster
+        cpus_per_run()  # a bad KMNIST_RAY_CPUS is said here, not only in the dispatcher's log
         wanted = 0 if held else 1
     else:
         idle = max(0, len(held) - (len(active) - queued))
@@ -144,6 +164,12 @@ def ensure_worker(store: RunStore, idle_exit=30.0) -> bool:
 def ray_address():
     """The Ray cluster runs are trained on (``KMNIST_RAY_ADDRESS``), or None: on this machine."""
     return os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
+
+
+def cpus_per_run(value=None) -> int:
+    """``KMNIST_RAY_CPUS``: an integer from 1 to 64."""
+    text = str(os.environ.get(RAY_CPUS_ENV, "1") if value is None else value).strip()
+    return check_int(RAY_CPUS_ENV, int(text) if text.isascii() and text.isdigit() else text, 1, MAX_RAY_CPUS)
 
 
 def _spawn(home, idle_exit, address=None) -> None:
@@ -167,9 +193,7 @@ def run_worker(home, idle_exit=30.0, address=None) -> None:
     log = lambda message: print(time.strftime("%H:%M:%S"), message, flush=True)  # noqa: E731
     trainer = drain_queue
     if address:
-        from .dispatcher import dispatch
-
-        trainer = partial(dispatch, address=address)
+        trainer = partial(dispatch_queue, address=address)
     else:
         with suppress(OSError):  # not permitted somewhere: train at the normal priority
             os.nice(WORKER_NICENESS)

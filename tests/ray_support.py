@@ -33,9 +33,9 @@ def dispatcher_env(home, address, data_dir) -> dict:
 
 
 def start_dispatcher(home, address, data_dir, idle_exit=1.0) -> subprocess.Popen:
-    """``python -m kmnist_core worker --ray ADDRESS``, the process ``ensure_worker`` starts;
-    its log goes to ``home/dispatcher.log``."""
-    with open(Path(home) / "dispatcher.log", "a") as log:
+    """``python -m kmnist_core worker --ray ADDRESS``, the process ``ensure_worker`` starts,
+    logging where it does (``home/worker.log``)."""
+    with open(Path(home) / "worker.log", "a") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "kmnist_core", "--home", str(home), "worker", "--idle-exit", str(idle_exit),
              "--ray", address],
@@ -45,7 +45,7 @@ def start_dispatcher(home, address, data_dir, idle_exit=1.0) -> subprocess.Popen
 
 
 def dispatcher_log(home) -> str:
-    return (Path(home) / "dispatcher.log").read_text()
+    return (Path(home) / "worker.log").read_text()
 
 
 def workers_of(home) -> list:

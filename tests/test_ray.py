@@ -10,13 +10,14 @@ import sys
 import numpy as np
 import pytest
 
+from kmnist_core.hardware import WORKERS_ENV, usable_cores
 from kmnist_core.inference import load_model
 from kmnist_core.status import Status
 from kmnist_core.store import RunStore
 from kmnist_core.worker import RAY_ADDRESS_ENV, ensure_worker
 
 from conftest import PROJECT_ROOT, wait_until
-from ray_support import LONG, OBJECT_STORE, RAY_ENV, end_dispatchers, tiny, workers_of
+from ray_support import LONG, OBJECT_STORE, RAY_ENV, end_dispatchers, start_dispatcher, tiny, workers_of
 
 pytestmark = pytest.mark.ray
 
@@ -42,16 +43,20 @@ def ray_address():
 def test_queued_runs_train_once_each_on_ray_and_stop_and_cancel_reach_them(ray_address, home, mini_dir, monkeypatch):
     """Through the app's path (``ensure_worker`` with the address set starts a dispatcher):
     runs saved as a local worker saves them, each trained once; Stop ends a run on the
-    cluster with its epochs and model; Cancel keeps a queued run from ever starting."""
+    cluster with its epochs and model; Cancel keeps a queued run from ever starting. A
+    second dispatcher started at the same moment (several worker slots free) leaves at once."""
     store = RunStore(home)
     stopped = store.create_run(tiny(epochs=LONG), data_dir=mini_dir)
     completed = [store.create_run(tiny(seed=seed), data_dir=mini_dir) for seed in (1, 2)]
     cancelled = store.create_run(tiny(seed=3), data_dir=mini_dir)  # 2 CPUs: two in training, the rest wait
     monkeypatch.setenv(RAY_ADDRESS_ENV, ray_address)
+    monkeypatch.setenv(WORKERS_ENV, str(min(2, usable_cores())))
     for name, value in RAY_ENV.items():
         monkeypatch.setenv(name, value)
     assert ensure_worker(store, idle_exit=1.0)
+    surplus = start_dispatcher(home, ray_address, mini_dir)
     try:
+        assert surplus.wait(timeout=120) == 0
         assert wait_until(lambda: store.get(stopped).history, timeout=240), _log(home)
         assert store.get(cancelled).status == Status.QUEUED
         assert store.request_stop(cancelled) == "cancelled"
@@ -74,10 +79,10 @@ def test_queued_runs_train_once_each_on_ray_and_stop_and_cancel_reach_them(ray_a
             assert log.count(f"run {run_id} (") == 1 and log.count(f"run {run_id} training on node") == 1
         run = store.get(cancelled)
         assert run.status == Status.CANCELLED and run.started_at is None and f"run {cancelled} (" not in log
-        assert log.count("sent to the cluster's object store") == 1  # one data source: put once for 3 runs
+        assert log.count("sent to the cluster's object store") == 1  # one dispatcher, one data source: put once
         assert wait_until(lambda: not workers_of(store.home), timeout=60)  # it leaves once the queue is empty
     finally:
-        end_dispatchers(store)
+        end_dispatchers(store, surplus)
 
 
 def _log(home):
