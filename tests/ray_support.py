@@ -5,7 +5,10 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from kmnist_core.config import make_config
 from kmnist_core.status import ACTIVE
@@ -20,6 +23,15 @@ RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_memory_monitor_refresh_ms": "0"}
 
 
 LONG = 1000  # epochs of a run that trains until the test stops it or kills what trains it (minutes)
+
+
+@contextmanager
+def ray_environment():
+    """``RAY_ENV`` set for this process and the Ray processes it starts, restored after."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in RAY_ENV.items():
+            patch.setenv(name, value)
+        yield
 
 
 def tiny(epochs=2, **overrides):

@@ -17,7 +17,7 @@ from kmnist_core.store import RunStore
 from kmnist_core.worker import RAY_ADDRESS_ENV, ensure_worker
 
 from conftest import PROJECT_ROOT, wait_until
-from ray_support import LONG, OBJECT_STORE, RAY_ENV, end_dispatchers, start_dispatcher, tiny, workers_of
+from ray_support import LONG, OBJECT_STORE, end_dispatchers, ray_environment, start_dispatcher, tiny, workers_of
 
 pytestmark = pytest.mark.ray
 
@@ -26,18 +26,12 @@ pytestmark = pytest.mark.ray
 def ray_address():
     """A local Ray of 2 CPUs, started in this process and shut down after the module."""
     ray = pytest.importorskip("ray")
-    saved = {name: os.environ.get(name) for name in RAY_ENV}
-    os.environ.update(RAY_ENV)
-    try:
-        info = ray.init(num_cpus=2, object_store_memory=OBJECT_STORE, include_dashboard=False, log_to_driver=False)
-        yield info.address_info["gcs_address"]
-    finally:
-        ray.shutdown()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with ray_environment():
+        try:
+            info = ray.init(num_cpus=2, object_store_memory=OBJECT_STORE, include_dashboard=False, log_to_driver=False)
+            yield info.address_info["gcs_address"]
+        finally:
+            ray.shutdown()
 
 
 def test_queued_runs_train_once_each_on_ray_and_stop_and_cancel_reach_them(ray_address, home, mini_dir, monkeypatch):
@@ -51,8 +45,6 @@ def test_queued_runs_train_once_each_on_ray_and_stop_and_cancel_reach_them(ray_a
     cancelled = store.create_run(tiny(seed=3), data_dir=mini_dir)  # 2 CPUs: two in training, the rest wait
     monkeypatch.setenv(RAY_ADDRESS_ENV, ray_address)
     monkeypatch.setenv(WORKERS_ENV, str(min(2, usable_cores())))
-    for name, value in RAY_ENV.items():
-        monkeypatch.setenv(name, value)
     assert ensure_worker(store, idle_exit=1.0)
     surplus = start_dispatcher(home, ray_address, mini_dir)
     try:

@@ -3,7 +3,6 @@ a head node, where the dispatcher connects, and a worker node, 1 CPU each): a no
 mid-run and a dispatcher killed mid-run each leave only their own runs interrupted, with
 the epochs they finished, never "running", and the queue goes on."""
 
-import os
 import signal
 
 import pytest
@@ -12,7 +11,7 @@ from kmnist_core.status import Status
 from kmnist_core.store import RunStore
 
 from conftest import wait_until
-from ray_support import LONG, OBJECT_STORE, RAY_ENV, dispatcher_log, end_dispatchers, start_dispatcher, tiny
+from ray_support import LONG, OBJECT_STORE, dispatcher_log, end_dispatchers, ray_environment, start_dispatcher, tiny
 
 pytestmark = pytest.mark.ray
 
@@ -23,23 +22,17 @@ def two_nodes():
     pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
-    saved = {name: os.environ.get(name) for name in RAY_ENV}
-    os.environ.update(RAY_ENV)
-    cluster = None
-    try:
-        node_args = dict(num_cpus=1, object_store_memory=OBJECT_STORE)
-        cluster = Cluster(initialize_head=True, head_node_args=dict(node_args, include_dashboard=False))
-        worker = cluster.add_node(**node_args)
-        cluster.wait_for_nodes()
-        yield cluster, cluster.head_node, worker
-    finally:
-        if cluster is not None:
-            cluster.shutdown()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with ray_environment():
+        cluster = None
+        try:
+            node_args = dict(num_cpus=1, object_store_memory=OBJECT_STORE)
+            cluster = Cluster(initialize_head=True, head_node_args=dict(node_args, include_dashboard=False))
+            worker = cluster.add_node(**node_args)
+            cluster.wait_for_nodes()
+            yield cluster, cluster.head_node, worker
+        finally:
+            if cluster is not None:
+                cluster.shutdown()
 
 
 def _on(store, run_id, node):
