@@ -123,7 +123,7 @@ class Dispatcher:
         nodes = [node for node in ray.nodes() if node.get("Alive")]
         room = sum(int(node.get("Resources", {}).get("CPU", 0) // self.cpus) for node in nodes)
         if room == 0 and self.room_said != room:
-            self.log(f"no node of the cluster has {self.cpus} free CPU(s) ({RAY_CPUS_ENV}); queued runs wait")
+            self.log(f"no live node of the cluster has {self.cpus} CPU(s) ({RAY_CPUS_ENV}); queued runs wait")
         self.room_said = room
         return room
 
