@@ -34,7 +34,9 @@ from kmnist_core.store import RunStore  # noqa: E402
 from kmnist_core.study import QUICK_STUDY, study_configs  # noqa: E402
 from kmnist_core.worker import RAY_ADDRESS_ENV  # noqa: E402
 
-RAY_ENV = {"RAY_AUTH_MODE": "disabled"}  # a private cluster on this machine
+# A private cluster on this machine, without Ray's memory monitor: on a shared host other
+# jobs' memory (96% of it, once) made it kill the dispatcher's mailbox mid-benchmark.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_memory_monitor_refresh_ms": "0"}
 
 
 def load() -> str:
