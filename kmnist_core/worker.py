@@ -157,7 +157,7 @@ def ensure_worker(store: RunStore, idle_exit=30.0) -> bool:
         idle = max(0, len(held) - (len(active) - queued))
         wanted = min(slots - len(held), queued - idle)
     for _ in range(wanted):
-        _spawn(store.home, idle_exit, address)
+        _spawn(store.home, idle_exit)
     return wanted > 0
 
 
@@ -172,8 +172,10 @@ def cpus_per_run(value=None) -> int:
     return check_int(RAY_CPUS_ENV, int(text) if text.isascii() and text.isdigit() else text, 1, MAX_RAY_CPUS)
 
 
-def _spawn(home, idle_exit, address=None) -> None:
-    """One ``python -m kmnist_core worker``, detached: it outlives the app and the CLI."""
+def _spawn(home, idle_exit) -> None:
+    """One ``python -m kmnist_core worker``, detached: it outlives the app and the CLI (a
+    dispatcher, with ``--ray``, when KMNIST_RAY_ADDRESS is set)."""
+    address = ray_address()
     ray = ["--ray", address] if address else []
     with open(home / "worker.log", "a") as log_file:
         subprocess.Popen(
