@@ -22,7 +22,7 @@ OBJECT_STORE = 200 * 1024**2  # bytes per node: enough for kmnist-mini, small be
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_memory_monitor_refresh_ms": "0"}
 
 
-LONG = 1000  # epochs of a run that trains until the test stops it or kills what trains it (minutes)
+LONG = 1000  # epochs of a run that trains until the test stops it or kills what trains it
 
 
 @contextmanager
@@ -37,6 +37,12 @@ def ray_environment():
 def tiny(epochs=2, **overrides):
     """A run of a few seconds: the 8-unit underfit network on 500 images."""
     return make_config("underfit", epochs=epochs, train_size=500, **overrides)
+
+
+def long(**overrides):
+    """A run that trains for minutes even on an idle host (1000 epochs of 63 batches): until
+    the test stops it, or kills what trains it."""
+    return tiny(epochs=LONG, batch_size=8, **overrides)
 
 
 def dispatcher_env(home, address, data_dir) -> dict:

@@ -17,7 +17,7 @@ from kmnist_core.store import RunStore
 from kmnist_core.worker import RAY_ADDRESS_ENV, ensure_worker
 
 from conftest import PROJECT_ROOT, wait_until
-from ray_support import LONG, OBJECT_STORE, end_dispatchers, ray_environment, start_dispatcher, tiny, workers_of
+from ray_support import LONG, OBJECT_STORE, end_dispatchers, long, ray_environment, start_dispatcher, tiny, workers_of
 
 pytestmark = pytest.mark.ray
 
@@ -40,23 +40,26 @@ def test_queued_runs_train_once_each_on_ray_and_stop_and_cancel_reach_them(ray_a
     cluster with its epochs and model; Cancel keeps a queued run from ever starting. A
     second dispatcher started at the same moment (several worker slots free) leaves at once."""
     store = RunStore(home)
-    stopped = store.create_run(tiny(epochs=LONG), data_dir=mini_dir)
-    completed = [store.create_run(tiny(seed=seed), data_dir=mini_dir) for seed in (1, 2)]
-    cancelled = store.create_run(tiny(seed=3), data_dir=mini_dir)  # 2 CPUs: two in training, the rest wait
+    stopped = [store.create_run(long(seed=seed), data_dir=mini_dir) for seed in (0, 1)]  # 2 CPUs: these two train,
+    cancelled = store.create_run(tiny(seed=2), data_dir=mini_dir)  # the rest wait until they are stopped
+    completed = [store.create_run(tiny(seed=seed), data_dir=mini_dir) for seed in (3, 4)]
     monkeypatch.setenv(RAY_ADDRESS_ENV, ray_address)
     monkeypatch.setenv(WORKERS_ENV, str(min(2, usable_cores())))
     assert ensure_worker(store, idle_exit=1.0)
     surplus = start_dispatcher(home, ray_address, mini_dir)
     try:
         assert surplus.wait(timeout=120) == 0
-        assert wait_until(lambda: store.get(stopped).history, timeout=240), _log(home)
+        assert wait_until(lambda: all(store.get(run_id).history for run_id in stopped), timeout=240), _log(home)
         assert store.get(cancelled).status == Status.QUEUED
         assert store.request_stop(cancelled) == "cancelled"
-        assert store.request_stop(stopped) == "stopping"
-        assert wait_until(lambda: all(store.get(run_id).finished for run_id in [stopped, *completed]), timeout=180), _log(home)
+        for run_id in stopped:
+            assert store.request_stop(run_id) == "stopping"
+        assert wait_until(lambda: all(store.get(run_id).finished for run_id in [*stopped, *completed]), timeout=180), \
+            _log(home)
         log = _log(home)
-        run = store.get(stopped)
-        assert run.status == Status.STOPPED and 1 <= len(run.history) < LONG and store.model_path(stopped).is_file()
+        for run_id in stopped:
+            run = store.get(run_id)
+            assert run.status == Status.STOPPED and 1 <= len(run.history) < LONG and store.model_path(run_id).is_file()
         for run_id in completed:
             run = store.get(run_id)
             assert run.status == Status.COMPLETED, run.error
@@ -67,7 +70,7 @@ def test_queued_runs_train_once_each_on_ray_and_stop_and_cancel_reach_them(ray_a
             assert load_model(store.model_path(run_id)).predict(np.zeros((1, 28, 28)), verbose=0).shape == (1, 10)
             assert store.load_array(run_id, "test_proba").shape[1] == 10
             assert (store.run_dir(run_id) / "tensorboard").is_dir()
-        for run_id in [stopped, *completed]:
+        for run_id in [*stopped, *completed]:
             assert log.count(f"run {run_id} (") == 1 and log.count(f"run {run_id} training on node") == 1
         run = store.get(cancelled)
         assert run.status == Status.CANCELLED and run.started_at is None and f"run {cancelled} (" not in log

@@ -11,7 +11,7 @@ from kmnist_core.status import Status
 from kmnist_core.store import RunStore
 
 from conftest import wait_until
-from ray_support import LONG, OBJECT_STORE, dispatcher_log, end_dispatchers, ray_environment, start_dispatcher, tiny
+from ray_support import OBJECT_STORE, dispatcher_log, end_dispatchers, long, ray_environment, start_dispatcher, tiny
 
 pytestmark = pytest.mark.ray
 
@@ -43,9 +43,9 @@ def _on(store, run_id, node):
 def test_a_lost_node_or_a_killed_dispatcher_interrupts_only_its_runs_and_the_queue_goes_on(two_nodes, home, mini_dir):
     cluster, head, worker = two_nodes
     store = RunStore(home)
-    first_pair = [store.create_run(tiny(epochs=LONG, seed=seed), data_dir=mini_dir) for seed in (0, 1)]
+    first_pair = [store.create_run(long(seed=seed), data_dir=mini_dir) for seed in (0, 1)]
     after_loss = store.create_run(tiny(seed=2), data_dir=mini_dir)
-    killed = store.create_run(tiny(epochs=LONG, seed=3), data_dir=mini_dir)
+    killed = store.create_run(long(seed=3), data_dir=mini_dir)
     after_kill = store.create_run(tiny(seed=4), data_dir=mini_dir)
     first = start_dispatcher(home, cluster.address, mini_dir)
     second = None
