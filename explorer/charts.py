@@ -5,6 +5,7 @@ Every label drawn here that comes from a user (run names) goes in as plain text:
 renders a subset of HTML in legends and titles, so names are escaped first."""
 
 import html
+import string
 
 import numpy as np
 import plotly.graph_objects as go
@@ -33,6 +34,12 @@ SERIES = (  # (record field, split shown in the legend, line style)
     ("val_{}", "validation", "dash"),
     ("fit_{}", "as trained", "dot"),
 )
+
+
+def literal(text) -> str:
+    """User text to place inside Markdown, shown literally: every ASCII punctuation mark
+    backslash-escaped, so "**b**", "![x](url)", ":red[x]" or a link stay plain characters."""
+    return "".join(f"\\{ch}" if ch in string.punctuation else ch for ch in str(text))
 
 
 def plain(text) -> str:

@@ -11,7 +11,6 @@ User text (run names, error messages) is shown with ``st.text`` or in widget lab
 Streamlit does not render as Markdown, never inside Markdown.
 """
 
-import string
 
 import streamlit as st
 
@@ -21,7 +20,7 @@ from kmnist_core.status import ACTIVE, Status, stall_note, stalled
 from kmnist_core.store import RunNotFoundError, StoreError
 from kmnist_core.study import seconds_text as duration
 
-from . import jobs, results, sessions, state
+from . import charts, jobs, results, sessions, state
 
 REFRESH_SECONDS = 1.0
 DATA_FIX = (
@@ -34,12 +33,6 @@ RECOVERING_DETAIL = ("Its training process stopped; the new worker marks this ru
                      "finished epochs and goes on with the queue.")
 STALLED_DETAIL = ("Its training process is alive but has not moved, so the runs queued after it wait. If it "
                   "was paused (Ctrl-Z in a terminal), resume it with `fg`; if it hangs, stop it.")
-
-
-def literal(text) -> str:
-    """User text to place inside Markdown, shown literally: every ASCII punctuation mark
-    backslash-escaped, so "**b**", "![x](url)", ":red[x]" or a link stay plain characters."""
-    return "".join(f"\\{ch}" if ch in string.punctuation else ch for ch in str(text))
 
 
 def data_problem(message: str) -> None:
@@ -199,7 +192,7 @@ def interruption_notice(runs, shown=None) -> None:
     since = min(run.created_at for run in active) if active else runs[0].created_at
     found = next((run for run in runs if run.status == Status.INTERRUPTED and run.finished_at >= since), None)
     if found and found.id != shown:
-        st.warning(f"Run #{found.id} {literal(found.name)} — {results.interruption_text(found)} {results.queue_after(found, runs)}")
+        st.warning(f"Run #{found.id} {charts.literal(found.name)} — {results.interruption_text(found)} {results.queue_after(found, runs)}")
 
 
 def run_view(run_store, run, runs) -> None:

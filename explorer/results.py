@@ -112,6 +112,20 @@ def settings(run) -> None:
                      hide_index=True, width="stretch")
         if changed:  # named as the form names them ("Hidden layer sizes", not hidden_units)
             st.caption("Changed: " + "; ".join(f"{LABELS.get(name, name)} {old} → {new}" for name, old, new in changed))
+        where = trained_on(run.runtime)
+        if where:
+            st.caption(where)
+
+
+def trained_on(runtime) -> str | None:
+    """Where a run trained on a Ray cluster (``runtime["executor"] == "ray"``): the node's
+    address and id, its cores and CPU; None for a run trained by the app's own workers."""
+    runtime = runtime or {}
+    if runtime.get("executor") != "ray":
+        return None
+    node = charts.literal(f"{runtime.get('node_ip', '?')} ({str(runtime.get('node_id', '?'))[:8]})")
+    cpu = f", {charts.literal(runtime['cpu'])}" if runtime.get("cpu") else ""
+    return f"Trained on the Ray cluster: node {node}, {runtime.get('cpus', '?')} CPU(s) reserved{cpu}"
 
 
 # A model file larger than this is not held in memory to be offered as a download (an 8 × 4096

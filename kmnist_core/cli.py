@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", help="a label for the run (default: named from its settings)")
     _add_config_arguments(train)
     train.add_argument("--json", action="store_true", help="print the finished run as JSON")
+    _add_ray_argument(train)
 
     sweep = commands.add_parser(
         "sweep", help="train one configuration for several values of one parameter, with seeds",
@@ -123,7 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="train queued runs in the background (the app starts this)")
     worker.add_argument("--idle-exit", type=float, default=30.0, help="seconds to wait for new runs before exiting")
+    _add_ray_argument(worker)
     return parser
+
+
+def _add_ray_argument(parser) -> None:
+    parser.add_argument("--ray", metavar="ADDRESS", help="train on the Ray cluster at ADDRESS (e.g. auto, "
+                                                         "10.0.0.5:6379); default: $KMNIST_RAY_ADDRESS, else here")
+
+
+def _use_ray(args) -> None:
+    """``--ray`` as ``KMNIST_RAY_ADDRESS`` for this process and the workers it starts."""
+    from .worker import RAY_ADDRESS_ENV
+
+    if args.ray:
+        os.environ[RAY_ADDRESS_ENV] = args.ray
 
 
 def _add_config_arguments(parser) -> None:
@@ -193,6 +208,7 @@ def _store(args) -> RunStore:
 
 
 def cmd_train(args) -> int:
+    _use_ray(args)
     overrides = {name: getattr(args, name) for name in PARAMETERS if name != "variant"}
     if overrides["hidden_units"] is not None:
         overrides["hidden_units"] = parse_units(overrides["hidden_units"])
@@ -254,7 +270,7 @@ def _train_until_done(store, run_id, datasets, bar=None):
     raises KeyboardInterrupt to leave at once. ``bar``: a ``progress.ProgressBar`` (default:
     tqdm's, on stderr)."""
     from .progress import ProgressBar
-    from .worker import drain_queue, ensure_worker, stop_on_signals
+    from .worker import drain_queue, ensure_worker, ray_address, stop_on_signals
 
     bar = bar or ProgressBar()
     asked, worker_started = False, float("-inf")
@@ -266,6 +282,10 @@ def _train_until_done(store, run_id, datasets, bar=None):
                     store.request_stop(run_id)  # cancelled if still queued, else stopped after its batch
                 elif run.status == Status.RUNNING:
                     store.reconcile()  # the worker training it may die too
+                elif ray_address():  # the cluster trains it: a dispatcher sends it there
+                    if time.monotonic() - worker_started > WORKER_GRACE:
+                        ensure_worker(store, idle_exit=1.0)
+                        worker_started = time.monotonic()
                 elif not stop.is_set():
                     held = drain_queue(store, until_run=run_id, datasets=datasets, on_progress=bar.show,
                                        stop=stop, log=bar.write)
@@ -602,9 +622,10 @@ def cmd_recover(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from .worker import run_worker
+    from .worker import ray_address, run_worker
 
-    run_worker(args.home or str(RunStore(None).home), idle_exit=args.idle_exit)
+    _use_ray(args)
+    run_worker(args.home or str(RunStore(None).home), idle_exit=args.idle_exit, address=ray_address())
     return 0
 
 

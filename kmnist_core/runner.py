@@ -3,11 +3,17 @@
 This is where a run's life is written to the store: progress while it trains, an epoch
 record per epoch, a model checkpoint now and then, and at the end its status, metrics and
 prediction arrays. Both the CLI and the app's background worker call ``execute_run``.
+The training itself (``train_run``) only talks to a ``Reporter``, so a run trained on a
+Ray cluster (``kmnist_core.ray_tasks``) goes through the same code, reporting to the
+dispatcher that writes the store instead. TensorFlow is imported only to train or score:
+the dispatcher, which only saves, starts without it.
 """
 
 import os
 import time
 from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,12 +21,13 @@ from .config import check_against_data, config_from_dict
 from .data import TFDS_DIR_ENV, DataMismatchError, load_local, load_tfds, stratified_kfold, stratified_sample, stratified_split
 from .diskspace import translate
 from .hardware import cpu_name
-from .inference import make_predictor
 from .metrics import classification_metrics
 from .status import Status
 from .store import RunStore, StoreError
-from .training import train_model
 from .verdict import fit_verdict
+
+if TYPE_CHECKING:
+    from .training import TrainResult
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes and stop-flag polls
 CHECKPOINT_EVERY = 15.0  # seconds between partial-model checkpoints
@@ -44,8 +51,9 @@ def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None, s
         config = config_from_dict(run.config)
         dataset = run_dataset(run, datasets)
         store.update(run_id, data_source=dataset.source)
-        train = _cross_validate if config.kfold else _train_once
-        status, metrics = train(store, run_id, config, dataset, on_progress, stop)
+        outcome = train_run(config, dataset, StoreReporter(store, run_id, on_progress, stop=stop))
+        if outcome.result is not None:
+            save_outputs(store, run_id, outcome.result.model, outcome.facts(), outcome.arrays)
     except Exception as error:
         if (full := translate(error, store.home)) is not None:
             _fail_for_full_disk(store, run_id, full)
@@ -57,9 +65,8 @@ def execute_run(store: RunStore, run_id: int, datasets=None, on_progress=None, s
     except BaseException:
         store.mark_interrupted(run.slot or 0)  # we hold its slot: ours is that slot's only running run
         raise
-    store.finish(run_id, status, metrics=metrics)
-    _write_tensorboard(store, run_id)
-    return status
+    finish_run(store, run_id, outcome.status, outcome.metrics)
+    return outcome.status
 
 
 def _fail_for_full_disk(store, run_id, full) -> None:
@@ -72,11 +79,12 @@ def _fail_for_full_disk(store, run_id, full) -> None:
         store.finish(run_id, Status.FAILED, error=str(full))
 
 
-def _write_tensorboard(store, run_id) -> None:
-    """The run's curves as TensorBoard event files in its folder, so that
-    ``tensorboard --logdir $KMNIST_HOME`` lists every run."""
+def finish_run(store, run_id, status, metrics) -> None:
+    """The run's final status and metrics, then its curves as TensorBoard event files in
+    its folder, so that ``tensorboard --logdir $KMNIST_HOME`` lists every run."""
     from .export import tensorboard_events
 
+    store.finish(run_id, status, metrics=metrics)
     history = store.get(run_id).history
     if history:
         tensorboard_events(history, store.run_dir(run_id) / "tensorboard")
@@ -100,21 +108,58 @@ def fit_indices(labels, config):
     """(indices trained on, validation indices or None). The validation split is taken from
     all training images first, so runs with different ``train_size`` are judged on the same
     images; ``train_size`` then draws a stratified sample of the rest."""
-    check_against_data([config], len(labels))  # queued before the data changed, or by an older app
     if config.full_train:
         fit, val = np.arange(len(labels)), None
     else:
         fit, val = stratified_split(labels, config.val_fraction, config.seed)
+    check_against_data([config], len(labels))  # queued before the data changed, or by an older app
     if config.train_size:
         fit = fit[stratified_sample(labels[fit], config.train_size, config.seed)]
     return fit, val
 
 
-def _train_once(store, run_id, config, dataset, on_progress, stop=None):
+@dataclass
+class Outcome:
+    """What training one run produced, before anything of it is saved: its final status,
+    the metrics for the database, the trained model (None when a k-fold run stopped before
+    its first fold ended) and the prediction arrays."""
+
+    status: Status
+    metrics: dict
+    result: "TrainResult | None" = None
+    arrays: dict = field(default_factory=dict)  # {"test_proba": ..., "val_proba": ...}
+
+    def facts(self) -> dict:
+        """The model's size and how it was trained, as ``store.update`` takes them; read
+        where it trained (the CPU is that machine's). Only for an outcome with a model."""
+        result = self.result
+        assert result is not None, "a k-fold run stopped before its first fold has no model"
+        return {"params": int(result.model.count_params()),
+                "runtime": {"precision": result.precision, "threads": result.threads, "cpu": cpu_name()}}
+
+
+def train_run(config, dataset, reporter) -> Outcome:
+    """Train ``config`` on ``dataset`` once, or by k-fold cross-validation, telling
+    ``reporter`` (a ``Reporter``) of its progress and epochs; the store is not touched."""
+    return (_cross_validate if config.kfold else _train_once)(config, dataset, reporter)
+
+
+def save_outputs(store, run_id, model, facts, arrays) -> None:
+    """The model (anything with Keras' ``save(path)``), its ``facts`` and its prediction
+    arrays, into the run's folder and row."""
+    store.save_model(run_id, model)
+    kept = store.get(run_id).runtime or {}  # its start-up, recorded at its first progress write
+    store.update(run_id, **facts | {"runtime": kept | facts.get("runtime", {})})
+    for name, array in arrays.items():
+        store.save_array(run_id, name, array)
+
+
+def _train_once(config, dataset, reporter):
+    from .training import train_model
+
     fit, val = fit_indices(dataset.y_train, config)
     x, y = dataset.x_train, dataset.y_train
     x_val, y_val = (None, None) if val is None else (x[val], y[val])
-    reporter = _StoreReporter(store, run_id, on_progress, stop=stop)
     # A run trained on every training image (final) has no validation split: its held-out
     # curve is the test split, so its verdict is read by the same rule as every other run's.
     # It chooses nothing: early stopping needs a validation split (config.validate).
@@ -122,22 +167,16 @@ def _train_once(store, run_id, config, dataset, on_progress, stop=None):
     result = train_model(config, x[fit], y[fit], *curve, on_progress=reporter.progress,
                          should_stop=reporter.should_stop, on_epoch=reporter.epoch)
     metrics = score(result.model, dataset, x[fit], y[fit], x_val, y_val, result.history)
-    _save_outputs(store, run_id, result, metrics)
+    arrays = _pop_arrays(metrics)
     metrics.update(train_seconds=result.elapsed, epochs_done=len(result.history),
                    train_images=len(fit), best_epoch=result.best_epoch, stopped_early=result.stopped_early)
-    return result.status, metrics
+    return Outcome(result.status, metrics, result, arrays)
 
 
-def _save_outputs(store, run_id, result, metrics) -> None:
-    """The model, its size, how it was trained and its prediction arrays (popped from
-    ``metrics``, which keeps only what goes in the database)."""
-    store.save_model(run_id, result.model)
-    runtime = store.get(run_id).runtime or {}  # its start-up, recorded at its first progress write
-    store.update(run_id, params=int(result.model.count_params()),
-                 runtime={**runtime, "precision": result.precision, "threads": result.threads, "cpu": cpu_name()})
-    store.save_array(run_id, "test_proba", metrics.pop("_test_proba"))
-    if "_val_proba" in metrics:
-        store.save_array(run_id, "val_proba", metrics.pop("_val_proba"))
+def _pop_arrays(metrics) -> dict:
+    """The prediction arrays ``score`` left in ``metrics``, taken out of it (the database
+    keeps only the numbers)."""
+    return {name: metrics.pop(f"_{name}") for name in ("test_proba", "val_proba") if f"_{name}" in metrics}
 
 
 # Training images scored after the last epoch for the fit verdict: all of kmnist-mini's,
@@ -150,6 +189,8 @@ def score(model, dataset, x_fit, y_fit, x_val=None, y_val=None, history=()) -> d
     """Metrics on test (and validation), plus train scores for the fit verdict, on at most
     ``VERDICT_SAMPLE`` training images. Without a validation split (full-train runs) the
     test split is the held-out set."""
+    from .inference import make_predictor
+
     predict = make_predictor(model)
     if len(y_fit) > VERDICT_SAMPLE:
         kept = stratified_sample(y_fit, VERDICT_SAMPLE)
@@ -174,18 +215,19 @@ def score(model, dataset, x_fit, y_fit, x_val=None, y_val=None, history=()) -> d
     return metrics
 
 
-def _cross_validate(store, run_id, config, dataset, on_progress, stop=None):
+def _cross_validate(config, dataset, reporter):
     """k-fold CV stored as one run: per-fold scores, mean ± std, and the best fold's model."""
+    from .training import train_model
+
     folds = stratified_kfold(dataset.y_train, config.kfold, config.seed)
     results, best = [], None
     x, y = dataset.x_train, dataset.y_train
     for number, (train_idx, val_idx) in enumerate(folds, start=1):
-        reporter = _StoreReporter(store, run_id, on_progress, fold=(number, len(folds)),
-                                  epoch_offset=(number - 1) * config.epochs, stop=stop)
+        reporter.start_fold(number, len(folds), epoch_offset=(number - 1) * config.epochs)
         result = train_model(config, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
                              on_progress=reporter.progress, should_stop=reporter.should_stop, on_epoch=reporter.epoch)
         if result.status == Status.STOPPED:
-            return Status.STOPPED, {"folds": results, "kfold": config.kfold}
+            return Outcome(Status.STOPPED, {"folds": results, "kfold": config.kfold})
         metrics = score(result.model, dataset, x[train_idx], y[train_idx], x[val_idx], y[val_idx], result.history)
         fold = {"fold": number, "val": _headline(metrics["val"]), "test": _headline(metrics["test"]),
                 "epochs": len(result.history), "train_seconds": result.elapsed}
@@ -193,7 +235,7 @@ def _cross_validate(store, run_id, config, dataset, on_progress, stop=None):
         if best is None or fold["val"]["accuracy"] > best[0]["val"]["accuracy"]:
             best = (fold, result, metrics)
     fold, result, metrics = best
-    _save_outputs(store, run_id, result, metrics)
+    arrays = _pop_arrays(metrics)
     summary = {
         name: {"mean": float(np.mean([f["val"][name] for f in results])),
                "std": float(np.std([f["val"][name] for f in results]))}
@@ -202,27 +244,30 @@ def _cross_validate(store, run_id, config, dataset, on_progress, stop=None):
     metrics.update(folds=results, kfold=config.kfold, cv=summary, best_fold=fold["fold"],
                    train_seconds=sum(f["train_seconds"] for f in results),
                    epochs_done=sum(f["epochs"] for f in results), train_images=len(folds[0][0]))
-    return Status.COMPLETED, metrics
+    return Outcome(Status.COMPLETED, metrics, result, arrays)
 
 
 def _headline(metrics):
     return {k: metrics[k] for k in ("accuracy", "macro_f1", "kappa", "log_loss")}
 
 
-class _StoreReporter:
-    """Writes progress (throttled, stamped with when and how often) and epoch records to the
-    store, checkpoints the model now and then, and turns the store's stop flag or this
-    process's stop signal (``stop``, an Event set by a signal handler) into ``should_stop``."""
+class Reporter:
+    """One training's progress (throttled, stamped with when and how often), epoch records
+    and checkpoints now and then, and its stop poll; the stop signal of this process
+    (``stop``, an Event set by a signal handler) stops it too. Where they go is the
+    subclass's: ``write_progress``, ``write_epoch``, ``write_checkpoint``, ``poll_stop``."""
 
-    def __init__(self, store, run_id, on_progress, fold=None, epoch_offset=0, stop=None):
-        self.store, self.run_id, self.on_progress = store, run_id, on_progress
-        self.fold = None if fold is None else f"{fold[0]}/{fold[1]}"
-        self.epoch_offset = epoch_offset
+    def __init__(self, on_progress=None, stop=None):
+        self.on_progress, self.stop_signal = on_progress, stop
+        self.fold, self.epoch_offset = None, 0
         self.last_write = self.last_poll = 0.0
         self.last_checkpoint = time.monotonic()
         self.stop = False
-        self.stop_signal = stop
         self.writes = 0
+
+    def start_fold(self, number, folds, epoch_offset):
+        """k-fold: events say "2/5" and epochs continue the count across folds."""
+        self.fold, self.epoch_offset = f"{number}/{folds}", epoch_offset
 
     def progress(self, event):
         event.fold = self.fold
@@ -233,17 +278,13 @@ class _StoreReporter:
             self.last_write = now
             self.writes += 1
             event.updated_at, event.writes = time.time(), self.writes
-            if self.writes == 1 and self.epoch_offset == 0:  # the run's first: its start-up is over (kmnist_core.stall)
-                startup = event.updated_at - (self.store.get(self.run_id).started_at or event.updated_at)
-                self.store.update(self.run_id, progress=event, runtime={"startup_seconds": round(startup, 1)})
-            else:
-                self.store.update(self.run_id, progress=event)
+            self.write_progress(event)
 
     def epoch(self, record, model):
         record.epoch += self.epoch_offset
-        self.store.append_epoch(self.run_id, record)
+        self.write_epoch(record)
         if time.monotonic() - self.last_checkpoint >= CHECKPOINT_EVERY:
-            self.store.save_model(self.run_id, model)
+            self.write_checkpoint(model)
             self.last_checkpoint = time.monotonic()
 
     def should_stop(self):
@@ -252,5 +293,41 @@ class _StoreReporter:
         now = time.monotonic()
         if not self.stop and now - self.last_poll >= PROGRESS_EVERY:
             self.last_poll = now
-            self.stop = self.store.stop_requested(self.run_id)
+            self.stop = self.poll_stop()
         return self.stop
+
+    def write_progress(self, event):
+        raise NotImplementedError
+
+    def write_epoch(self, record):
+        raise NotImplementedError
+
+    def write_checkpoint(self, model):
+        raise NotImplementedError
+
+    def poll_stop(self) -> bool:
+        raise NotImplementedError
+
+
+class StoreReporter(Reporter):
+    """Straight into the store, for a run trained in this process."""
+
+    def __init__(self, store, run_id, on_progress=None, stop=None):
+        super().__init__(on_progress, stop)
+        self.store, self.run_id = store, run_id
+
+    def write_progress(self, event):
+        if self.writes == 1 and self.epoch_offset == 0:  # the run's first: its start-up is over (kmnist_core.stall)
+            startup = event.updated_at - (self.store.get(self.run_id).started_at or event.updated_at)
+            self.store.update(self.run_id, progress=event, runtime={"startup_seconds": round(startup, 1)})
+        else:
+            self.store.update(self.run_id, progress=event)
+
+    def write_epoch(self, record):
+        self.store.append_epoch(self.run_id, record)
+
+    def write_checkpoint(self, model):
+        self.store.save_model(self.run_id, model)
+
+    def poll_stop(self) -> bool:
+        return self.store.stop_requested(self.run_id)

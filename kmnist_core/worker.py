@@ -11,6 +11,9 @@ otherwise leaves the queue to the workers and follows its run.
 SIGINT, SIGTERM and SIGHUP stop the run being trained as the Stop button does (status
 stopped, epochs and model kept) and leave the rest of the queue for the next worker; a
 second signal leaves at once (the run is then interrupted, its history kept).
+
+With ``KMNIST_RAY_ADDRESS`` set, the process started is a dispatcher instead
+(``kmnist_core.dispatcher``): the runs train on that Ray cluster. Ray is imported only then.
 """
 
 import os
@@ -20,13 +23,18 @@ import sys
 import threading
 import time
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 
+from .checks import check_int
 from .diskspace import DiskFullError
 from .hardware import worker_count
 from .status import ACTIVE, Status
 from .store import RunStore
 
+RAY_ADDRESS_ENV = "KMNIST_RAY_ADDRESS"  # a Ray cluster to train on (e.g. "auto", "10.0.0.5:6379"); unset: here
+RAY_CPUS_ENV = "KMNIST_RAY_CPUS"  # cores each run reserves on its Ray node (default 1: one training per core)
+MAX_RAY_CPUS = 64
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WORKER_NICENESS = 10  # added to the background trainer's nice value: the app's pages come first
 LOCK_PATIENCE = 2.0  # seconds a new worker retries the slots: listings and checks take them for a moment
@@ -70,13 +78,7 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
     with store.free_slot(patience=patience) as slot:
         if slot is None:
             return False
-        # Orphans first: the app shows a dead worker's run as interrupted within moments
-        # of the new worker taking its slot, not after TensorFlow's import. Ours are known
-        # orphans (we hold their slot); those of other slots, if their slot is free.
-        for run_id in store.mark_interrupted(slot) + store.reconcile():
-            _log(log, f"run {run_id} was left running by a process that died; marked interrupted")
-        for path in store.remove_leftovers():
-            _log(log, f"removed {path.name}, left behind by a process that died")
+        take_over(store, slot, log)
         idle_since = time.monotonic()
         while until_run is None or not store.get(until_run).finished:
             if stop is not None and stop.is_set():
@@ -105,6 +107,33 @@ def drain_queue(store: RunStore, until_run=None, idle_exit=0.0, datasets=None, o
     return True
 
 
+def dispatch_queue(store: RunStore, address, idle_exit=30.0, log=None, stop=None, patience=0.0) -> bool:
+    """``drain_queue`` for a Ray cluster at ``address``: train queued runs there while
+    holding the dispatcher's slot (slot 0 only: one dispatcher per store). Returns False
+    if it is held (after ``patience`` seconds)."""
+    with store.free_slot(slots=1, patience=patience) as slot:
+        if slot is None:
+            return False
+        take_over(store, slot, log)
+        # Ray only once the slot is ours: a surplus dispatcher, started while the first
+        # was still importing it, exits at once instead of sending runs out too.
+        from .dispatcher import dispatch
+
+        dispatch(store, address, idle_exit=idle_exit, log=log, stop=stop)
+    return True
+
+
+def take_over(store: RunStore, slot, log=None) -> None:
+    """What a trainer does first on taking training slot ``slot``: orphans marked
+    interrupted, so the app shows a dead worker's run as such within moments, not after
+    TensorFlow's import (ours are known orphans: we hold their slot; those of other slots
+    if their slot is free), and the leftovers of dead processes removed."""
+    for run_id in store.mark_interrupted(slot) + store.reconcile():
+        _log(log, f"run {run_id} was left running by a process that died; marked interrupted")
+    for path in store.remove_leftovers():
+        _log(log, f"removed {path.name}, left behind by a process that died")
+
+
 def _log(log, message):
     if log:
         log(message)
@@ -123,34 +152,59 @@ def ensure_worker(store: RunStore, idle_exit=30.0) -> bool:
         return False
     slots = worker_count()
     held = store.held_slots(slots)
-    idle = max(0, len(held) - (len(active) - queued))
-    wanted = min(slots - len(held), queued - idle)
+    address = ray_address()
+    if address:  # one dispatcher sends the whole queue to the cluster
+        cpus_per_run()  # a bad KMNIST_RAY_CPUS is said here, not only in the dispatcher's log
+        wanted = 0 if held else 1
+    else:
+        idle = max(0, len(held) - (len(active) - queued))
+        wanted = min(slots - len(held), queued - idle)
     for _ in range(wanted):
         _spawn(store.home, idle_exit)
     return wanted > 0
 
 
+def ray_address():
+    """The Ray cluster runs are trained on (``KMNIST_RAY_ADDRESS``), or None: on this machine."""
+    return os.environ.get(RAY_ADDRESS_ENV, "").strip() or None
+
+
+def cpus_per_run(value=None) -> int:
+    """``KMNIST_RAY_CPUS``: an integer from 1 to 64."""
+    text = str(os.environ.get(RAY_CPUS_ENV, "1") if value is None else value).strip()
+    return check_int(RAY_CPUS_ENV, int(text) if text.isascii() and text.isdigit() else text, 1, MAX_RAY_CPUS)
+
+
 def _spawn(home, idle_exit) -> None:
-    """One ``python -m kmnist_core worker``, detached: it outlives the app and the CLI."""
+    """One ``python -m kmnist_core worker``, detached: it outlives the app and the CLI (a
+    dispatcher, with ``--ray``, when KMNIST_RAY_ADDRESS is set)."""
+    address = ray_address()
+    ray = ["--ray", address] if address else []
     with open(home / "worker.log", "a") as log_file:
         subprocess.Popen(
-            [sys.executable, "-m", "kmnist_core", "--home", str(home), "worker", "--idle-exit", str(idle_exit)],
+            [sys.executable, "-m", "kmnist_core", "--home", str(home), "worker", "--idle-exit", str(idle_exit), *ray],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
         )
 
 
-def run_worker(home, idle_exit=30.0) -> None:
+def run_worker(home, idle_exit=30.0, address=None) -> None:
     """Entry point of the background process. It trains at a lower CPU priority than the
     app: on two cores a full-scale `best` run slowed page switches 2x (benchmarks/
-    app_under_load.py), while the idle cores still all go to the training."""
-    with suppress(OSError):  # not permitted somewhere: train at the normal priority
-        os.nice(WORKER_NICENESS)
+    app_under_load.py), while the idle cores still all go to the training. With a Ray
+    ``address`` it dispatches the queue to that cluster instead, at the normal priority:
+    it trains nothing, and the progress it relays must not wait behind trainings."""
     store = RunStore(home)
     log = lambda message: print(time.strftime("%H:%M:%S"), message, flush=True)  # noqa: E731
+    trainer = drain_queue
+    if address:
+        trainer = partial(dispatch_queue, address=address)
+    else:
+        with suppress(OSError):  # not permitted somewhere: train at the normal priority
+            os.nice(WORKER_NICENESS)
     with stop_on_signals() as stop:
         try:
-            while drain_queue(store, idle_exit=idle_exit, log=log, stop=stop, patience=LOCK_PATIENCE):
+            while trainer(store, idle_exit=idle_exit, log=log, stop=stop, patience=LOCK_PATIENCE):
                 if stop.is_set() or not store.list_runs(statuses=(Status.QUEUED,)):
                     break  # asked to stop, or nothing was queued between our last look and releasing the lock
         except KeyboardInterrupt:
