@@ -15,13 +15,12 @@ from kmnist_core.hardware import worker_count
 from kmnist_core.status import ACTIVE
 from kmnist_core.store import RunStore
 from kmnist_core.study import enqueue_study
-from kmnist_core.worker import ensure_worker
+from kmnist_core.worker import SPAWN_GRACE, ensure_worker
 
 from . import sessions
 
 IDLE_EXIT_ENV = "KMNIST_WORKER_IDLE_EXIT"  # seconds a worker waits for new runs (tests use ~1)
 DEFAULT_IDLE_EXIT = 30.0
-SPAWN_GRACE = 5.0  # a new worker holds the training lock well within this (it locks before importing TF)
 QUICK_RUN = dict(variant="combined", epochs=5)  # ~15 s on the mini set, reads drawings decently
 QUICK_NAME = "quick model"
 

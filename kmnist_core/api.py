@@ -149,8 +149,8 @@ def _train(run_ids, run_store, datasets, progress) -> None:
     """The CLI's foreground training, with the notebook's progress bar."""
     from tqdm.auto import tqdm
 
-    from .cli import _train_each
     from .progress import ProgressBar
+    from .worker import train_each
 
     with _native_logs_quiet():
         import tensorflow as tf
@@ -158,7 +158,7 @@ def _train(run_ids, run_store, datasets, progress) -> None:
         tf.config.list_physical_devices()  # probes for CUDA now, not in the first run's output
     bar = ProgressBar(tqdm, disable=not progress)
     try:
-        _train_each(run_store, run_ids, datasets, bar=bar)
+        train_each(run_store, run_ids, datasets, bar=bar)
     except KeyboardInterrupt:  # interrupted twice: leave at once, the run marked as the CLI does
         for run_id in run_ids:
             run_store.request_stop(run_id)

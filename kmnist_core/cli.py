@@ -22,12 +22,12 @@ from .stall import recent_startups
 from .status import WITH_MODEL, Status, stall_note, stalled
 from .store import HOME_ENV, RunStore, StoreError
 from .study import QUICK_STUDY, QUICK_STUDY_NAME, VARIANTS_STUDY, enqueue_study, run_times, seconds_text, study_configs
+from .worker import RAY_ADDRESS_ENV, ray_address, run_worker, train_each, train_until_done
 
 # What a user can cause and fix, said in one line: our own errors, the store's, and the
 # operating system's about real files (a folder that cannot be created, a full disk).
 EXPECTED_ERRORS = (KmnistError, OSError)
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader left
-WORKER_GRACE = 5.0  # seconds a started worker has to take the training lock before another is started
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,8 +135,6 @@ def _add_ray_argument(parser) -> None:
 
 def _use_ray(args) -> None:
     """``--ray`` as ``KMNIST_RAY_ADDRESS`` for this process and the workers it starts."""
-    from .worker import RAY_ADDRESS_ENV
-
     if args.ray:
         os.environ[RAY_ADDRESS_ENV] = args.ray
 
@@ -223,7 +221,7 @@ def cmd_train(args) -> int:
     run_id = store.create_run(config, name=args.name, data_dir=data_dir, data_source=dataset.source)
     print(f"run {run_id}: {config.variant} ({config.family}) on {dataset.source}", file=sys.stderr)
     try:
-        _train_until_done(store, run_id, {store.get(run_id).data_dir: dataset})
+        train_until_done(store, run_id, {store.get(run_id).data_dir: dataset})
     except KeyboardInterrupt:  # a second Ctrl-C (or SIGTERM, SIGHUP): leave at once
         store.request_stop(run_id)  # if the first has not been acted on yet
         print(_left_at_once(store.get(run_id)), file=sys.stderr)
@@ -256,66 +254,9 @@ def _train_study(args, overrides) -> int:
     store.trainer_active()
     study_id, run_ids = enqueue_study(store, *study, configs, data_dir=data_dir, data_source=dataset.source)
     print(f"study {study_id}: {store.get_study(study_id).name}: {len(run_ids)} runs on {dataset.source}", file=sys.stderr)
-    _train_each(store, run_ids, {data_dir: dataset}, on_finished=lambda run: print(_result_line(run), file=sys.stderr))
+    train_each(store, run_ids, {data_dir: dataset}, on_finished=lambda run: print(_result_line(run), file=sys.stderr))
     _print_study(store, store.get_study(study_id), args.json)
     return 0 if all(store.get(run_id).status == Status.COMPLETED for run_id in run_ids) else 1
-
-
-def _train_until_done(store, run_id, datasets, bar=None):
-    """Train our run in this process when it is next in the queue and nobody else trains.
-    Otherwise follow it while the background worker trains the queue in order: runs queued
-    before ours are the worker's, since training them here would hold this terminal, and a
-    Ctrl-C, hostage to them. The first SIGINT, SIGTERM or SIGHUP cancels our run if it is
-    still queued, or stops it after the current batch (epochs and model kept); a second
-    raises KeyboardInterrupt to leave at once. ``bar``: a ``progress.ProgressBar`` (default:
-    tqdm's, on stderr)."""
-    from .progress import ProgressBar
-    from .worker import drain_queue, ensure_worker, ray_address, stop_on_signals
-
-    bar = bar or ProgressBar()
-    asked, worker_started = False, float("-inf")
-    with stop_on_signals() as stop:
-        try:
-            while not (run := store.get(run_id)).finished:
-                if stop.is_set() and not asked:  # here, not in the handler: this loop writes the store
-                    asked = True
-                    store.request_stop(run_id)  # cancelled if still queued, else stopped after its batch
-                elif run.status == Status.RUNNING:
-                    store.reconcile()  # the worker training it may die too
-                elif ray_address():  # the cluster trains it: a dispatcher sends it there
-                    if time.monotonic() - worker_started > WORKER_GRACE:
-                        ensure_worker(store, idle_exit=1.0)
-                        worker_started = time.monotonic()
-                elif not stop.is_set():
-                    held = drain_queue(store, until_run=run_id, datasets=datasets, on_progress=bar.show,
-                                       stop=stop, log=bar.write)
-                    if held and store.get(run_id).finished:
-                        break
-                    if held and time.monotonic() - worker_started > WORKER_GRACE:  # not our turn
-                        ensure_worker(store, idle_exit=1.0)  # runs queued before ours are the worker's
-                        worker_started = time.monotonic()
-                bar.show_state(store.get(run_id))
-                time.sleep(0.5)
-        finally:
-            bar.close()
-    # A worker started while we held the last free training slot gave up at once, so runs queued
-    # meanwhile (from the app) would wait for the next page load: hand them on now.
-    ensure_worker(store, idle_exit=1.0)
-
-
-def _train_each(store, run_ids, datasets, on_finished=None, bar=None):
-    """``_train_until_done`` for several runs in turn (a sweep), calling ``on_finished(run)``
-    after each. A run that ends stopped or cancelled (Ctrl-C, SIGTERM, a Stop in the app)
-    cancels those still queued: the learner asked the sweep to end."""
-    for position, run_id in enumerate(run_ids):
-        _train_until_done(store, run_id, datasets, bar)
-        run = store.get(run_id)
-        if on_finished:
-            on_finished(run)
-        if run.status in (Status.STOPPED, Status.CANCELLED):
-            for later in run_ids[position + 1:]:
-                store.request_stop(later)
-            break
 
 
 def cmd_sweep(args) -> int:
@@ -333,7 +274,7 @@ def cmd_sweep(args) -> int:
     sweep = store.get_sweep(sweep_id)
     run_ids = [run.id for run in store.sweep_runs(sweep_id)]
     print(f"sweep {sweep_id}: {sweeping.title(sweep)}: {len(run_ids)} runs on {dataset.source}", file=sys.stderr)
-    _train_each(store, run_ids, {data_dir: dataset}, on_finished=lambda run: print(_result_line(run), file=sys.stderr))
+    train_each(store, run_ids, {data_dir: dataset}, on_finished=lambda run: print(_result_line(run), file=sys.stderr))
     runs = store.sweep_runs(sweep_id)
     _print_sweep(store, sweep, runs, args.json)
     return 0 if all(run.status == Status.COMPLETED for run in runs) else 1
@@ -622,8 +563,6 @@ def cmd_recover(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from .worker import ray_address, run_worker
-
     _use_ray(args)
     run_worker(args.home or str(RunStore(None).home), idle_exit=args.idle_exit, address=ray_address())
     return 0

@@ -37,6 +37,7 @@ RAY_CPUS_ENV = "KMNIST_RAY_CPUS"  # cores each run reserves on its Ray node (def
 MAX_RAY_CPUS = 64
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WORKER_NICENESS = 10  # added to the background trainer's nice value: the app's pages come first
+SPAWN_GRACE = 5.0  # seconds a started worker has to take its training slot before another is started
 LOCK_PATIENCE = 2.0  # seconds a new worker retries the slots: listings and checks take them for a moment
 
 
@@ -132,6 +133,62 @@ def take_over(store: RunStore, slot, log=None) -> None:
         _log(log, f"run {run_id} was left running by a process that died; marked interrupted")
     for path in store.remove_leftovers():
         _log(log, f"removed {path.name}, left behind by a process that died")
+
+
+def train_until_done(store: RunStore, run_id, datasets, bar=None) -> None:
+    """The CLI's and a notebook's training: train our run in this process when it is next in the queue and nobody else trains.
+    Otherwise follow it while the background worker trains the queue in order: runs queued
+    before ours are the worker's, since training them here would hold this terminal, and a
+    Ctrl-C, hostage to them. The first SIGINT, SIGTERM or SIGHUP cancels our run if it is
+    still queued, or stops it after the current batch (epochs and model kept); a second
+    raises KeyboardInterrupt to leave at once. ``bar``: a ``progress.ProgressBar`` (default:
+    tqdm's, on stderr)."""
+    from .progress import ProgressBar
+
+    bar = bar or ProgressBar()
+    asked, worker_started = False, float("-inf")
+    with stop_on_signals() as stop:
+        try:
+            while not (run := store.get(run_id)).finished:
+                if stop.is_set() and not asked:  # here, not in the handler: this loop writes the store
+                    asked = True
+                    store.request_stop(run_id)  # cancelled if still queued, else stopped after its batch
+                elif run.status == Status.RUNNING:
+                    store.reconcile()  # the worker training it may die too
+                elif ray_address():  # the cluster trains it: a dispatcher sends it there
+                    if time.monotonic() - worker_started > SPAWN_GRACE:
+                        ensure_worker(store, idle_exit=1.0)
+                        worker_started = time.monotonic()
+                elif not stop.is_set():
+                    held = drain_queue(store, until_run=run_id, datasets=datasets, on_progress=bar.show,
+                                       stop=stop, log=bar.write)
+                    if held and store.get(run_id).finished:
+                        break
+                    if held and time.monotonic() - worker_started > SPAWN_GRACE:  # not our turn
+                        ensure_worker(store, idle_exit=1.0)  # runs queued before ours are the worker's
+                        worker_started = time.monotonic()
+                bar.show_state(store.get(run_id))
+                time.sleep(0.5)
+        finally:
+            bar.close()
+    # A worker started while we held the last free training slot gave up at once, so runs queued
+    # meanwhile (from the app) would wait for the next page load: hand them on now.
+    ensure_worker(store, idle_exit=1.0)
+
+
+def train_each(store: RunStore, run_ids, datasets, on_finished=None, bar=None) -> None:
+    """``train_until_done`` for several runs in turn (a sweep), calling ``on_finished(run)``
+    after each. A run that ends stopped or cancelled (Ctrl-C, SIGTERM, a Stop in the app)
+    cancels those still queued: the learner asked the sweep to end."""
+    for position, run_id in enumerate(run_ids):
+        train_until_done(store, run_id, datasets, bar)
+        run = store.get(run_id)
+        if on_finished:
+            on_finished(run)
+        if run.status in (Status.STOPPED, Status.CANCELLED):
+            for later in run_ids[position + 1:]:
+                store.request_stop(later)
+            break
 
 
 def _log(log, message):
