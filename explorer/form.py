@@ -161,6 +161,4 @@ def _parse(field, text):
         return int(text)
     if kind == "float":
         return float(text)
-    if kind == "choice" and field == "mixed_precision":
-        return {"true": True, "false": False}.get(text.lower(), text)
     return text
