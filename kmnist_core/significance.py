@@ -86,8 +86,9 @@ def format_p(p_value) -> str:
 
 def sentence(name_a, name_b, result) -> str:
     """One plain sentence on a ``mcnemar`` result, from A's side, e.g.
-    "dropout is right on 41 images overfit gets wrong, and wrong on 12 it gets right:
-    p = 0.0001, unlikely to be the luck of the test images." """
+    "dropout is right on 41 images that overfit gets wrong, and wrong on 12 it gets right:
+    p = 0.0001, unlikely to be the luck of the test images." ("that" keeps two run names,
+    "#2 overfit · train size 3000" and the next, from reading as one.)"""
     for label, value in (("name_a", name_a), ("name_b", name_b)):
         if not isinstance(value, str) or not value.strip():
             raise ParameterError(f"{label} must be a non-empty string, got {value!r}")
@@ -100,7 +101,7 @@ def sentence(name_a, name_b, result) -> str:
         return (f"{name_a} and {name_b} agree on every one of the {result['n']:,} test images "
                 f"(both right on {result['both_right']:,}, both wrong on {result['both_wrong']:,}): "
                 f"nothing tells them apart.")
-    lead = (f"{name_a} is right on {_images(b)} {name_b} gets wrong, "
+    lead = (f"{name_a} is right on {_images(b)} that {name_b} gets wrong, "
             f"and wrong on {_images(c, noun=False)} it gets right: {format_p(result['p_value'])}, ")
     if result["p_value"] < ALPHA:
         return lead + "unlikely to be the luck of the test images."

@@ -91,19 +91,19 @@ def test_sentences_read_as_specified():
     assert result["p_value"] == pytest.approx(binomtest(12, 53, 0.5).pvalue, rel=1e-9)
     assert result["p_value"] == pytest.approx(8.1713e-5, rel=1e-4)
     assert sentence("dropout", "overfit", result) == (
-        "dropout is right on 41 images overfit gets wrong, and wrong on 12 it gets right: "
+        "dropout is right on 41 images that overfit gets wrong, and wrong on 12 it gets right: "
         "p < 0.0001, unlikely to be the luck of the test images.")
 
     y, a, b = paired(both_right=1800, only_a=20, only_b=15, both_wrong=165)
     result = mcnemar(y, a, b)
     assert result["p_value"] > ALPHA
     assert sentence(" l1l2 ", "combined", result) == (
-        "l1l2 is right on 20 images combined gets wrong, and wrong on 15 it gets right: "
+        "l1l2 is right on 20 images that combined gets wrong, and wrong on 15 it gets right: "
         "p = 0.5, a difference this size happens by the luck of the test images; treat them as equal.")
 
     y, a, b = paired(both_right=10, only_a=1, only_b=0, both_wrong=0)
     assert sentence("A", "B", mcnemar(y, a, b)) == (
-        "A is right on 1 image B gets wrong, and wrong on none it gets right: p = 1, "
+        "A is right on 1 image that B gets wrong, and wrong on none it gets right: p = 1, "
         "a difference this size happens by the luck of the test images; treat them as equal.")
 
 
