@@ -102,13 +102,17 @@ def run_browser(run_store) -> None:
             return
         by_id = {run.id: run for run in runs}
         shown = st.session_state.get(state.VIEW_KEY)
+        training = [run.id for run in runs if run.status == Status.RUNNING]
+        if st.session_state.get(state.FOLLOW_KEY) and training and shown in by_id \
+                and by_id[shown].status != Status.RUNNING:  # what was queued waits, or has ended: show the live one
+            shown = min(training)
         # Assigned on every poll, not only when missing: the browser keeps showing the label it
         # was last sent ("#1 … — running" after the run finished, the old name after a rename)
         # unless the value is set again along with the new labels.
         st.session_state[state.VIEW_KEY] = shown = shown if shown in by_id else runs[0].id
         interruption_notice(runs, shown=shown)
         queue(run_store, runs, shown=shown)
-        st.selectbox("Show run", list(by_id), key=state.VIEW_KEY,
+        st.selectbox("Show run", list(by_id), key=state.VIEW_KEY, on_change=state.stop_following,
                      format_func=lambda run_id: f"#{run_id} {by_id[run_id].name} — {by_id[run_id].status}")
         run_view(run_store, by_id[st.session_state[state.VIEW_KEY]], runs)
 

@@ -24,6 +24,7 @@ from .charts import tile
 
 FOCUS_KEY = "focus_run"  # the run an empty-state panel is watching
 VIEW_KEY = "train_view"  # the run picked in the Train page's run selector
+FOLLOW_KEY = "train_follow"  # the picker follows the run in training (set by watch, cleared by a pick)
 OWNER_KEY = "session_owner"  # this browser session's token, stored with every run it queues
 # First-layer pictures: 8 units, 4 a row, so each tile shows large enough to tell the L1/L2
 # runs' faded borders from the overfit run's noise without zooming (16 in rows of 8 did not).
@@ -348,9 +349,16 @@ def sample_strip(per_class=3, columns=None) -> list:
 
 
 def watch(run_id: int) -> None:
-    """Show ``run_id`` in the Train page's picker and in empty-state panels."""
+    """Show ``run_id`` in the Train page's picker and in empty-state panels, and follow the
+    training from there (``FOLLOW_KEY``) until the learner picks a run by hand."""
     st.session_state[FOCUS_KEY] = run_id
     st.session_state[VIEW_KEY] = run_id
+    st.session_state[FOLLOW_KEY] = True
+
+
+def stop_following() -> None:
+    """The learner picked a run by hand: show that one, whatever trains."""
+    st.session_state[FOLLOW_KEY] = False
 
 
 # -- links straight to a page -------------------------------------------------------------------

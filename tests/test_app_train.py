@@ -493,3 +493,24 @@ def test_the_study_with_too_many_training_images_queues_nothing(app_home, monkey
     page.button(key="train_all").click().run()
     assert app_home.list_runs() == []
     assert "Not queued: Training images must be at most 5400 for this data" in texts(page.info)
+
+
+def test_the_picker_follows_the_run_in_training_until_a_run_is_picked_by_hand(app_runs, monkeypatch):
+    """Seen in Chromium: a Quick study's first run finished and the panel stayed on it while
+    #2 trained; after a sweep it showed the sweep's first run, queued, five runs ahead. What
+    the learner queued is followed to the run in training, until they pick a run themselves."""
+    from explorer import jobs, state
+
+    monkeypatch.setattr(jobs, "wake_worker", lambda store: False)
+    finished = app_runs.list_runs()[-1].id
+    with app_runs.training_lock(slot=0):  # a live trainer holds its slot: the run is no orphan
+        live = app_runs.create_run(make_config("underfit", epochs=400), status="running")
+        page = app("pages/train.py")
+        page.session_state[state.VIEW_KEY] = finished
+        page.session_state[state.FOLLOW_KEY] = True  # as queueing from this page leaves it
+        page.run()
+        assert page.selectbox(key=state.VIEW_KEY).value == live
+        page.selectbox(key=state.VIEW_KEY).set_value(finished).run()  # picked by hand: kept
+        page.run()
+        assert page.selectbox(key=state.VIEW_KEY).value == finished
+        app_runs.request_stop(live)
