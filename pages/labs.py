@@ -105,13 +105,18 @@ if data_problem:
 
 tried = view.attempts(run_store)
 lines = view.overview(tried, state.runs(run_store))
-st.session_state.setdefault(PICK_KEY, next(iter(LABS)))
+# A new session (a reload) opens on the lab last started, in progress or answered: not always the first.
+latest = max((studies[0] for studies in tried.values() if studies), key=lambda study: study.id, default=None)
+st.session_state.setdefault(PICK_KEY, latest.lab if latest else next(iter(LABS)))
 lab_id = st.selectbox("Lab", list(LABS), key=PICK_KEY, format_func=lines.get)
 lab = LABS[lab_id]
 st.header(lab.title)
 st.markdown(f"**{lab.question}**")
 if tried[lab_id]:
     show(run_store, lab, tried[lab_id][0])
+    if not all(run.finished for run in run_store.study_runs(tried[lab_id][0].id)):
+        st.caption("Once these runs finish you can try the lab again, with a fresh prediction.")
+        st.stop()
     st.subheader("Try it again")
 st.radio("Your prediction (before anything trains)", lab.choices, index=None, key=prediction_key(lab_id))
 runs_text = f"{len(lab.configs())} runs" + (f", {lab.seeds} seeds each setting" if lab.seeds > 1 else "")

@@ -90,3 +90,18 @@ def test_a_lab_counts_against_the_sessions_share_of_a_shared_server(app_home, mo
     assert [study.lab for study in app_home.list_studies()] == ["is_it_real"]  # nothing else queued
     labs.submit(app_home, "capacity", LABS["capacity"].choices[0], owner="another session", data_source=None)
     assert len(app_home.list_studies()) == 2
+
+
+def test_a_reload_opens_on_the_lab_in_progress_and_offers_no_second_start_while_it_runs(app_home, monkeypatch):
+    """Seen in Chromium: after a reload Labs opened on the first lab, not the one training, and
+    a "Try it again" form with a second Start button showed before the first runs had begun."""
+    no_worker(monkeypatch)
+    lab = LABS["dropout"]
+    page = app("pages/labs.py")
+    page.selectbox(key="lab_pick").set_value("dropout").run()
+    page.radio(key="lab_prediction_dropout").set_value(lab.choices[0]).run()
+    page.button(key="start_lab_dropout").click().run()
+    again = app("pages/labs.py")  # a new session, as a reload is
+    assert again.selectbox(key="lab_pick").value == "dropout"
+    assert "Try it again" not in texts(again.subheader) and not again.radio
+    assert "Once these runs finish you can try the lab again" in texts(again.caption)
