@@ -387,6 +387,7 @@ def test_the_script_augments_as_the_engine_does(monkeypatch, tmp_path, mini_dir)
     assert np.allclose(moved, engine.numpy(), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_an_exported_run_trains_to_the_runs_accuracy(tmp_path, mini_dir):
     """The `combined` preset, 8 epochs, trained by the engine on its stratified split and
     by the exported script in a fresh process: test accuracies within 2 points."""

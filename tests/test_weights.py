@@ -232,6 +232,7 @@ def trained(mini_dir):
     return runs
 
 
+@pytest.mark.slow
 def test_l1l2_leaves_more_near_zero_weights_and_a_smaller_norm(trained):
     # Measured on a 2-core Xeon (kmnist-mini, seed 0, 10 epochs; presets L1 1e-5, L2 1e-4):
     #   first layer   near-zero share   ‖w‖     mean |w|
