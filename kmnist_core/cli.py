@@ -22,7 +22,7 @@ from .stall import recent_startups
 from .status import WITH_MODEL, Status, stall_note, stalled
 from .store import HOME_ENV, RunStore, StoreError
 from .study import QUICK_STUDY, QUICK_STUDY_NAME, VARIANTS_STUDY, enqueue_study, run_times, seconds_text, study_configs
-from .worker import RAY_ADDRESS_ENV, ray_address, run_worker, train_each, train_until_done
+from .worker import RAY_ADDRESS_ENV, train_each, train_until_done
 
 # What a user can cause and fix, said in one line: our own errors, the store's, and the
 # operating system's about real files (a folder that cannot be created, a full disk).
@@ -122,9 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Index every run folder the database does not list (settings, status, history, study, sweep). "
                     "A damaged runs.sqlite is first moved aside as runs.sqlite.damaged-<time>, never deleted.")
 
-    worker = commands.add_parser("worker", help="train queued runs in the background (the app starts this)")
-    worker.add_argument("--idle-exit", type=float, default=30.0, help="seconds to wait for new runs before exiting")
-    _add_ray_argument(worker)
     return parser
 
 
@@ -562,12 +559,6 @@ def cmd_recover(args) -> int:
     return 0
 
 
-def cmd_worker(args) -> int:
-    _use_ray(args)
-    run_worker(args.home or str(RunStore(None).home), idle_exit=args.idle_exit, address=ray_address())
-    return 0
-
-
 def _run_summary(run, store) -> dict:
     metrics = run.metrics or {}
     model_path = store.model_path(run.id)
@@ -598,6 +589,6 @@ def _result_line(run) -> str:
 COMMANDS = {
     "train": cmd_train, "sweep": cmd_sweep, "sweeps": cmd_sweeps, "evaluate": cmd_evaluate, "runs": cmd_runs, "predict": cmd_predict,
     "studies": cmd_studies, "study": cmd_study, "report": cmd_report,
-    "data": cmd_data, "export": cmd_export, "stop": cmd_stop, "delete": cmd_delete, "rename": cmd_rename, "worker": cmd_worker,
+    "data": cmd_data, "export": cmd_export, "stop": cmd_stop, "delete": cmd_delete, "rename": cmd_rename,
     "recover": cmd_recover,
 }

@@ -37,7 +37,8 @@ from .status import Status
 from .weights import layer_stats
 
 TRAIN_SAMPLE = 1000  # training images scored cleanly per epoch: a stable curve for ~3% of an epoch's cost
-XLA_MIN_WORK = 5e9  # weights x steps in a run from which XLA's compilation pays (see xla_pays)
+XLA_MIN_WORK = 5e9  # weights x steps in a run from which XLA's compilation pays (see xla_plan)
+XLA_STEP, XLA_UPDATES = "step", "updates"
 CALL_SECONDS = 0.2  # target length of one compiled call of training steps: progress and the stop check in between
 
 
@@ -171,7 +172,7 @@ class _Pace:
         self.steps = max(1, min(4 * self.steps, fit))
 
 
-def make_train_steps(model: keras.Model, x, y, batch_size: int, augment: bool, jit_compile: bool):
+def make_train_steps(model: keras.Model, x, y, batch_size: int, augment: bool, xla: str | None):
     """``train_steps(order, first, count)``: one compiled call running ``count`` training
     steps, steps ``first`` to ``first + count - 1`` of an epoch whose image order is
     ``order``; returns Keras's running loss and accuracy after the last. ``count`` is a
@@ -179,13 +180,17 @@ def make_train_steps(model: keras.Model, x, y, batch_size: int, augment: bool, j
 
     The images stay in memory as they came (uint8: a quarter of float32) and each step
     gathers its batch inside the graph: no tf.data pipeline handing over 54,000 single
-    images an epoch (~20% of a dense epoch on 2 cores). With ``jit_compile`` the step goes
-    through XLA, which compiles once per batch shape: the epoch's last, smaller batch takes
-    the plain graph instead of a second compilation (seconds) in the middle of the run."""
+    images an epoch (~20% of a dense epoch on 2 cores). ``xla`` is ``xla_plan``'s answer:
+    with ``XLA_STEP`` the whole step goes through XLA, which compiles once per batch shape:
+    the epoch's last, smaller batch takes the plain graph instead of a second compilation
+    (seconds) in the middle of the run. With ``XLA_UPDATES`` only the optimizer's update does
+    (``compile_updates``)."""
     images, targets = tf.constant(x), tf.constant(np.eye(NUM_CLASSES, dtype=np.float32)[y])
     steps, remainder = divmod(len(x), batch_size)
+    if xla == XLA_UPDATES:
+        compile_updates(model)
     plain_step = tf.function(model.train_step, autograph=False)
-    step = tf.function(model.train_step, jit_compile=True, autograph=False) if jit_compile else plain_step
+    step = tf.function(model.train_step, jit_compile=True, autograph=False) if xla == XLA_STEP else plain_step
 
     def batch(order, index):
         picked = order[index * batch_size:(index + 1) * batch_size]
@@ -204,7 +209,7 @@ def make_train_steps(model: keras.Model, x, y, batch_size: int, augment: bool, j
         return plain_step(batch(order, index))
 
     def train_steps(order, first, count):
-        if not (jit_compile and remainder and first + count > steps):
+        if not (xla == XLA_STEP and remainder and first + count > steps):
             return full_batches(order, tf.constant(first), tf.constant(count))
         if count > 1:
             full_batches(order, tf.constant(first), tf.constant(count - 1))
@@ -213,15 +218,32 @@ def make_train_steps(model: keras.Model, x, y, batch_size: int, augment: bool, j
     return train_steps
 
 
-def xla_pays(config: TrainConfig, model: keras.Model, steps: int) -> bool:
-    """XLA for a dense network whose run is long enough to repay the compilation. Measured
-    on the 2-core AMX host under load (kmnist-mini tiled to 54,000 images): the study's
-    784-512-512-10 network 5.5 s/epoch with XLA against 7.1-7.4 s without, for ~20 s more
-    in epoch 1; the 8-unit `underfit` 0.80 s/epoch with it against 0.35 s (a step too small
-    for XLA's per-step launch) and on kmnist-mini's 5,400 images no preset runs long enough.
-    A dense network's weights are its multiply-adds per image, so weights × steps is the
-    run's work. The convolutional families keep oneDNN's kernels (bfloat16 on AMX)."""
-    return config.family == "dense" and model.count_params() * steps * config.epochs >= XLA_MIN_WORK
+def xla_plan(config: TrainConfig, model: keras.Model, steps: int) -> str | None:
+    """Where XLA goes in a run: ``XLA_STEP`` (the whole training step), ``XLA_UPDATES``
+    (the optimizer's update only) or None. Only dense networks whose run is long enough to
+    repay the compilation: their weights are their multiply-adds per image, so weights x
+    steps is the run's work (the study's 784-512-512-10 network at full scale, not on
+    kmnist-mini's 5,400 images and not the 8-unit ``underfit``, whose steps are too small).
+    With dropout only the update: XLA's CPU code draws the dropout masks' random numbers
+    ~4x slower than TensorFlow's kernel. Seconds per epoch, 54,000 tiled images, quiet
+    2-core AMX host (plain graph / updates / whole step): overfit 2.6 / 1.7 / 1.3; l1l2
+    3.2 / 2.7 / 2.0; dropout 2.8 / 2.2 / 9.9; combined 3.6 / 3.0 / 11.0. The convolutional
+    families keep oneDNN's kernels (bfloat16 on AMX)."""
+    if config.family != "dense" or model.count_params() * steps * config.epochs < XLA_MIN_WORK:
+        return None
+    return XLA_UPDATES if config.dropout or config.input_dropout else XLA_STEP
+
+
+def compile_updates(model: keras.Model) -> None:
+    """Have ``model``'s optimizer apply its updates through XLA: one fused pass over the
+    weights (Adam's two moments, the step, weight decay, the averaged weights) instead of a
+    dozen kernels each, most of a dense step's cost beside its matrix products. The
+    gradients still come from the plain graph, dropout masks included. The optimizer's
+    variables are created first: XLA cannot create them."""
+    optimizer, variables = model.optimizer, model.trainable_variables
+    optimizer.build(variables)
+    update = tf.function(lambda grads: optimizer.apply(grads, variables), jit_compile=True, autograph=False)
+    optimizer.apply_gradients = lambda pairs: update([tf.convert_to_tensor(grad) for grad, _ in pairs])
 
 
 class _Reporter:
@@ -327,7 +349,7 @@ def train_model(
         scoring_sets["val"] = (x_val, y_val)
     reporter = _Reporter(config, steps, scoring_sets, on_progress, on_epoch, should_stop)
     train_steps = make_train_steps(model, x_train, y_train, config.batch_size, config.augment,
-                                   jit_compile=xla_pays(config, model, steps))
+                                   xla=xla_plan(config, model, steps))
     _fit(model, train_steps, len(x_train), steps, reporter)
     return TrainResult(
         model=model, history=reporter.history,

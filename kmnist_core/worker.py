@@ -2,8 +2,9 @@
 
 Whoever trains holds one of the store's training slots, so there are never more than
 ``KMNIST_WORKERS`` trainings at once (default 1: one training on a small machine; on a
-bigger one, N trainings with the cores split between them). The app starts these as
-detached processes (``python -m kmnist_core worker``), one per free slot while runs wait,
+bigger one, N trainings with the cores split between them). The app and the CLI start
+these as detached processes (``python -m kmnist_core.worker``: this module's own entry
+point, not the user-facing CLI), one per free slot while runs wait,
 so trainings outlive page switches, browser tabs and server restarts; the CLI's ``train``
 trains its own run in the foreground in a free slot when it is next in the queue, and
 otherwise leaves the queue to the workers and follows its run.
@@ -16,6 +17,7 @@ With ``KMNIST_RAY_ADDRESS`` set, the process started is a dispatcher instead
 (``kmnist_core.dispatcher``): the runs train on that Ray cluster. Ray is imported only then.
 """
 
+import argparse
 import os
 import signal
 import subprocess
@@ -28,10 +30,12 @@ from pathlib import Path
 
 from .checks import check_int
 from .diskspace import DiskFullError
+from .errors import KmnistError
 from .hardware import worker_count
 from .status import ACTIVE, Status
 from .store import RunStore
 
+MODULE = "kmnist_core.worker"  # what the detached process runs: ``python -m kmnist_core.worker``
 RAY_ADDRESS_ENV = "KMNIST_RAY_ADDRESS"  # a Ray cluster to train on (e.g. "auto", "10.0.0.5:6379"); unset: here
 RAY_CPUS_ENV = "KMNIST_RAY_CPUS"  # cores each run reserves on its Ray node (default 1: one training per core)
 MAX_RAY_CPUS = 64
@@ -232,14 +236,19 @@ def cpus_per_run(value=None) -> int:
     return check_int(RAY_CPUS_ENV, int(text) if text.isascii() and text.isdigit() else text, 1, MAX_RAY_CPUS)
 
 
-def _spawn(home, idle_exit) -> None:
-    """One ``python -m kmnist_core worker``, detached: it outlives the app and the CLI (a
-    dispatcher, with ``--ray``, when KMNIST_RAY_ADDRESS is set)."""
-    address = ray_address()
+def worker_command(home, idle_exit, address=None) -> list:
+    """The background process's command line: this module run as a program (a Ray
+    dispatcher with ``address``)."""
     ray = ["--ray", address] if address else []
+    return [sys.executable, "-m", MODULE, "--home", str(home), "--idle-exit", str(idle_exit), *ray]
+
+
+def _spawn(home, idle_exit) -> None:
+    """One worker, detached: it outlives the app and the CLI (a dispatcher when
+    KMNIST_RAY_ADDRESS is set)."""
     with open(home / "worker.log", "a") as log_file:
         subprocess.Popen(
-            [sys.executable, "-m", "kmnist_core", "--home", str(home), "worker", "--idle-exit", str(idle_exit), *ray],
+            worker_command(home, idle_exit, ray_address()),
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
         )
@@ -266,3 +275,25 @@ def run_worker(home, idle_exit=30.0, address=None) -> None:
                     break  # asked to stop, or nothing was queued between our last look and releasing the lock
         except KeyboardInterrupt:
             log(f"{stop.signal_name} again: left at once; the run in training is marked interrupted")
+
+
+def main(argv=None) -> int:
+    """``python -m kmnist_core.worker --home HOME``: what ``ensure_worker`` starts. Its
+    output goes to ``HOME/worker.log``; a setting it cannot work with (``KMNIST_WORKERS``,
+    ``KMNIST_RAY_CPUS``, an unusable store) is one line there and a non-zero exit."""
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.splitlines()[0])
+    parser.add_argument("--home", required=True, help="the run store whose queue to train")
+    parser.add_argument("--idle-exit", type=float, default=30.0, help="seconds to wait for new runs before exiting")
+    parser.add_argument("--ray", metavar="ADDRESS", help="dispatch the queue to the Ray cluster at ADDRESS "
+                                                         "(default: $KMNIST_RAY_ADDRESS, else train here)")
+    args = parser.parse_args(argv)
+    try:
+        run_worker(args.home, idle_exit=args.idle_exit, address=args.ray or ray_address())
+    except (KmnistError, OSError) as error:
+        print(f"error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@ exactly at a write boundary.
 Importing TensorFlow takes seconds on a busy 2-core machine, and a killed worker is a
 fresh process each time. So a *zygote* process imports the worker's code once and forks
 one worker per request; each fork is a real, separate process that trains from the same
-store and dies by a real SIGKILL, exactly like ``python -m kmnist_core worker`` would.
+store and dies by a real SIGKILL, exactly like ``python -m kmnist_core.worker`` would.
 Run as a script, it reads one JSON request per line on stdin and answers each with the
 forked worker's pid.
 """

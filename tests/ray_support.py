@@ -4,7 +4,6 @@ its own, talking to the cluster at an address), and cleaning up every process st
 import os
 import signal
 import subprocess
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from kmnist_core.config import make_config
 from kmnist_core.status import ACTIVE
-from kmnist_core.worker import RAY_ADDRESS_ENV
+from kmnist_core.worker import MODULE, RAY_ADDRESS_ENV, worker_command
 
 from conftest import PROJECT_ROOT, wait_until
 
@@ -53,12 +52,11 @@ def dispatcher_env(home, address, data_dir) -> dict:
 
 
 def start_dispatcher(home, address, data_dir, idle_exit=1.0) -> subprocess.Popen:
-    """``python -m kmnist_core worker --ray ADDRESS``, the process ``ensure_worker`` starts,
+    """The dispatcher ``ensure_worker`` starts (``worker_command`` with ``--ray ADDRESS``),
     logging where it does (``home/worker.log``)."""
     with open(Path(home) / "worker.log", "a") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "kmnist_core", "--home", str(home), "worker", "--idle-exit", str(idle_exit),
-             "--ray", address],
+            worker_command(home, idle_exit, address),
             env=dispatcher_env(home, address, data_dir), cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
@@ -69,14 +67,14 @@ def dispatcher_log(home) -> str:
 
 
 def workers_of(home) -> list:
-    """Pids of the `kmnist_core worker` processes of this store (started by ensure_worker)."""
+    """Pids of the `python -m kmnist_core.worker` processes of this store (started by ensure_worker)."""
     pids = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             words = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"kmnist_core" in words and b"worker" in words and str(home).encode() in words:
+        if MODULE.encode() in words and str(home).encode() in words:
             pids.append(int(cmdline.parent.name))
     return pids
 

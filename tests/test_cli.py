@@ -12,6 +12,7 @@ from kmnist_core import cli
 from kmnist_core.cli import main
 from kmnist_core.data import load_local
 from kmnist_core.store import RunStore
+from kmnist_core.worker import main as worker_main
 
 from conftest import PROJECT_ROOT
 
@@ -107,8 +108,14 @@ def test_data_command_counts_per_class(synthetic_dir, capsys):
 
 
 def test_every_command_has_help():
-    for command in ("train", "evaluate", "runs", "predict", "data", "stop", "delete", "rename", "worker"):
+    for command in ("train", "evaluate", "runs", "predict", "data", "stop", "delete", "rename"):
         assert main([command, "--help"]) == 0
+
+
+def test_the_background_worker_is_not_a_cli_command(capsys):
+    """The app and the CLI start ``python -m kmnist_core.worker``; the user-facing CLI has
+    no ``worker`` command to keep in step with it."""
+    assert main(["worker"]) == 2 and "invalid choice: 'worker'" in capsys.readouterr().err
 
 
 def test_kfold_run_reports_mean_and_std(home, synthetic_dir, capsys):
@@ -182,8 +189,9 @@ def test_kmnist_workers_out_of_range_is_one_line_naming_it_and_its_range(home, s
     cores = usable_cores()
     for value in ("0", str(cores + 1), "two", "1.5"):
         monkeypatch.setenv("KMNIST_WORKERS", value)
-        for command in (["train", *TINY], ["worker", "--idle-exit", "0"]):
-            assert main(["--data-dir", str(synthetic_dir), *command]) == 2
+        for start in (lambda: main(["--data-dir", str(synthetic_dir), "train", *TINY]),
+                      lambda: worker_main(["--home", str(home), "--idle-exit", "0"])):  # the background worker
+            assert start() == 2
             error = capsys.readouterr().err.strip()
             assert error == f"error: KMNIST_WORKERS must be an integer in [1, {cores}] (at most one training " \
                             f"per usable core), got {value!r}", error

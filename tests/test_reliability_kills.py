@@ -22,7 +22,7 @@ from kmnist_core.inference import load_model
 from kmnist_core.records import EpochRecord
 from kmnist_core.status import FINISHED, Status
 from kmnist_core.store import RunStore
-from kmnist_core.worker import ensure_worker
+from kmnist_core.worker import MODULE, ensure_worker
 
 from conftest import PROJECT_ROOT, tiny_config, wait_until
 from killing import kill, wait_gone
@@ -147,14 +147,14 @@ def test_sigkill_at_each_write_boundary(zygote, home, synthetic_dir, kill_at):
 
 
 def _worker_pids(home):
-    """Live `python -m kmnist_core ... worker` processes serving ``home``."""
+    """Live `python -m kmnist_core.worker` processes serving ``home``."""
     pids = []
     for entry in os.listdir("/proc"):
         try:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"worker" in argv and str(home).encode() in argv:
+        if MODULE.encode() in argv and str(home).encode() in argv:
             pids.append(int(entry))
     return pids
 

@@ -190,29 +190,35 @@ def test_the_eta_counts_the_work_after_each_epoch():
     assert at_end_of_epoch_2.eta >= 3 * 0.5  # three more epoch ends (2, 3, 4), each at least the hook's 0.5 s
 
 
-def test_xla_path_trains_as_the_plain_graph_does_smaller_last_batch_included(monkeypatch):
-    """Long dense runs go through XLA (``xla_pays``), the epoch's smaller last batch through
-    the plain graph: same seed, same data order, so the same curve up to rounding."""
+@pytest.mark.parametrize("dropout", [0.0, 0.3], ids=["whole step", "updates only (dropout)"])
+def test_xla_paths_train_as_the_plain_graph_does_smaller_last_batch_included(monkeypatch, tmp_path, dropout):
+    """Long dense runs go through XLA (``xla_plan``): the whole step, its smaller last batch
+    through the plain graph, or with dropout only the optimizer's update. Same seed, same
+    data order, same dropout masks: the same curve up to rounding, and a model that saves
+    and loads as plain Keras."""
     from kmnist_core import training
+    from kmnist_core.inference import load_model
 
-    config = tiny_config(batch_size=64, epochs=2)  # 200 images: three batches of 64 and one of 8
+    config = tiny_config(batch_size=64, epochs=2, dropout=dropout)  # 200 images: three batches of 64 and one of 8
     plain = train_model(config, X, Y, X_VAL, Y_VAL).history
     monkeypatch.setattr(training, "XLA_MIN_WORK", 0)
-    compiled = train_model(config, X, Y, X_VAL, Y_VAL).history
-    assert [h.fit_loss for h in compiled] == pytest.approx([h.fit_loss for h in plain], rel=1e-4)
-    assert [h.val_loss for h in compiled] == pytest.approx([h.val_loss for h in plain], rel=1e-4)
+    compiled = train_model(config, X, Y, X_VAL, Y_VAL)
+    assert [h.fit_loss for h in compiled.history] == pytest.approx([h.fit_loss for h in plain], rel=1e-4)
+    assert [h.val_loss for h in compiled.history] == pytest.approx([h.val_loss for h in plain], rel=1e-4)
+    compiled.model.save(tmp_path / "model.keras")
+    assert load_model(tmp_path / "model.keras").count_params() == compiled.model.count_params()
 
 
 def test_xla_only_where_it_repays_its_compilation():
     from kmnist_core.models import build_model
-    from kmnist_core.training import xla_pays
+    from kmnist_core.training import XLA_STEP, XLA_UPDATES, xla_plan
 
     full_scale_steps = 844  # 54,000 images in batches of 64
-    assert xla_pays(make_config("overfit"), build_model(make_config("overfit")), full_scale_steps)
-    assert not xla_pays(make_config("overfit"), build_model(make_config("overfit")), 85)  # kmnist-mini
-    assert not xla_pays(make_config("underfit"), build_model(make_config("underfit")), full_scale_steps)
-    best = make_config("best")
-    assert not xla_pays(best, build_model(best), full_scale_steps)
+    plans = {variant: xla_plan(make_config(variant), build_model(make_config(variant)), full_scale_steps)
+             for variant in ("underfit", "overfit", "dropout", "l1l2", "combined", "best")}
+    assert plans == {"underfit": None, "overfit": XLA_STEP, "dropout": XLA_UPDATES, "l1l2": XLA_STEP,
+                     "combined": XLA_UPDATES, "best": None}
+    assert xla_plan(make_config("overfit"), build_model(make_config("overfit")), 85) is None  # kmnist-mini
 
 
 def test_each_epoch_reads_the_images_in_the_order_keras_fit_read_them():
