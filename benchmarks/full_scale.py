@@ -97,8 +97,9 @@ def measure(home, data_dir, variant, cap, available, plain) -> dict:
     rough, _ = estimate.estimate(config, images, [])
     informed, basis = estimate.estimate(config, images, earlier)
     epochs = min(cap, config.epochs) if cap else config.epochs
-    load = os.getloadavg()[0]
+    load, began = os.getloadavg()[0], time.perf_counter()
     child = train_in_child(home, data_dir, variant, epochs if epochs < config.epochs else None)
+    wall = time.perf_counter() - began  # the whole command: start-up, data, training, scoring, saving
     run = store.get(child["id"])
     times = [record.elapsed for record in run.history]
     epoch_times = np.diff(times) if len(times) > 1 else np.array(times)
@@ -114,7 +115,7 @@ def measure(home, data_dir, variant, cap, available, plain) -> dict:
             "peak_mib": child["peak_mib"], "load": (load, os.getloadavg()[0]),
             "spread": (float(epoch_times.min()), float(epoch_times.max())),
             "finishing": run.finished_at - run.progress.updated_at,  # scoring and saving after the last batch
-            "cpu": child["cpu"], "plain": plain_fit_in_child(data_dir, variant, len(times)) if plain else None}
+            "cpu": child["cpu"], "wall": wall, "plain": plain_fit_in_child(data_dir, variant, len(times)) if plain else None}
 
 
 def seconds(value) -> str:
@@ -178,6 +179,12 @@ def main():
             if not args.no_plain:
                 print(plain_table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(rows))
+    study = [r for r in rows if r["variant"] in STUDY_ORDER]
+    if study:
+        print(f"\nthe study's presets here ({', '.join(r['variant'] for r in study)}): "
+              f"{sum(r['full'] for r in study) / 60:.1f} min of training "
+              f"({'projected' if any(r['projected'] for r in study) else 'measured'}); "
+              f"{sum(r['wall'] for r in study) / 60:.1f} min for their commands as run, from start-up to saved model")
     if not args.no_plain:
         print("\n" + plain_table(rows))
     print(f"\nfull preset: measured, or projected from the epochs run (epoch 1 + the later epochs' mean × the "

@@ -1,7 +1,7 @@
 """How long a configuration will train on this machine, said before it starts.
 
 The cost of one training image for one epoch is measured, not guessed: finished runs of
-the same architecture on this machine give it (seconds / (images × epochs), median). With
+the same layers and regularizers on this machine give it (seconds / (images × epochs), median). With
 none yet, a rough figure per family measured on kmnist-mini on a 2-core Intel host stands
 in, made to err long, and the estimate says so: on an AVX2-only host convolutions run
 about 4× slower, and a busy machine slower still.
@@ -24,13 +24,18 @@ LONG = 600.0  # seconds: past this the Train page says so before starting
 # epoch's fixed cost (scoring, the store's writes), which small runs feel most.
 ROUGH_MARGIN = 1.25  # × ROUGH_COST
 ROUGH_PER_EPOCH = 0.5  # seconds per epoch (per fold)
-ROUGH_BASIS = "rough, on the long side: no earlier run of this architecture here; the first one measures this machine"
+ROUGH_BASIS = ("rough, on the long side: no earlier run of these layers and regularizers here; the first one "
+               "measures this machine")
 
 
-def architecture(config) -> tuple:
-    """What the per-image cost depends on: the family and the layer sizes."""
-    return (config["family"], tuple(config["hidden_units"])) if isinstance(config, dict) \
-        else (config.family, tuple(config.hidden_units))
+def cost_kind(config) -> tuple:
+    """What the per-image cost depends on: the family, the layer sizes, and whether the step
+    draws dropout masks and adds weight penalties (at full scale XLA compiles a step
+    without dropout whole and one with it only in part, ``training.xla_plan``: `dropout`
+    trained at ~3x `overfit`'s time per image, benchmarks/full_scale.py)."""
+    values = config if isinstance(config, dict) else config.to_dict()
+    return (values["family"], tuple(values["hidden_units"]), bool(values["dropout"] or values["input_dropout"]),
+            bool(values["l1"] or values["l2"]))
 
 
 def images_seen(config, train_images: int) -> int:
@@ -41,13 +46,13 @@ def images_seen(config, train_images: int) -> int:
 
 
 def seconds_per_image(runs, config):
-    """(median measured cost, how many runs it came from) for ``config``'s architecture
-    from finished runs, or (None, 0)."""
+    """(median measured cost, how many runs it came from) from finished runs of
+    ``config``'s ``cost_kind``, or (None, 0)."""
     costs = [run.metrics["train_seconds"] / (run.metrics["train_images"] * run.metrics["epochs_done"])
              for run in runs
              if run.metrics and run.metrics.get("train_images") and run.metrics.get("epochs_done")
              and run.metrics.get("train_seconds") and not run.metrics.get("kfold")
-             and architecture(run.config) == architecture(config)]
+             and cost_kind(run.config) == cost_kind(config)]
     return (statistics.median(costs), len(costs)) if costs else (None, 0)
 
 
@@ -58,7 +63,7 @@ def estimate(config, train_images: int, runs) -> tuple:
         epochs = config.epochs * (config.kfold or 1)
         return ROUGH_MARGIN * ROUGH_COST[config.family] * images_seen(config, train_images) \
             + ROUGH_PER_EPOCH * epochs, ROUGH_BASIS
-    basis = f"from {count} earlier run{'s' if count != 1 else ''} of this architecture here"
+    basis = f"from {count} earlier run{'s' if count != 1 else ''} of these layers and regularizers here"
     return cost * images_seen(config, train_images), basis
 
 

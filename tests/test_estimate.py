@@ -1,5 +1,5 @@
 """The expected duration said before a run starts: measured per-image costs of earlier runs
-of the same architecture, a labelled rough figure without them."""
+of the same layers and regularizers, a labelled rough figure without them."""
 
 import pytest
 
@@ -14,15 +14,18 @@ def finished(config, seconds, images, epochs, run_id=1):
                created_at=0.0, metrics={"train_seconds": seconds, "train_images": images, "epochs_done": epochs})
 
 
-def test_earlier_runs_of_the_same_architecture_set_the_cost():
+def test_earlier_runs_of_the_same_layers_and_regularizers_set_the_cost():
     config = make_config("overfit", epochs=10)
-    runs = [finished(make_config("dropout"), 20.0, 5400, 50, 1),  # same layers: 74 µs per image-epoch
-            finished(make_config("l1l2"), 30.0, 5400, 50, 2),
-            finished(make_config("combined"), 25.0, 5400, 50, 3),
-            finished(make_config("underfit"), 1.0, 5400, 10, 4)]  # other layers: ignored
+    runs = [finished(make_config("overfit", seed=1), 20.0, 5400, 50, 1),  # same step: 74 µs per image-epoch
+            finished(make_config("overfit", learning_rate=3e-4), 30.0, 5400, 50, 2),
+            finished(make_config("overfit", epochs=5), 25.0, 5400, 50, 3),
+            finished(make_config("dropout"), 90.0, 5400, 50, 4),  # same layers, dropout masks drawn: ignored
+            finished(make_config("l1l2"), 60.0, 5400, 50, 5),  # weight penalties added: ignored
+            finished(make_config("underfit"), 1.0, 5400, 10, 6)]  # other layers: ignored
     seconds, basis = estimate.estimate(config, 5400, runs)
     assert seconds == pytest.approx(25.0 / (5400 * 50) * 5400 * 10)
-    assert basis == "from 3 earlier runs of this architecture here"
+    assert basis == "from 3 earlier runs of these layers and regularizers here"
+    assert estimate.estimate(make_config("combined"), 5400, runs)[1] == estimate.ROUGH_BASIS
 
 
 def test_without_earlier_runs_the_rough_figure_says_so():
