@@ -166,6 +166,7 @@ def test_runs_csv_lists_settings_and_scores(trained, capsys):
     assert ",tiny," in f",{row},"
 
 
+@pytest.mark.process  # starts real processes
 def test_the_console_keeps_tensorflow_start_up_noise_off_stderr(trained, home, tmp_path):
     Image.fromarray(255 - load_local_sample()).save(tmp_path / "drawing.png")
     env = dict(os.environ, KMNIST_HOME=str(home))

@@ -7,11 +7,14 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import kmnist_core
 
 from conftest import PROJECT_ROOT
 
 
+@pytest.mark.process  # starts real processes
 def test_the_engine_imports_no_ui_library():
     modules = sorted(f"kmnist_core.{m.name}" for m in pkgutil.iter_modules(kmnist_core.__path__) if m.name != "__main__")
     if importlib.util.find_spec("ray") is None:  # the modules that train on Ray need the optional ray extra

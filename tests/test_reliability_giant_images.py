@@ -82,6 +82,7 @@ def test_giant_uploads_at_once_take_a_bounded_amount_of_memory(giant, uploads):
     assert figures["after"] - figures["before"] < 200 * MB, figures
 
 
+@pytest.mark.process  # starts real processes
 def test_predict_on_a_giant_picture_stays_under_one_gigabyte(giant, tmp_path):
     import keras
 

@@ -5,6 +5,7 @@ import itertools
 import threading
 
 import numpy as np
+import pytest
 
 from kmnist_core import worker
 from kmnist_core.config import make_config
@@ -77,6 +78,7 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(home, synthe
     assert store.get(orphan).status == "interrupted" and store.get(orphan).error is None
 
 
+@pytest.mark.process  # starts real processes
 def test_background_worker_process_trains_the_queue(home, synthetic_dir):
     store = RunStore(home)
     run_id = store.create_run(tiny_config(epochs=3), data_dir=synthetic_dir)
@@ -87,6 +89,7 @@ def test_background_worker_process_trains_the_queue(home, synthetic_dir):
     assert ensure_worker(RunStore(home)) is False  # nothing queued: nothing started
 
 
+@pytest.mark.process  # starts real processes
 def test_two_workers_started_together_never_train_at_once(home, synthetic_dir, zygote):
     """Two apps (or an app and the CLI) may each start a worker on the same store at the
     same moment. The training lock must let one train the queue while the other gives up:

@@ -340,6 +340,7 @@ def test_cli_sweep_validates_everything_before_queueing_anything(args, message, 
     assert not (home / "runs.sqlite").exists() or (RunStore(home).list_runs() == [] and RunStore(home).list_sweeps() == [])
 
 
+@pytest.mark.process  # starts real processes
 def test_ctrl_c_stops_the_run_in_progress_and_cancels_the_rest(tmp_path, synthetic_dir):
     home = tmp_path / "home"
     sweep = subprocess.Popen(
