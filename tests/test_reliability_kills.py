@@ -218,7 +218,8 @@ def test_after_a_crash_the_queue_can_be_cancelled_instead(zygote, home, syntheti
 
 # -- two trainers side by side (KMNIST_WORKERS=2) ------------------------------------------------
 two_cores = pytest.mark.skipif(usable_cores() < 2, reason="KMNIST_WORKERS=2 needs 2 usable cores")
-EPOCHS_SIDE_BY_SIDE = 30  # long enough to kill one of two runs mid-way, short enough for the other to finish
+EPOCHS_SIDE_BY_SIDE = 30  # the survivor's run: short enough to finish within the test
+NEVER_DONE = 1000  # the victim's run (the most epochs allowed): still training when the kill comes (30 took 2 s on a quiet host)
 
 
 def _trained_runs(log):
@@ -254,8 +255,9 @@ def test_sigkill_of_one_of_two_trainers_interrupts_only_its_run(zygote, home, sy
     interrupted, no ghost "running"); the run in the other slot is no orphan (its slot is
     held), trains on untouched and completes."""
     store = RunStore(home)
-    first = store.create_run(tiny_config(epochs=EPOCHS_SIDE_BY_SIDE), name="first", data_dir=synthetic_dir)
-    second = store.create_run(tiny_config(epochs=EPOCHS_SIDE_BY_SIDE, seed=1), name="second", data_dir=synthetic_dir)
+    epochs = (NEVER_DONE, EPOCHS_SIDE_BY_SIDE) if victim == "slot-0" else (EPOCHS_SIDE_BY_SIDE, NEVER_DONE)
+    first = store.create_run(tiny_config(epochs=epochs[0]), name="first", data_dir=synthetic_dir)
+    second = store.create_run(tiny_config(epochs=epochs[1], seed=1), name="second", data_dir=synthetic_dir)
     pids = {}
     pids[first] = zygote.worker(home, workers=2, checkpoint_every=0.0)
     assert wait_until(lambda: store.get(first).status == "running")
