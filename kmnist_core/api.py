@@ -20,8 +20,8 @@ package's ``notebook`` module, since this package never imports plotly.
 """
 
 import os
-from contextlib import contextmanager
 
+from . import native_logs
 from . import sweep as sweeping
 from .config import check_against_data, make_config, parse_units
 from .data import Dataset, default_data_dir, load_kmnist
@@ -152,7 +152,7 @@ def _train(run_ids, run_store, datasets, progress) -> None:
     from .progress import ProgressBar
     from .worker import train_each
 
-    with _native_logs_quiet():
+    with native_logs.quiet_while():
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # probes for CUDA now, not in the first run's output
@@ -163,28 +163,6 @@ def _train(run_ids, run_store, datasets, progress) -> None:
         for run_id in run_ids:
             run_store.request_stop(run_id)
         raise
-
-
-@contextmanager
-def _native_logs_quiet():
-    """File descriptor 2 on /dev/null while TensorFlow starts: its C++ start-up notes
-    (oneDNN, CUDA probing) are written there before any log level applies, and Jupyter
-    shows that descriptor in the cell, as a wall of red. The CLI keeps them off its
-    terminal the same way (``cli.run``); ``KMNIST_NATIVE_LOGS=1`` shows them."""
-    from .cli import NATIVE_LOGS_ENV
-
-    if os.environ.get(NATIVE_LOGS_ENV):
-        yield
-        return
-    saved = os.dup(2)
-    quiet = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(quiet, 2)
-    os.close(quiet)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _finished(run_store, run_id) -> Run:

@@ -12,6 +12,7 @@ import sys
 import time
 from contextlib import suppress
 
+from . import native_logs
 from . import sweep as sweeping
 from .checks import ModelLoadError, ParameterError
 from .classes import CLASSES
@@ -151,20 +152,10 @@ def _add_config_arguments(parser) -> None:
             parser.add_argument(flag, type=types[parameter.kind], help=text)
 
 
-NATIVE_LOGS_ENV = "KMNIST_NATIVE_LOGS"  # set to 1 to see TensorFlow's C++ start-up messages
-
-
 def run() -> None:
     """The console entry point (``python -m kmnist_core``, ``kmnist``): ``main`` with
-    TensorFlow's C++ start-up notes (oneDNN, CUDA probing on a CPU machine) kept off the
-    terminal. They are written to file descriptor 2 before any log level applies, so fd 2
-    goes to /dev/null while Python's own stderr — progress bars, errors, tracebacks —
-    keeps the terminal."""
-    if not os.environ.get(NATIVE_LOGS_ENV):
-        sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
-        quiet = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(quiet, 2)
-        os.close(quiet)
+    TensorFlow's C++ start-up notes kept off the terminal (``native_logs``)."""
+    native_logs.silence_for_this_process()
     sys.exit(main())
 
 

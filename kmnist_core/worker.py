@@ -296,4 +296,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from kmnist_core import native_logs
+
+    native_logs.silence_for_this_process()  # worker.log: TensorFlow's start-up notes read like errors there
     sys.exit(main())

@@ -79,7 +79,11 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(home, synthe
 
 
 @pytest.mark.process  # starts real processes
-def test_background_worker_process_trains_the_queue(home, synthetic_dir):
+def test_background_worker_process_trains_the_queue(home, synthetic_dir, monkeypatch):
+    """``python -m kmnist_core.worker`` trains the queue and exits when idle; its log says
+    what it did, without TensorFlow's C++ start-up notes ("failed call to cuInit" reads
+    like an error there)."""
+    monkeypatch.delenv("KMNIST_NATIVE_LOGS", raising=False)
     store = RunStore(home)
     run_id = store.create_run(tiny_config(epochs=3), data_dir=synthetic_dir)
     assert ensure_worker(RunStore(home), idle_exit=1.0) is True
@@ -87,6 +91,8 @@ def test_background_worker_process_trains_the_queue(home, synthetic_dir):
     assert store.get(run_id).status == "completed"
     assert wait_until(lambda: not store.trainer_active(), timeout=30)  # it exits when idle
     assert ensure_worker(RunStore(home)) is False  # nothing queued: nothing started
+    log = (home / "worker.log").read_text()
+    assert f"run {run_id} completed" in log and "cuda" not in log.lower() and "onednn" not in log.lower(), log
 
 
 @pytest.mark.process  # starts real processes
