@@ -18,7 +18,7 @@ from .checks import ModelLoadError, ParameterError
 from .classes import CLASSES
 from .config import PARAMETERS, VARIANTS, check_against_data, make_config, parse_units
 from .data import DATA_DIR_ENV, TFDS_DIR_ENV, default_data_dir, load_kmnist, load_tfds
-from .errors import KmnistError
+from .errors import KmnistError, one_line
 from .stall import recent_startups
 from .status import WITH_MODEL, Status, stall_note, stalled
 from .store import HOME_ENV, RunStore, StoreError
@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", help="a label for the run (default: named from its settings)")
     _add_config_arguments(train)
     train.add_argument("--json", action="store_true", help="print the finished run as JSON")
-    _add_ray_argument(train)
+    train.add_argument("--ray", metavar="ADDRESS", help="train on the Ray cluster at ADDRESS (e.g. auto, "
+                                                        "10.0.0.5:6379); default: $KMNIST_RAY_ADDRESS, else here")
 
     sweep = commands.add_parser(
         "sweep", help="train one configuration for several values of one parameter, with seeds",
@@ -126,11 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_ray_argument(parser) -> None:
-    parser.add_argument("--ray", metavar="ADDRESS", help="train on the Ray cluster at ADDRESS (e.g. auto, "
-                                                         "10.0.0.5:6379); default: $KMNIST_RAY_ADDRESS, else here")
-
-
 def _use_ray(args) -> None:
     """``--ray`` as ``KMNIST_RAY_ADDRESS`` for this process and the workers it starts."""
     if args.ray:
@@ -171,8 +167,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         return _reader_left()
     except EXPECTED_ERRORS as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2 if isinstance(error, ParameterError) else 1
 
 

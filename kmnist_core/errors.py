@@ -5,6 +5,12 @@ is a bug and keeps its traceback. Each subclass keeps the built-in base callers 
 catch (``ValueError``, ``RuntimeError``...)."""
 
 
+def one_line(error: Exception) -> str:
+    """How a front end says ``error``: its first line, or its type when it has no text."""
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class KmnistError(Exception):
     """Something the user can fix, said in one line that names what and how."""
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .checks import check_int
 from .diskspace import DiskFullError
-from .errors import KmnistError
+from .errors import KmnistError, one_line
 from .hardware import worker_count
 from .status import ACTIVE, Status
 from .store import RunStore
@@ -290,7 +290,7 @@ def main(argv=None) -> int:
     try:
         run_worker(args.home, idle_exit=args.idle_exit, address=args.ray or ray_address())
     except (KmnistError, OSError) as error:
-        print(f"error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     return 0
 
