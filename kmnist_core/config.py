@@ -55,6 +55,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @property
+    def draws_dropout(self) -> bool:
+        """Whether a training step draws dropout masks: it decides how much of the step XLA
+        may compile (``training.xla_plan``) and so what the step costs (``estimate.cost_kind``)."""
+        return bool(self.dropout or self.input_dropout)
+
 
 @dataclass(frozen=True)
 class Parameter:

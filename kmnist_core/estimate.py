@@ -9,7 +9,7 @@ about 4× slower, and a busy machine slower still.
 
 import statistics
 
-from .config import images_after_split
+from .config import TrainConfig, config_from_dict, images_after_split
 
 # Seconds per training image per epoch as the app trains (scoring after each epoch included),
 # 2-core Intel Xeon (AVX-512), quiet. dense: the slowest 512-512 presets at full scale,
@@ -33,9 +33,8 @@ def cost_kind(config) -> tuple:
     draws dropout masks and adds weight penalties (at full scale XLA compiles a step
     without dropout whole and one with it only in part, ``training.xla_plan``: `dropout`
     trained at ~3x `overfit`'s time per image, benchmarks/full_scale.py)."""
-    values = config if isinstance(config, dict) else config.to_dict()
-    return (values["family"], tuple(values["hidden_units"]), bool(values["dropout"] or values["input_dropout"]),
-            bool(values["l1"] or values["l2"]))
+    config = config if isinstance(config, TrainConfig) else config_from_dict(config)
+    return config.family, config.hidden_units, config.draws_dropout, bool(config.l1 or config.l2)
 
 
 def images_seen(config, train_images: int) -> int:

@@ -2,7 +2,8 @@
 widget for the Python API (``tqdm.auto``). tqdm fits the bar to the terminal's width and
 throttles its redraws; what is ours is the text: epoch, step, the loss Keras minimises and
 the trainer's own ETA (which leaves out the first batch's graph tracing, unlike a rate
-measured here)."""
+measured here). When the output is not a terminal (a log file, a pipe, CI) there is no bar
+to redraw: each epoch's end is one plain line instead of a run of carriage returns."""
 
 import sys
 from contextlib import suppress
@@ -23,6 +24,9 @@ class ProgressBar:
         self.tqdm_class = tqdm_class
         self.options = {"bar_format": "{percentage:3.0f}%|{bar:30}| {desc}", "mininterval": 0.2, **options}
         self.bar = None
+        file = self.options.get("file") or sys.stderr
+        self.plain_lines = tqdm_class is tqdm and not (hasattr(file, "isatty") and file.isatty())
+        self.last_line = None
 
     def show(self, progress):
         fold = f"fold {progress.fold} " if progress.fold else ""
@@ -34,11 +38,16 @@ class ProgressBar:
 
     def show_state(self, run):
         if run.status == Status.QUEUED:
-            self._draw(0, "queued: another training is running", force=False)
+            self._draw(0, "queued: another training is running", force=True)
         elif run.progress:
             self.show(run.progress)
 
     def _draw(self, ticks, text, force):
+        if self.plain_lines:  # the moments a bar would be forced to show: epoch ends, queued
+            if force and text != self.last_line:
+                self.last_line = text
+                self.write(f"{ticks * 100 // TICKS:3d}% {text}")
+            return
         with suppress(OSError):  # a hung-up terminal (SIGHUP) must not fail the training
             if self.bar is None:
                 self.bar = self.tqdm_class(total=TICKS, **self.options)
@@ -50,9 +59,10 @@ class ProgressBar:
     def write(self, message):
         """A line of its own, above the bar (tqdm clears it and draws it again below)."""
         with suppress(OSError):
-            self.tqdm_class.write(message, file=sys.stderr)
+            self.tqdm_class.write(message, file=self.options.get("file") or sys.stderr)
 
     def close(self):
+        self.last_line = None
         if self.bar is not None:
             with suppress(OSError):
                 self.bar.close()

@@ -231,7 +231,7 @@ def xla_plan(config: TrainConfig, model: keras.Model, steps: int) -> str | None:
     families keep oneDNN's kernels (bfloat16 on AMX)."""
     if config.family != "dense" or model.count_params() * steps * config.epochs < XLA_MIN_WORK:
         return None
-    return XLA_UPDATES if config.dropout or config.input_dropout else XLA_STEP
+    return XLA_UPDATES if config.draws_dropout else XLA_STEP
 
 
 def compile_updates(model: keras.Model) -> None:

@@ -68,14 +68,21 @@ def value_text(name, values=None) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if name in PARAMETERS and PARAMETERS[name].off is not None and value == PARAMETERS[name].off:
-        return "all" if name == "train_size" else "off"
+        return off_word(name)
     return str(value)
+
+
+def off_word(name) -> str:
+    """What a parameter's ``off`` value means: every training image, or the feature off."""
+    return "all" if name == "train_size" else "off"
 
 
 def widget(name, column=st, **extra):
     """The widget for one parameter, its limits and tooltip read from ``PARAMETERS``."""
     parameter = PARAMETERS[name]
     key, label, text = form.widget_key(name), parameter.label, f"{parameter.help} Preset: {value_text(name)}."
+    if parameter.off is not None:  # a bare 0 in the box must not read as "no training images"
+        label = f"{label} ({parameter.off} = {off_word(name)})"
     if parameter.kind == "choice":
         return column.selectbox(label, parameter.choices, key=key, help=text, **extra)
     if parameter.kind == "bool":

@@ -38,6 +38,15 @@ def test_empty_store_shows_preset_and_next_step(app_home):
     assert "All settings are the preset's." in texts(page.caption)
 
 
+def test_a_setting_whose_zero_switches_it_off_says_so_in_its_label(app_home):
+    """A learner read "Training images 0" as no training images at all."""
+    page = app("pages/train.py")
+    assert page.number_input(key=KEY("train_size")).value == 0
+    assert page.number_input(key=KEY("train_size")).label == "Training images (0 = all)"
+    assert page.number_input(key=KEY("patience")).label.endswith("(0 = off)")
+    assert page.number_input(key=KEY("epochs")).label == PARAMETERS["epochs"].label
+
+
 def test_variant_change_and_reset_return_to_the_presets_values(app_home):
     page = app("pages/train.py")
     page.selectbox(key="train_variant").select("underfit").run()
