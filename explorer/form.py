@@ -92,10 +92,27 @@ def problem_text(error: ParameterError) -> str:
     return error.describe(LABELS)
 
 
+def off_word(name) -> str:
+    """What a parameter's ``off`` value means: every training image, or the feature off."""
+    return "all" if name == "train_size" else "off"
+
+
+def setting_text(name, value) -> str:
+    """A setting's value as a learner reads it: on/off for a switch, "all" or "off" for a
+    zero that means so (not "Training images 0"), thousands separated."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    parameter = PARAMETERS.get(name)
+    if parameter is not None and parameter.off is not None and value == parameter.off:
+        return off_word(name)
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def changed(form: dict) -> list:
     """["Dropout (hidden layers) 0.5 → 0.3", …]: what differs from the preset's values."""
     base = defaults(form["variant"])
-    return [f"{PARAMETERS[field].label if field in PARAMETERS else 'k-fold CV'} {base[field]} → {form[field]}"
+    return [f"{PARAMETERS[field].label if field in PARAMETERS else 'k-fold CV'} "
+            f"{setting_text(field, base[field])} → {setting_text(field, form[field])}"
             for field in FIELDS if field != "variant" and form[field] != base[field]
             and (field != "kfold" or form["use_kfold"])]
 

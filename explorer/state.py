@@ -348,6 +348,22 @@ def sample_strip(per_class=3, columns=None) -> list:
 
 
 
+def keep(key: str, clean: Callable, initial: Callable) -> None:
+    """Ready the widget of ``key`` to show the choice it last held, even after its page was
+    left: Streamlit drops a widget's key when its page is not shown, so the choice is also
+    copied under a key of its own, and put back before the widget is drawn, through
+    ``clean`` (which drops what is gone: a deleted run); ``initial()`` gives the first one.
+    The widget then takes no ``default`` or ``index``: one that followed the last choice
+    gave the widget a new identity at every change, and the learner's next edit was lost
+    (every second change of Compare's runs did not stick)."""
+    copy = f"{key}_kept"
+    if key in st.session_state:
+        value = st.session_state[key]
+    else:
+        value = st.session_state[copy] if copy in st.session_state else initial()
+    st.session_state[key] = st.session_state[copy] = clean(value)
+
+
 def watch(run_id: int) -> None:
     """Show ``run_id`` in the Train page's picker and in empty-state panels, and follow the
     training from there (``FOLLOW_KEY``) until the learner picks a run by hand."""

@@ -31,15 +31,11 @@ if len(runs) < 2:
     monitor.live_monitor(run_store, st.session_state.get(state.FOCUS_KEY))
     st.stop()
 
-# The choice lives in session state: Streamlit resets a widget whose options change (a run
-# finishing or deleted elsewhere), and it must come back as the learner left it.
-PICKED_KEY = "compare_picked"
-kept = [run_id for run_id in st.session_state.get(PICKED_KEY, []) if run_id in runs]
-picked = st.multiselect(
-    "Runs to compare (2 to 6)", list(runs), default=kept or compare.default_selection(every_run),
-    format_func=lambda run_id: compare.run_label(runs[run_id]), max_selections=compare.MAX_RUNS,
-)
-st.session_state[PICKED_KEY] = picked
+PICKED_KEY = "compare_picked"  # kept across pages, runs finishing and runs deleted elsewhere
+state.keep(PICKED_KEY, lambda ids: [run_id for run_id in ids if run_id in runs][:compare.MAX_RUNS],
+           lambda: compare.default_selection(every_run))
+picked = st.multiselect("Runs to compare (2 to 6)", list(runs), key=PICKED_KEY, max_selections=compare.MAX_RUNS,
+                        format_func=lambda run_id: compare.run_label(runs[run_id]))
 if len(picked) < 2:
     st.info("Pick at least two runs.")
     st.stop()

@@ -48,16 +48,15 @@ if not models:
     monitor.live_monitor(run_store, st.session_state.get(state.FOCUS_KEY))
     st.stop()
 
-# The choice lives in session state under a key of its own: a widget's key is dropped when
-# its page is not shown, and the learner comes back from Compare to the models they chose.
-PICKED_KEY = "draw_picked"
-kept = [run_id for run_id in st.session_state.get(PICKED_KEY, []) if run_id in models]
+PICKED_KEY = "draw_picked"  # kept across pages: the learner comes back from Compare to the models they chose
 default_model = compare.most_accurate(models.values()).id
-state.warm_up_in_background(run_store, kept[0] if kept else default_model)  # TensorFlow loads while the learner draws
-picked = st.multiselect("Models to ask (one, or several side by side)", list(models),
-                        default=kept or [default_model], max_selections=compare.MAX_RUNS,
-                        format_func=lambda run_id: compare.run_label(models[run_id]))
-st.session_state[PICKED_KEY] = picked
+state.keep(PICKED_KEY, lambda ids: [run_id for run_id in ids if run_id in models][:compare.MAX_RUNS],
+           lambda: [default_model])
+state.warm_up_in_background(run_store, (st.session_state[PICKED_KEY] or [default_model])[0])  # while the learner draws
+picked = st.multiselect("Models to ask (one, or several side by side)", list(models), key=PICKED_KEY,
+                        max_selections=compare.MAX_RUNS, format_func=lambda run_id: compare.run_label(models[run_id]))
+if not picked:
+    st.info("Pick a model above to read your drawing.")
 
 # 2:1, so the 280-px canvas fits its column on an 800-px screen with the sidebar open
 # (3:2 left it 271 px: clipped on its right edge).

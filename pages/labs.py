@@ -107,7 +107,8 @@ tried = view.attempts(run_store)
 lines = view.overview(tried, state.runs(run_store))
 # A new session (a reload) opens on the lab last started, in progress or answered: not always the first.
 latest = max((studies[0] for studies in tried.values() if studies), key=lambda study: study.id, default=None)
-st.session_state.setdefault(PICK_KEY, latest.lab if latest else next(iter(LABS)))
+first_lab = latest.lab if latest else next(iter(LABS))
+state.keep(PICK_KEY, lambda picked: picked if picked in LABS else first_lab, lambda: first_lab)
 lab_id = st.selectbox("Lab", list(LABS), key=PICK_KEY, format_func=lines.get)
 lab = LABS[lab_id]
 st.header(lab.title)

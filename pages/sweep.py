@@ -91,8 +91,8 @@ if data_problem:
 
 sweeps = {sweep.id: sweep for sweep in run_store.list_sweeps()}
 if sweeps:
-    if st.session_state.get(PICK_KEY) not in sweeps:
-        st.session_state[PICK_KEY] = next(iter(sweeps))  # the newest
+    newest = next(iter(sweeps))
+    state.keep(PICK_KEY, lambda sweep_id: sweep_id if sweep_id in sweeps else newest, lambda: newest)
     picked = st.selectbox("Sweep", list(sweeps), key=PICK_KEY, format_func=lambda sweep_id: view.label(sweeps[sweep_id]))
     show(run_store, sweeps[picked])
 else:
@@ -100,8 +100,8 @@ else:
             "few minutes on two cores.")
 
 st.header("New sweep")
-for field, value in view.defaults().items():
-    st.session_state.setdefault(key(field), value)
+for field, value in view.defaults().items():  # the learner's form, kept across pages
+    state.keep(key(field), lambda kept: kept, lambda value=value: value)
 left, right = st.columns(2)
 variant = left.selectbox(PARAMETERS["variant"].label, view.variants(), key=key("variant"),
                          help="Every run starts from this preset; only the swept parameter and the seed differ.")

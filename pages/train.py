@@ -64,17 +64,7 @@ def queue_runs(make_configs, what: str, rendered_variant=None, study=None) -> No
 
 def value_text(name, values=None) -> str:
     """The preset's value (or ``values``') as a learner reads it: on/off, "all", "off"."""
-    value = (values or preset)[name]
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if name in PARAMETERS and PARAMETERS[name].off is not None and value == PARAMETERS[name].off:
-        return off_word(name)
-    return str(value)
-
-
-def off_word(name) -> str:
-    """What a parameter's ``off`` value means: every training image, or the feature off."""
-    return "all" if name == "train_size" else "off"
+    return form.setting_text(name, (values or preset)[name])
 
 
 def widget(name, column=st, **extra):
@@ -82,7 +72,7 @@ def widget(name, column=st, **extra):
     parameter = PARAMETERS[name]
     key, label, text = form.widget_key(name), parameter.label, f"{parameter.help} Preset: {value_text(name)}."
     if parameter.off is not None:  # a bare 0 in the box must not read as "no training images"
-        label = f"{label} ({parameter.off} = {off_word(name)})"
+        label = f"{label} ({parameter.off} = {form.off_word(name)})"
     if parameter.kind == "choice":
         return column.selectbox(label, parameter.choices, key=key, help=text, **extra)
     if parameter.kind == "bool":

@@ -239,3 +239,15 @@ def test_the_chosen_runs_survive_a_new_study_finishing_while_on_another_page(app
     page.run()
     assert not page.exception
     assert page.multiselect[0].value == [second, first]
+
+
+def test_every_change_to_the_picked_runs_sticks(app_runs):
+    """Seen in Chromium: every second change of the picked runs was undone (the picker's
+    default followed the last choice, which gave the widget a new identity each time)."""
+    page = app("pages/compare.py")
+    first, second = sorted(run.id for run in app_runs.list_runs())
+    page.multiselect[0].set_value([second]).run()
+    page.multiselect[0].set_value([second, first]).run()
+    assert page.multiselect[0].value == [second, first]
+    page.multiselect[0].set_value([first]).run()
+    assert page.multiselect[0].value == [first] and "Pick at least two runs." in texts(page.info)

@@ -54,6 +54,18 @@ def test_the_chosen_models_survive_a_page_switch(app_runs):
     assert sorted(page.multiselect[0].value) == both
 
 
+def test_every_change_to_the_chosen_models_sticks(app_runs):
+    """Seen in Chromium: adding #6 and then #2 lost #2 (as on Compare: a default that followed
+    the last choice gave the picker a new identity at every change)."""
+    page = app("pages/draw.py")
+    both = sorted(run.id for run in app_runs.list_runs())
+    page.multiselect[0].set_value(both).run()
+    page.multiselect[0].set_value([both[1]]).run()
+    assert page.multiselect[0].value == [both[1]]
+    page.multiselect[0].set_value([]).run()
+    assert page.multiselect[0].value == [] and "Pick a model above to read your drawing." in texts(page.info)
+
+
 def test_a_circle_is_called_unlike_every_class_and_a_real_character_is_not(app_runs):
     """Issue 22: a circle was read at 90-100% with no word of caution."""
     x_test = load_kmnist().x_test

@@ -105,3 +105,30 @@ def test_a_reload_opens_on_the_lab_in_progress_and_offers_no_second_start_while_
     assert again.selectbox(key="lab_pick").value == "dropout"
     assert "Try it again" not in texts(again.subheader) and not again.radio
     assert "Once these runs finish you can try the lab again" in texts(again.caption)
+
+
+def test_the_lab_picked_survives_a_page_switch(app_home, monkeypatch):
+    """Seen in Chromium: picked "L1 vs L2", looked at Compare, came back to another lab."""
+    no_worker(monkeypatch)
+    page = app("pages/labs.py")
+    picked = list(LABS)[-1]
+    assert page.selectbox(key="lab_pick").value != picked
+    page.selectbox(key="lab_pick").set_value(picked).run()
+    page.switch_page("pages/compare.py")
+    page.run()
+    page.switch_page("pages/labs.py")
+    page.run()
+    assert page.selectbox(key="lab_pick").value == picked
+
+
+def test_the_lab_picker_says_a_lab_is_underway_as_soon_as_it_starts(app_home, monkeypatch):
+    """The browser shows the label it was last sent for the picked value: the picker said
+    "not tried yet" until the lab's runs had finished (seen in Chromium)."""
+    no_worker(monkeypatch)
+    page = app("pages/labs.py")
+    page.selectbox(key="lab_pick").set_value("dropout").run()
+    page.radio(key="lab_prediction_dropout").set_value(LABS["dropout"].choices[0]).run()
+    page.button(key="start_lab_dropout").click().run()
+    picker = page.selectbox(key="lab_pick")
+    assert picker.proto.set_value and picker.proto.raw_value.startswith(LABS["dropout"].title + ": ")
+    assert "not tried yet" not in picker.proto.raw_value

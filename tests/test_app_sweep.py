@@ -70,6 +70,20 @@ def test_a_sweep_is_queued_from_the_form_and_its_curve_fills_in(app_home, monkey
     assert app_home.get(runs[3].id).status == Status.CANCELLED
 
 
+def test_the_new_sweep_form_survives_a_page_switch(app_home, monkeypatch):
+    """Seen in Chromium: after a look at another page the form was back to its defaults."""
+    no_worker(monkeypatch)
+    page = app("pages/sweep.py")
+    page.selectbox(key="sweep_param").set_value("l2").run()
+    page.number_input(key="sweep_epochs").set_value(3).run()
+    page.switch_page("pages/compare.py")
+    page.run()
+    page.switch_page("pages/sweep.py")
+    page.run()
+    assert page.selectbox(key="sweep_param").value == "l2" and page.number_input(key="sweep_epochs").value == 3
+    assert page.text_input(key="sweep_values").value == "0, 1e-4, 1e-3, 1e-2"
+
+
 def test_bad_settings_are_named_together_and_nothing_is_queued(app_home, monkeypatch):
     no_worker(monkeypatch)
     page = app("pages/sweep.py")

@@ -45,6 +45,8 @@ def test_a_setting_whose_zero_switches_it_off_says_so_in_its_label(app_home):
     assert page.number_input(key=KEY("train_size")).label == "Training images (0 = all)"
     assert page.number_input(key=KEY("patience")).label.endswith("(0 = off)")
     assert page.number_input(key=KEY("epochs")).label == PARAMETERS["epochs"].label
+    page.number_input(key=KEY("train_size")).set_value(1000).run()
+    assert "Training images all → 1,000" in texts(page.caption)
 
 
 def test_variant_change_and_reset_return_to_the_presets_values(app_home):
@@ -282,7 +284,7 @@ def test_train_all_with_this_forms_settings_survives_a_page_switch(app_home, mon
     page.switch_page("pages/train.py")
     page.run()
     assert page.toggle(key="study_shared").value
-    assert "All six with epochs 5, batch size 64, learning rate 0.001, training images 1000" in texts(page.caption)
+    assert "All six with epochs 5, batch size 64, learning rate 0.001, training images 1,000" in texts(page.caption)
     page.button(key="train_all").click().run()
     runs = sorted(app_home.list_runs(), key=lambda r: r.id)
     assert [config_from_dict(r.config) for r in runs] == [make_config(v, epochs=5, train_size=1000)
