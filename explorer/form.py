@@ -13,7 +13,7 @@ import time
 import streamlit as st
 
 from kmnist_core.checks import ParameterError
-from kmnist_core.config import LABELS, PARAMETERS, make_config, parse_units, preset
+from kmnist_core.config import LABELS, PARAMETERS, make_config, parse_units, preset, setting_text
 
 FORM_KEY = "train_form"
 DEFAULT_VARIANT = "combined"
@@ -90,22 +90,6 @@ def to_config(form: dict):
 def problem_text(error: ParameterError) -> str:
     """The core's message with the form's labels instead of parameter names."""
     return error.describe(LABELS)
-
-
-def off_word(name) -> str:
-    """What a parameter's ``off`` value means: every training image, or the feature off."""
-    return "all" if name == "train_size" else "off"
-
-
-def setting_text(name, value) -> str:
-    """A setting's value as a learner reads it: on/off for a switch, "all" or "off" for a
-    zero that means so (not "Training images 0"), thousands separated."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    parameter = PARAMETERS.get(name)
-    if parameter is not None and parameter.off is not None and value == parameter.off:
-        return off_word(name)
-    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def changed(form: dict) -> list:

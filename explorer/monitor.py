@@ -18,6 +18,7 @@ from kmnist_core.hardware import worker_count
 from kmnist_core.stall import recent_startups
 from kmnist_core.status import ACTIVE, Status, stall_note, stalled
 from kmnist_core.store import RunNotFoundError, StoreError
+from kmnist_core.study import about_text
 from kmnist_core.study import seconds_text as duration
 
 from . import charts, jobs, results, sessions, state
@@ -128,22 +129,22 @@ def queue(run_store, runs, shown) -> None:
     st.markdown(f"**Queue** — {at_a_time}, oldest first")
     owner = state.owner()
     for run in active:
-        left, right = st.columns([4, 1])
+        row = st.container(horizontal=True, vertical_alignment="center")  # a button never squeezed to "C…"
         if run.status == Status.RUNNING:
             doing = training_state(run_store, run)
-            left.text(f"▶ #{run.id} {run.name} — {doing}")
+            row.text(f"▶ #{run.id} {run.name} — {doing}")
             if run.stop_requested:
-                right.caption("stopping…")
+                row.caption("stopping…")
             elif not sessions.may_change(run, owner):
-                right.caption("another session's")
+                row.caption("another session's")
             elif doing != RECOVERING and run.id != shown:  # the picked run has its own Stop below
-                right.button("Stop", key=f"queue_stop_{run.id}", on_click=stop_run, args=(run_store, run.id))
+                row.button("Stop", key=f"queue_stop_{run.id}", on_click=stop_run, args=(run_store, run.id))
         else:
-            left.text(f"⏱ #{run.id} {run.name} — queued")
+            row.text(f"○ #{run.id} {run.name} — queued")
             if sessions.may_change(run, owner):
-                right.button("Cancel", key=f"cancel_{run.id}", on_click=stop_run, args=(run_store, run.id))
+                row.button("Cancel", key=f"cancel_{run.id}", on_click=stop_run, args=(run_store, run.id))
             else:
-                right.caption("another session's")
+                row.caption("another session's")
     waiting = [run.id for run in active if run.status == Status.QUEUED and sessions.may_change(run, owner)]
     if len(waiting) > 1:
         mine = " of this session's" if sessions.shared() else ""
@@ -256,7 +257,7 @@ def progress_bar(run) -> None:
     if progress:
         fold = f"fold {progress.fold} · " if progress.fold else ""
         text = (f"{fold}epoch {progress.epoch}/{progress.epochs} · step {progress.step}/{progress.steps} · "
-                f"{duration(progress.elapsed)} elapsed · about {duration(progress.eta)} left")
+                f"{duration(progress.elapsed)} elapsed · {about_text(progress.eta)} left")
         st.progress(progress.fraction, text=text)
     else:
         st.progress(0.0, text="Starting: loading data and building the model…")

@@ -235,9 +235,10 @@ def mistakes_gallery(run_store, data, run) -> None:
 
 def report_buttons(run_store, study_id, data, what) -> None:
     """Download buttons for a study's report, HTML (opens offline) and Markdown."""
-    for column, suffix, kind in zip(st.columns(2), report.MIME, ("HTML, opens offline", "Markdown")):
-        column.download_button(f"Download {what} ({kind})", report.text(run_store, study_id, data, suffix),
-                               report.file_name(study_id, suffix), mime=report.MIME[suffix],
+    row = st.container(horizontal=True)  # side by side where they fit, one under the other where not
+    for suffix, kind in zip(report.MIME, ("HTML, opens offline", "Markdown")):
+        row.download_button(f"Download {what} ({kind})", report.text(run_store, study_id, data, suffix),
+                               report.file_name(run_store, study_id, suffix), mime=report.MIME[suffix],
                                key=f"report_{study_id}{suffix}", icon=":material/download:")
 
 

@@ -150,7 +150,7 @@ PARAMETERS = {
                             "(0: all). Less data, more overfitting, faster epochs.", 100, 10_000_000, off=0),
     "mixed_precision": Parameter("choice", "Precision", "auto: bfloat16 where the CPU or GPU computes it natively, "
                                  "float32 elsewhere; True/False force it.", choices=PRECISIONS),
-    "full_train": Parameter("bool", "Train on all training images", "No validation split: the final model learns "
+    "full_train": Parameter("bool", "Train on train + validation", "No validation split: the final model learns "
                             "from every training image and is judged on test."),
     "val_fraction": Parameter("float", "Validation share", "Share of the training images held out to draw the "
                               "validation curve.", 0.0, 0.5, low_inclusive=False),
@@ -219,6 +219,30 @@ VARIANTS = {
 STUDY_ORDER = ("underfit", "overfit", "dropout", "l1l2", "combined", "final")
 PARAMETERS["variant"] = dataclasses.replace(PARAMETERS["variant"], choices=tuple(VARIANTS))
 LABELS = {name: parameter.label for name, parameter in PARAMETERS.items()}
+PRECISION_WORDS = {"auto": "auto", True: "bfloat16", False: "float32"}
+
+
+def off_word(name) -> str:
+    """What a parameter's ``off`` value means: every training image, or the feature off."""
+    return "all" if name == "train_size" else "off"
+
+
+def setting_text(name, value) -> str:
+    """A setting's value as a learner reads it, on the form and in a report: on/off for a
+    switch, "all" or "off" for a zero that means so (not "Training images 0"), the precision
+    by its name, layers as "512, 512", thousands separated."""
+    if name == "mixed_precision" and value in PRECISION_WORDS:
+        return PRECISION_WORDS[value]
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    parameter = PARAMETERS.get(name)
+    if parameter is not None and parameter.off is not None and value == parameter.off:
+        return off_word(name)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def too_short(config: TrainConfig) -> str | None:

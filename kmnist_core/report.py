@@ -22,7 +22,7 @@ from pathlib import Path
 from . import conclusions
 from .checks import ParameterError
 from .classes import CLASSES
-from .config import PARAMETERS, config_from_dict, preset
+from .config import PARAMETERS, config_from_dict, preset, setting_text
 from .labs import LABS, answer, first_layer_stats
 from .significance import seed_summary
 from .status import WITH_MODEL
@@ -78,14 +78,6 @@ def retrain_command(run) -> str:
     return shlex.join(words)
 
 
-def _setting_text(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value)) or "none"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def _percent(value) -> str:
     return "" if value is None else f"{value:.2%}"
 
@@ -136,11 +128,11 @@ def _settings(runs) -> list:
     shared = [name for name in SETTINGS if len({json.dumps(c[name]) for c in configs}) == 1]
     differing = [name for name in SETTINGS if name not in shared]
     blocks = [Block("h2", "Settings"), Block("table", header=("setting shared by every run", "value"),
-                                             rows=tuple((PARAMETERS[n].label, _setting_text(configs[0][n]))
+                                             rows=tuple((PARAMETERS[n].label, setting_text(n, configs[0][n]))
                                                         for n in shared))]
     if differing:
         blocks.append(Block("table", header=("run", "variant", *(PARAMETERS[n].label for n in differing)),
-                            rows=tuple((_label(run), run.variant, *(_setting_text(c[n]) for n in differing))
+                            rows=tuple((_label(run), run.variant, *(setting_text(n, c[n]) for n in differing))
                                        for run, c in zip(runs, configs))))
     return blocks
 
@@ -225,9 +217,18 @@ def _confusions(scored) -> list:
     return blocks
 
 
+HOST_FACTS = (("cpu", "CPU"), ("threads", "threads"), ("precision", "precision"), ("node_ip", "Ray node"))
+
+
+def host_text(runtime) -> str:
+    """Where a run trained, in words ("CPU Intel Xeon, threads 2, precision bfloat16"): the
+    host's facts only, so runs on one machine share one line (a run's start-up seconds differ)."""
+    return ", ".join(f"{label} {runtime[key]}" for key, label in HOST_FACTS if key in runtime)
+
+
 def _provenance(runs) -> list:
     sources = sorted({run.data_source for run in runs if run.data_source})
-    hosts = sorted({", ".join(f"{k} {v}" for k, v in sorted(run.runtime.items())) for run in runs if run.runtime})
+    hosts = sorted({host_text(run.runtime) for run in runs if run.runtime} - {""})
     blocks = [Block("h2", "Data and host"),
               Block("p", "Data: " + ("; ".join(sources) or "not recorded") + "."),
               Block("p", "Trained on: " + ("; ".join(hosts) or "not recorded") + "."),

@@ -70,6 +70,13 @@ def seconds_text(seconds) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
+def about_text(seconds) -> str:
+    """"about 9 s"; "under a second" where a rounded "about 0 s" would read as nothing at all."""
+    if seconds is not None and round(seconds) < 1:
+        return "under a second"
+    return f"about {seconds_text(seconds)}"
+
+
 def run_time_text(run) -> str:
     """A run's time in words: "9 s training, 16 s in all" (or only the part that is known)."""
     training, in_all = run_times(run)

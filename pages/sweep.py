@@ -68,7 +68,8 @@ def show(run_store, sweep) -> None:
                 st.caption(f"Read this curve with care: {short}")
         waiting = view.queued_ids(mine, state.owner())
         if waiting:
-            st.button(f"Cancel the {len(waiting)} queued runs of this sweep", key=f"cancel_sweep_{sweep.id}",
+            queued = "the queued run" if len(waiting) == 1 else f"the {len(waiting)} queued runs"
+            st.button(f"Cancel {queued} of this sweep", key=f"cancel_sweep_{sweep.id}",
                       icon=":material/cancel:", on_click=monitor.cancel_runs, args=(run_store, waiting),
                       help="The run already training goes on; stop it from the Train page.")
         with st.expander(f"The {len(mine)} runs"):

@@ -5,9 +5,9 @@ import streamlit as st
 from explorer import form, jobs, monitor, sessions, state
 from kmnist_core import estimate
 from kmnist_core.checks import ParameterError
-from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, check_against_data, describe, too_short
+from kmnist_core.config import PARAMETERS, STUDY_ORDER, VARIANTS, check_against_data, describe, off_word, setting_text, too_short
 from kmnist_core.status import Status
-from kmnist_core.study import QUICK_STUDY, QUICK_STUDY_NAME, VARIANTS_STUDY, study_configs
+from kmnist_core.study import QUICK_STUDY, QUICK_STUDY_NAME, VARIANTS_STUDY, about_text, study_configs
 
 state.enter_through_app("pages/train.py")
 
@@ -64,7 +64,7 @@ def queue_runs(make_configs, what: str, rendered_variant=None, study=None) -> No
 
 def value_text(name, values=None) -> str:
     """The preset's value (or ``values``') as a learner reads it: on/off, "all", "off"."""
-    return form.setting_text(name, (values or preset)[name])
+    return setting_text(name, (values or preset)[name])
 
 
 def widget(name, column=st, **extra):
@@ -72,7 +72,7 @@ def widget(name, column=st, **extra):
     parameter = PARAMETERS[name]
     key, label, text = form.widget_key(name), parameter.label, f"{parameter.help} Preset: {value_text(name)}."
     if parameter.off is not None:  # a bare 0 in the box must not read as "no training images"
-        label = f"{label} ({parameter.off} = {form.off_word(name)})"
+        label = f"{label} ({parameter.off} = {off_word(name)})"
     if parameter.kind == "choice":
         return column.selectbox(label, parameter.choices, key=key, help=text, **extra)
     if parameter.kind == "bool":
@@ -159,8 +159,8 @@ with form_column:
             images = estimate.train_images(config, len(data.y_train))
             seconds, basis = estimate.estimate(config, images,
                                                [run for run in state.runs(run_store) if run.status == Status.COMPLETED])
-            up_to = "up to about" if basis == estimate.ROUGH_BASIS else "about"
-            st.caption(f"Expected training time on this machine: {up_to} {monitor.duration(seconds)} ({basis}).")
+            up_to = "up to " if basis == estimate.ROUGH_BASIS else ""
+            st.caption(f"Expected training time on this machine: {up_to}{about_text(seconds)} ({basis}).")
             if seconds > estimate.LONG:
                 fewer_images, fewer_epochs = estimate.within(config, images, seconds)
                 st.warning(f"This run would take about {monitor.duration(seconds)} here. To have it under "

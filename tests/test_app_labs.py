@@ -4,7 +4,7 @@ page and (as progress) on Home, in a new session too."""
 
 import pytest
 
-from explorer import labs, sessions
+from explorer import labs, report, sessions
 from kmnist_core.checks import ParameterError
 from kmnist_core.labs import LABS
 from kmnist_core.records import EpochRecord
@@ -67,6 +67,8 @@ def test_a_lab_needs_a_prediction_stores_it_and_answers_from_the_runs(app_home, 
     links = [button.proto.url for button in page.get("download_button")]
     page.run()
     assert all(links) and links == [button.proto.url for button in page.get("download_button")]
+    # a folder of hand-ins says which lab each is (the lab's id, never typed text)
+    assert report.file_name(app_home, study.id, ".md") == f"kmnist-capacity-lab-study-{study.id}-report.md"
 
     home = app()  # a new session: the lab is stored, not kept in the old session's state
     assert "· Capacity: underfit vs overfit: answered — 3 of 3 runs finished" in texts(home.text)

@@ -66,6 +66,7 @@ def test_a_sweep_is_queued_from_the_form_and_its_curve_fills_in(app_home, monkey
     # 3 epochs: the form warned before the sweep, and so does the result it is read from
     assert "Read this curve with care: 3 epochs are too few for this lesson" in texts(page.caption)
 
+    assert page.button(key=f"cancel_sweep_{sweep.id}").label == "Cancel the queued run of this sweep"  # one, not "1 … runs"
     page.button(key=f"cancel_sweep_{sweep.id}").click().run()
     assert app_home.get(runs[3].id).status == Status.CANCELLED
 

@@ -55,7 +55,7 @@ def test_variant_change_and_reset_return_to_the_presets_values(app_home):
     assert page.text_input(key=KEY("hidden_units")).value == "8"
     assert page.number_input(key=KEY("epochs")).value == preset("underfit")["epochs"]
     page.number_input(key=KEY("dropout")).set_value(0.3).run()
-    assert "Dropout (hidden layers) 0.0 → 0.3" in texts(page.caption)
+    assert "Dropout (hidden layers) 0 → 0.3" in texts(page.caption)
     page.button(key="reset_form").click().run()
     assert page.number_input(key=KEY("dropout")).value == 0.0
     assert "All settings are the preset's." in texts(page.caption)

@@ -27,7 +27,7 @@ def finish(store, run_id, accuracy, val_losses, seconds=12.34):
                                                val_loss=loss, val_accuracy=accuracy - 0.01 * epoch,
                                                weights=[first_layer]))
     confusion = [[(7 * row + 3 * column + run_id) % 17 for column in range(10)] for row in range(10)]
-    store.update(run_id, runtime={"precision": "float32", "threads": 2, "cpu": "Test CPU"})
+    store.update(run_id, runtime={"precision": "float32", "threads": 2, "cpu": "Test CPU", "startup_seconds": run_id + 0.5})
     store.finish(run_id, Status.COMPLETED, metrics={
         "train": {"accuracy": 0.99, "log_loss": 0.0123, "n": 900},
         "val": {"accuracy": accuracy - 0.01, "log_loss": val_losses[-1]},
@@ -110,7 +110,16 @@ def test_every_number_in_the_report_is_the_stores(lab_study):
         assert (f"{label} ×2 seeds (\\#{group[0].id}, \\#{group[1].id}): test accuracy {accuracy['mean']:.2f} ± "
                 f"{accuracy['std']:.2f} %, held-out − train loss {gap['mean']:.3f} ± {gap['std']:.3f}") in markdown
     assert "Prediction, chosen before the runs started: Yes: a smaller gap" in markdown
-    assert "Data: test data." in markdown and "Trained on: cpu Test CPU, precision float32, threads 2." in markdown
+    # one host, one line: a run's start-up seconds are not where it trained
+    assert "Data: test data." in markdown and "Trained on: CPU Test CPU, threads 2, precision float32." in markdown
+
+
+def test_the_settings_read_as_the_form_says_them(lab_study):
+    store, study_id = lab_study
+    shared = dict(_table(report.markdown(report.build(store, study_id)), "setting shared by every run"))
+    assert shared["Precision"] == "float32" and shared["Train on train + validation"] == "off"
+    assert shared["Training images"] == "3,000" and shared["Early stopping patience"] == "off"
+    assert shared["Hidden layer sizes"] == "512, 512"
 
 
 def test_the_html_report_opens_offline_with_the_stores_curves_and_matrices(lab_study):
