@@ -47,19 +47,21 @@ def plain(text) -> str:
     return html.escape(str(text), quote=False)
 
 
-def curves_figure(series, height=340, marks=None, heldout=None) -> go.Figure:
+def curves_figure(series, height=340, marks=None, heldout=None, colour_keys=None) -> go.Figure:
     """Loss and accuracy per epoch, side by side (see ``CURVE_CAPTION``).
 
     ``series`` is a list of (label, history) with history a list of ``EpochRecord``. One
     colour per run, so several runs overlay readably on the Compare page. ``marks`` maps
     a label to {"best": epoch} for runs whose early stopping restored an epoch; ``heldout``
     a label to the split its held-out curve was measured on, when not "validation"
-    (``verdict.heldout_split``).
+    (``verdict.heldout_split``). ``colour_keys``, one per series: series with the same key
+    share a colour (a lab's seeds of one setting), so the settings, not the seeds, stand apart.
     """
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
     accuracies = []
-    for number, (label, history) in enumerate(series):
-        colour = PALETTE[number % len(PALETTE)]
+    keys = list(colour_keys) if colour_keys is not None else list(range(len(series)))
+    for (label, history), key in zip(series, keys):
+        colour = PALETTE[list(dict.fromkeys(keys)).index(key) % len(PALETTE)]
         epochs = [record.epoch for record in history]
         for column, metric in ((1, "loss"), (2, "accuracy")):
             for pattern, split, dash in SERIES:

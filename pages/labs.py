@@ -49,7 +49,8 @@ def chart(lab, runs, run_store) -> None:
                                                  for label, group in groups.items() if group}),
                         key=f"lab_chart_{lab.id}_{len(done)}")
     else:
-        st.plotly_chart(charts.curves_figure([(run.name, run.history) for run in done]),
+        st.plotly_chart(charts.curves_figure([(run.name, run.history) for run in done],
+                                             colour_keys=[label for label, group in groups.items() for _ in group]),
                         key=f"lab_chart_{lab.id}_{len(done)}")
     if lab.view == "weights":
         from kmnist_core.inference import ModelLoadError  # TensorFlow: only for the pictures

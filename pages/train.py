@@ -171,10 +171,10 @@ with form_column:
 
     if st.session_state.get(NOTICE_KEY):
         st.info(st.session_state[NOTICE_KEY])
-    st.button("Start training", key="start_training", type="primary", icon=":material/play_arrow:",
+    st.button("Start training", key="start_training", type="primary", icon=":material/play_arrow:", wrap=True,
               on_click=queue_runs, args=(lambda: [form.to_config(form.remember())], "this run", variant),
               disabled=config is None or bool(data_problem))
-    st.button("Train all variants", key="train_all", icon=":material/playlist_add:",
+    st.button("Train all variants", key="train_all", icon=":material/playlist_add:", wrap=True,
               on_click=queue_runs, args=(the_study, "the study", None, VARIANTS_STUDY), disabled=bool(data_problem),
               help=f"Queues {' → '.join(STUDY_ORDER)}, each with its own preset (architecture, regularization "
                    f"and epochs), as the study defines them.")
@@ -186,14 +186,14 @@ with form_column:
     if st.session_state[SHARED_KEPT]:
         st.caption("All six with " + ", ".join(f"{PARAMETERS[name].label.lower()} {value_text(name, values)}"
                                                 for name in SHARED) + ".")
-    st.button("Quick study (1–2 minutes)", key="quick_study", icon=":material/bolt:",
+    st.button("Quick study (1–2 minutes)", key="quick_study", icon=":material/bolt:", wrap=True,
               on_click=queue_runs, args=(lambda: study_configs(**QUICK_STUDY), "the quick study", None, QUICK_STUDY_NAME),
               disabled=bool(data_problem),
               help=f"The six variants on {QUICK_STUDY['train_size']:,} training images for "
                    f"{QUICK_STUDY['epochs']} epochs: small enough to finish in a minute or two on two cores, "
                    f"large enough that overfitting and what regularization does to it still show.")
-    st.button("Reset to preset", key="reset_form", on_click=form.reset, icon=":material/restart_alt:")
-    st.page_link("pages/sweep.py", label="Or sweep one setting", icon=":material/ssid_chart:",
+    st.button("Reset to preset", key="reset_form", on_click=form.reset, icon=":material/restart_alt:", wrap=True)
+    st.page_link("pages/sweep.py", label="Sweep a setting", icon=":material/ssid_chart:",
                  help="Train one setting over its whole range, a few seeds per value, and see its curve.")
 
 with run_column:

@@ -2,6 +2,8 @@
 the lab's study; the answer, read from the learner's runs, shows once they finish, on this
 page and (as progress) on Home, in a new session too."""
 
+import json
+
 import pytest
 
 from explorer import labs, report, sessions
@@ -134,3 +136,24 @@ def test_the_lab_picker_says_a_lab_is_underway_as_soon_as_it_starts(app_home, mo
     picker = page.selectbox(key="lab_pick")
     assert picker.proto.set_value and picker.proto.raw_value.startswith(LABS["dropout"].title + ": ")
     assert "not tried yet" not in picker.proto.raw_value
+
+
+def test_a_labs_curves_colour_each_setting_not_each_seed(app_home, monkeypatch):
+    """Seen in Chromium: the dropout lab's four runs in four colours, the two settings hard to
+    tell apart; a setting's seeds now share its colour."""
+    no_worker(monkeypatch)
+    page = app("pages/labs.py")
+    page.selectbox(key="lab_pick").set_value("dropout").run()
+    page.radio(key="lab_prediction_dropout").set_value(LABS["dropout"].choices[0]).run()
+    page.button(key="start_lab_dropout").click().run()
+    runs = app_home.study_runs(app_home.list_studies()[0].id)
+    for run in runs:
+        _finish(app_home, run.id, 0.99, (0.6, 0.5))
+    page.run()
+    figure = json.loads(page.get("plotly_chart")[0].proto.spec)
+    colours = {}
+    for trace in figure["data"]:
+        setting = trace["name"].split(" · seed")[0]
+        colours.setdefault(setting, set()).add(trace["line"]["color"])
+    assert set(colours) == {"no dropout", "dropout"}
+    assert all(len(shades) == 1 for shades in colours.values()) and colours["no dropout"] != colours["dropout"]

@@ -1,6 +1,6 @@
 """An 800-px-wide screen, as a classroom projector or a small laptop (issue 22): in Debian's
 chromium, the Train page's score tiles show their whole values and labels (they were cut
-to "8…", "0…"), and the Draw canvas fits its column (it was clipped on its right edge)."""
+to "8…", "0…") and its buttons their whole labels, and the Draw canvas fits its column (it was clipped on its right edge)."""
 
 import pytest
 
@@ -21,6 +21,13 @@ CUT_TILES = """() => [...document.querySelectorAll(
     .filter(element => element.scrollWidth > element.clientWidth + 1).map(element => element.innerText)"""
 
 
+# A button's label (or a link styled as one) cut short with an ellipsis: "Quick study (1–…".
+CUT_BUTTONS = """() => [...document.querySelectorAll(
+    "[data-testid='stMain'] button *, [data-testid='stMain'] [data-testid='stPageLink'] *")]
+    .filter(element => (element.innerText || "").trim() && element.scrollWidth > element.clientWidth + 1)
+    .map(element => element.innerText)"""
+
+
 def test_scores_and_canvas_fit_an_800_px_screen(tmp_path):
     home = tmp_path / "home"
     store = RunStore(home)
@@ -32,6 +39,7 @@ def test_scores_and_canvas_fit_an_800_px_screen(tmp_path):
         settle(page)
         assert page.locator("[data-testid='stMetricValue']").count() == 4
         assert page.evaluate(CUT_TILES) == []
+        assert page.evaluate(CUT_BUTTONS) == []
 
         page.goto(f"{url}/draw")
         canvas = page.locator("canvas.upper-canvas")
