@@ -46,7 +46,7 @@ TRAIN_SIZE = 0             # training images used, a stratified sample (0: all)
 FULL_TRAIN = False         # True: train on every training image, no validation split
 VAL_FRACTION = 0.1         # of each class held out for validation
 SEED = 0                   # fixes weights, split, shuffling and augmentation
-BN_CNN_BLOCKS = ((32, 2), (64, 2), (128, 2))  # (filters, convolutions) per bn_cnn block
+BN_CNN_BLOCKS = ((16, 2), (64, 2), (128, 2))  # (filters, convolutions) per bn_cnn block
 SHIFT, ROTATION, ZOOM = (0.07, 0.02, 0.07)  # augmentation: +- fraction of the side, +- turns, +- fraction of the size
 # -- End of the run's settings -----------------------------------------------------------------
 

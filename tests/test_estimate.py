@@ -57,7 +57,7 @@ def test_images_follow_the_split_the_size_knob_and_kfold():
 
 
 def test_a_long_run_is_offered_the_images_or_the_epochs_that_fit_in_ten_minutes():
-    config = make_config("best")  # 20 epochs
+    config = make_config("best", epochs=20)
     assert estimate.within(config, 60_000, 2 * estimate.LONG) == (30_000, 10)
     assert estimate.within(config, 1_500, 4 * estimate.LONG) == (300, 5)
     assert estimate.within(config, 60_000, 1000 * estimate.LONG) == (100, 1)  # the knobs' lowest values

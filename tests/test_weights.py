@@ -145,7 +145,7 @@ def test_dense_first_layer_images_are_the_pixels_each_unit_reads():
 
 
 def test_conv_first_layer_images_are_its_filters():
-    model = build_model(make_config("best"))  # bn_cnn: 32 filters of 3×3×1 first
+    model = build_model(make_config("best"))  # bn_cnn: 16 filters of 3×3×1 first
     conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
     kernel = keras.ops.convert_to_numpy(conv.kernel.value)
     images, kind = first_layer_images(model, count=16)
