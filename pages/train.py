@@ -180,9 +180,9 @@ with form_column:
                    f"and epochs), as the study defines them.")
     st.session_state.setdefault(SHARED_KEY, st.session_state.get(SHARED_KEPT, False))
     st.session_state[SHARED_KEPT] = st.toggle(
-        "…with this form's epochs, batch size, learning rate, training images and seed", key=SHARED_KEY,
-        help="Off: every variant keeps its own preset. On: these five settings apply to all six "
-             "(each keeps its own architecture and regularization).")
+        "…with this form's training settings", key=SHARED_KEY, wrap=True,  # one line was cut short beside its help
+        help="Off: every variant keeps its own preset. On: this form's epochs, batch size, learning rate, training "
+             "images and seed apply to all six (each keeps its own architecture and regularization).")
     if st.session_state[SHARED_KEPT]:
         st.caption("All six with " + ", ".join(f"{PARAMETERS[name].label.lower()} {value_text(name, values)}"
                                                 for name in SHARED) + ".")

@@ -21,9 +21,10 @@ CUT_TILES = """() => [...document.querySelectorAll(
     .filter(element => element.scrollWidth > element.clientWidth + 1).map(element => element.innerText)"""
 
 
-# A button's label (or a link styled as one) cut short with an ellipsis: "Quick study (1–…".
+# A button's label (or a link styled as one, or a toggle's) cut short with an ellipsis: "Quick study (1–…".
 CUT_BUTTONS = """() => [...document.querySelectorAll(
-    "[data-testid='stMain'] button *, [data-testid='stMain'] [data-testid='stPageLink'] *")]
+    "[data-testid='stMain'] button *, [data-testid='stMain'] [data-testid='stPageLink'] *, "
+    + "[data-testid='stMain'] [data-testid='stCheckbox'] *")]
     .filter(element => (element.innerText || "").trim() && element.scrollWidth > element.clientWidth + 1)
     .map(element => element.innerText)"""
 
