@@ -275,6 +275,18 @@ def _title(config, run) -> str:
     return title
 
 
+def _engine_constant(run, used, key, today) -> tuple:
+    """(value, comment tail) of an engine constant for ``run``'s script: what the run recorded
+    it trained with (``training.engine_constants``), else today's, said so where it mattered."""
+    recorded = (getattr(run, "runtime", None) or {}).get(key) if run is not None else None
+    if recorded is not None:
+        as_tuple = tuple(tuple(int(v) for v in item) if isinstance(item, list) else float(item) for item in recorded)
+        return as_tuple, ""
+    if run is not None and used:
+        return today, " (today's: this run did not record its own)"
+    return today, ""
+
+
 def script_settings(config, run=None) -> str:
     """The settings block of the exported script: one constant per setting of ``config``."""
     values = config.to_dict()
@@ -284,14 +296,16 @@ def script_settings(config, run=None) -> str:
     values["mixed_precision"], precision_note = _precision(config, run)
     comments["mixed_precision"] = precision_note or comments["mixed_precision"]
     lines = [(f"{field.upper()} = {_literal(values[field])}", comments[field]) for field, _ in _SETTINGS]
+    blocks, blocks_note = _engine_constant(run, config.family == "bn_cnn", "bn_cnn_blocks", engine_config.BN_CNN_BLOCKS)
+    ranges, ranges_note = _engine_constant(run, config.augment, "affine_ranges", engine_config.AFFINE_RANGES)
     width = max(len(code) for code, _ in lines) + 2
     return "\n".join([
         SETTINGS_BEGIN + " " + "-" * (95 - len(SETTINGS_BEGIN)),
         f"RUN = {_title(config, run)!r}",  # repr: any name stays one safe string literal
         *(code.ljust(width) + f"# {comment}" for code, comment in lines),
-        f"BN_CNN_BLOCKS = {engine_config.BN_CNN_BLOCKS!r}  # (filters, convolutions) per bn_cnn block",
-        f"SHIFT, ROTATION, ZOOM = {engine_config.AFFINE_RANGES!r}  # augmentation: +- fraction of the side, "
-        f"+- turns, +- fraction of the size",
+        f"BN_CNN_BLOCKS = {blocks!r}  # (filters, convolutions) per bn_cnn block{blocks_note}",
+        f"SHIFT, ROTATION, ZOOM = {ranges!r}  # augmentation: +- fraction of the side, "
+        f"+- turns, +- fraction of the size{ranges_note}",
         SETTINGS_END + " " + "-" * (95 - len(SETTINGS_END)),
     ])
 

@@ -135,7 +135,8 @@ class Outcome:
         result = self.result
         assert result is not None, "a k-fold run stopped before its first fold has no model"
         return {"params": int(result.model.count_params()),
-                "runtime": {"precision": result.precision, "threads": result.threads, "cpu": cpu_name()}}
+                "runtime": {"precision": result.precision, "threads": result.threads, "cpu": cpu_name(),
+                            **result.engine}}
 
 
 def train_run(config, dataset, reporter) -> Outcome:

@@ -52,6 +52,9 @@ class TrainResult:
     threads: int = 1
     best_epoch: int | None = None  # early stopping: the epoch whose weights were restored
     stopped_early: bool = False
+    # The engine's constants this run was built from (bn_cnn's blocks, the warp's ranges): code,
+    # not settings, so they are recorded with the run; an export rebuilds the network it trained.
+    engine: dict = field(default_factory=dict)
 
 
 def make_dataset(x, y, batch_size, shuffle, seed, augment=False) -> tf.data.Dataset:
@@ -355,8 +358,15 @@ def train_model(
         model=model, history=reporter.history,
         status=Status.STOPPED if reporter.stopped else Status.COMPLETED,
         elapsed=reporter.clock.elapsed(), precision=precision, threads=threads,
-        best_epoch=reporter.restore_best(), stopped_early=reporter.stopped_early,
+        best_epoch=reporter.restore_best(), stopped_early=reporter.stopped_early, engine=engine_constants(config),
     )
+
+
+def engine_constants(config: TrainConfig) -> dict:
+    """The constants of ``config.py`` that shaped this training: bn_cnn's convolution blocks,
+    and the warp's ranges when it augments."""
+    used = {"bn_cnn_blocks": settings.BN_CNN_BLOCKS} if config.family == "bn_cnn" else {}
+    return used | ({"affine_ranges": settings.AFFINE_RANGES} if config.augment else {})
 
 
 def _fit(model, train_steps, images, steps, reporter):

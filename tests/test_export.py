@@ -350,6 +350,19 @@ def test_an_auto_precision_exports_what_the_run_computed_in(home):
         assert expected in settings and f'"auto" in the app: this run computed in {used}' in settings
 
 
+def test_a_run_exports_the_blocks_and_warp_it_trained_with_not_todays(home):
+    """`best` moved to 16 filters at 28x28 on 2026-12-07: a run trained on the 32-filter
+    network must not export a script that trains the new one."""
+    _, (_, run) = _stored_runs(home)
+    config = make_config("best")
+    recorded = {"bn_cnn_blocks": [[32, 2], [64, 2], [128, 2]], "affine_ranges": [0.1, 0.03, 0.1]}  # as JSON keeps them
+    ran = type(run)(**{**run.__dict__, "config": config.to_dict(), "runtime": recorded})
+    _, script = _load_script(standalone_script(config, run=ran), home, "recorded")
+    assert script.BN_CNN_BLOCKS == ((32, 2), (64, 2), (128, 2)) and (script.SHIFT, script.ROTATION, script.ZOOM) == (0.1, 0.03, 0.1)
+    unrecorded = type(run)(**{**run.__dict__, "config": config.to_dict(), "runtime": {}})
+    assert "(today's: this run did not record its own)" in standalone_script(config, run=unrecorded)
+
+
 def test_the_script_trains_on_the_runs_sample_with_early_stopping(tmp_path, synthetic_dir):
     """The exported script, run as a learner runs it, on the tiny synthetic set: it trains
     on the run's training-set size and keeps the best epoch's weights (when it stops is

@@ -160,3 +160,15 @@ def test_the_background_worker_trains_at_a_lower_priority_than_the_app(home, mon
     monkeypatch.setattr(worker.os, "nice", asked.append)
     worker.run_worker(home, idle_exit=0.5)
     assert asked == [worker.WORKER_NICENESS] and worker.WORKER_NICENESS > 0
+
+
+def test_a_runs_record_keeps_the_engine_constants_it_trained_with():
+    """What training.engine_constants returns reaches the run's runtime, beside its host."""
+    from kmnist_core.runner import Outcome
+    from kmnist_core.status import Status
+    from kmnist_core.training import TrainResult
+
+    engine = {"bn_cnn_blocks": ((16, 2), (64, 2), (128, 2))}
+    result = TrainResult(model=build_model(tiny_config()), precision="float32", threads=2, engine=engine)
+    runtime = Outcome(Status.COMPLETED, {}, result).facts()["runtime"]
+    assert runtime["bn_cnn_blocks"] == engine["bn_cnn_blocks"] and runtime["precision"] == "float32"

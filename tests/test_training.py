@@ -253,3 +253,12 @@ def test_each_epoch_reads_the_images_in_the_order_keras_fit_read_them():
     keras.utils.set_random_seed(5)
     orders = epoch_orders(images, 5)
     assert all((next(orders).numpy() == epoch).all() for epoch in read_by_fit)
+
+
+def test_a_training_records_the_engine_constants_it_was_built_from():
+    """bn_cnn's blocks and the warp's ranges are code, not settings: the run keeps what it used."""
+    from kmnist_core import config as settings
+
+    best = train_model(make_config("best", epochs=1, batch_size=16, mixed_precision=False), X, Y)
+    assert best.engine == {"bn_cnn_blocks": settings.BN_CNN_BLOCKS, "affine_ranges": settings.AFFINE_RANGES}
+    assert train_model(tiny_config(epochs=1), X, Y).engine == {}
