@@ -238,8 +238,8 @@ def report_buttons(run_store, study_id, data, what) -> None:
     row = st.container(horizontal=True)  # side by side where they fit, one under the other where not
     for suffix, kind in zip(report.MIME, ("HTML, opens offline", "Markdown")):
         row.download_button(f"Download {what} ({kind})", report.text(run_store, study_id, data, suffix),
-                               report.file_name(run_store, study_id, suffix), mime=report.MIME[suffix],
-                               key=f"report_{study_id}{suffix}", icon=":material/download:")
+                            report.file_name(run_store, study_id, suffix), mime=report.MIME[suffix],
+                            key=f"report_{study_id}{suffix}", icon=":material/download:")
 
 
 def show_verdict(run) -> None:

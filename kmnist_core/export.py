@@ -278,7 +278,7 @@ def _title(config, run) -> str:
 def _engine_constant(run, used, key, today) -> tuple:
     """(value, comment tail) of an engine constant for ``run``'s script: what the run recorded
     it trained with (``training.engine_constants``), else today's, said so where it mattered."""
-    recorded = (getattr(run, "runtime", None) or {}).get(key) if run is not None else None
+    recorded = (getattr(run, "runtime", None) or {}).get(key)
     if recorded is not None:
         as_tuple = tuple(tuple(int(v) for v in item) if isinstance(item, list) else float(item) for item in recorded)
         return as_tuple, ""

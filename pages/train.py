@@ -13,7 +13,6 @@ state.enter_through_app("pages/train.py")
 
 NOTICE_KEY = "train_notice"  # what the last button did, shown once above the buttons
 SHARED_KEY = "study_shared"  # the toggle: "Train all variants" with this form's training settings
-SHARED_KEPT = "study_shared_kept"  # its value across page switches (a widget's own key is dropped)
 SHARED = ("epochs", "batch_size", "learning_rate", "train_size", "seed")
 
 
@@ -178,12 +177,12 @@ with form_column:
               on_click=queue_runs, args=(the_study, "the study", None, VARIANTS_STUDY), disabled=bool(data_problem),
               help=f"Queues {' → '.join(STUDY_ORDER)}, each with its own preset (architecture, regularization "
                    f"and epochs), as the study defines them.")
-    st.session_state.setdefault(SHARED_KEY, st.session_state.get(SHARED_KEPT, False))
-    st.session_state[SHARED_KEPT] = st.toggle(
+    state.keep(SHARED_KEY, bool, lambda: False)  # kept across page switches
+    with_form_settings = st.toggle(
         "…with this form's training settings", key=SHARED_KEY, wrap=True,  # one line was cut short beside its help
         help="Off: every variant keeps its own preset. On: this form's epochs, batch size, learning rate, training "
              "images and seed apply to all six (each keeps its own architecture and regularization).")
-    if st.session_state[SHARED_KEPT]:
+    if with_form_settings:
         st.caption("All six with " + ", ".join(f"{PARAMETERS[name].label.lower()} {value_text(name, values)}"
                                                 for name in SHARED) + ".")
     st.button("Quick study (1–2 minutes)", key="quick_study", icon=":material/bolt:", wrap=True,
